@@ -1,0 +1,23 @@
+# Two commands do all the set-up: `make run` (the default DVC pipeline) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+export LATENTE_MIRROR ?= $(abspath ../shared/datasets)
+export DVC_NO_ANALYTICS = 1
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(STAMP)
+	. $(VENV)/bin/activate && dvc repro
+
+test: $(STAMP)
+	. $(VENV)/bin/activate && python -m pytest -n 2 -m "not slow" tests
+
+bench: $(STAMP)
+	. $(VENV)/bin/activate && python -m bench

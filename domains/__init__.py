@@ -1,0 +1,1 @@
+"""One package per domain: loaders, preprocessing, metrics, baselines and CLI commands."""

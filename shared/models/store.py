@@ -1,0 +1,121 @@
+"""A saved model is a folder: config.json + model.safetensors (+ extras.safetensors). No pickle."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from shared import __version__
+from shared.errors import UserError
+from shared.io import atomic_dir, read_json, write_json
+from shared.models.autoencoders import Autoencoder, build_model
+from shared.models.config import AutoencoderConfig
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+EXTRAS = "extras.safetensors"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path))
+
+
+def save_model(
+    model: Autoencoder,
+    folder: str | Path,
+    *,
+    domain: str,
+    preprocessing: dict[str, Any],
+    data: dict[str, Any],
+    extras: dict[str, torch.Tensor] | None = None,
+    info: dict[str, Any] | None = None,
+    force: bool = True,
+) -> Path:
+    """Write the model folder atomically. `preprocessing` is everything needed to use it."""
+    folder = Path(folder)
+    with atomic_dir(folder, force=force) as tmp:
+        save_tensors(model.state_dict(), tmp / WEIGHTS)
+        files = {WEIGHTS: sha256(tmp / WEIGHTS)}
+        if extras:
+            save_tensors(extras, tmp / EXTRAS)
+            files[EXTRAS] = sha256(tmp / EXTRAS)
+        write_json(
+            tmp / CONFIG,
+            {
+                "latente_version": __version__,
+                "domain": domain,
+                "model": model.config.model_dump(mode="json"),
+                "preprocessing": preprocessing,
+                "data": data,
+                "info": info or {},
+                "files": files,
+            },
+        )
+    return folder
+
+
+class LoadedModel:
+    """A model ready for inference, with what was saved beside it."""
+
+    def __init__(self, model: Autoencoder, meta: dict[str, Any], extras: dict[str, torch.Tensor], folder: Path):
+        self.model = model
+        self.meta = meta
+        self.extras = extras
+        self.folder = folder
+
+    @property
+    def domain(self) -> str:
+        return self.meta["domain"]
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        return self.meta["preprocessing"]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.meta.get("info", {})
+
+
+def _read_tensors(path: Path, expected_sha: str | None) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise UserError(path, "missing from the model folder")
+    if expected_sha is not None and sha256(path) != expected_sha:
+        raise UserError(path, "checksum mismatch: the file is corrupted or was altered")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise UserError(path, f"not a readable safetensors file ({err})") from None
+
+
+def load_model(folder: str | Path, domain: str | None = None) -> LoadedModel:
+    """The only loader: read a model folder, check its domain and files, return it in eval mode."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(folder, "model folder not found", "train one with `dvc repro train@<domain>`")
+    meta = read_json(folder / CONFIG)
+    if not isinstance(meta, dict) or "model" not in meta or "domain" not in meta:
+        raise UserError(folder / CONFIG, "not a latente model config")
+    if domain is not None and meta["domain"] != domain:
+        raise UserError(folder, f"is a '{meta['domain']}' model, not a '{domain}' model")
+    try:
+        config = AutoencoderConfig.model_validate(meta["model"])
+    except pydantic.ValidationError as err:
+        raise UserError(folder / CONFIG, f"invalid model config ({err.errors()[0]['msg']})") from None
+    files = meta.get("files", {})
+    model = build_model(config)
+    try:
+        model.load_state_dict(_read_tensors(folder / WEIGHTS, files.get(WEIGHTS)))
+    except RuntimeError as err:
+        raise UserError(folder / WEIGHTS, f"weights do not fit the config ({str(err).splitlines()[0]})") from None
+    extras = _read_tensors(folder / EXTRAS, files.get(EXTRAS)) if EXTRAS in files else {}
+    model.eval()
+    return LoadedModel(model, meta, extras, folder)

@@ -1,0 +1,63 @@
+"""Strict params: a misspelt or unknown key stops the stage and names the key.
+
+DVC itself accepts typos silently (`dvc exp run -S`, DVC issue 5477), so every stage
+validates its own section of params.yaml against a pydantic schema on load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from shared.errors import UserError
+
+PARAMS_FILE = "params.yaml"
+
+M = TypeVar("M", bound="StrictParams")
+
+
+class StrictParams(pydantic.BaseModel):
+    """Base for every params schema: unknown keys and wrong types are errors."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+def _where(prefix: str, loc: tuple) -> str:
+    return ".".join([prefix, *(str(part) for part in loc)])
+
+
+def validate(schema: type[M], values: Any, prefix: str, file: str | Path = PARAMS_FILE) -> M:
+    try:
+        return schema.model_validate(values)
+    except pydantic.ValidationError as err:
+        first = err.errors()[0]
+        problem = {
+            "extra_forbidden": "unknown key (misspelt?)",
+            "missing": "required key is missing",
+        }.get(first["type"], first["msg"])
+        raise UserError(f"{file}: {_where(prefix, first['loc'])}", problem) from None
+
+
+def load_params(file: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    file = Path(file)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(file, "params file not found") from None
+    except yaml.YAMLError as err:
+        raise UserError(file, f"not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(file, "must be a mapping of domains")
+    return data
+
+
+def stage_params(domain: str, stage: str, schema: type[M], file: str | Path = PARAMS_FILE) -> M:
+    """Validate `<domain>.<stage>` of params.yaml against `schema`."""
+    data = load_params(file)
+    try:
+        section = data[domain][stage]
+    except (KeyError, TypeError):
+        raise UserError(f"{file}: {domain}.{stage}", "section is missing") from None
+    return validate(schema, section, f"{domain}.{stage}", file)

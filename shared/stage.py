@@ -1,0 +1,79 @@
+"""The frame every DVC stage script shares: argv → validated params → domain function."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from shared.errors import UserError, exit_on_user_error
+from shared.params import PARAMS_FILE, StrictParams, stage_params
+
+STAGE_NAMES = ("fetch", "prepare", "train", "evaluate")
+
+
+@dataclass(frozen=True)
+class DomainPaths:
+    """Where each stage of a domain reads and writes, relative to the repo root."""
+
+    domain: str
+    root: Path = Path(".")
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw" / self.domain
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / "prepared" / self.domain
+
+    @property
+    def model(self) -> Path:
+        return self.root / "models" / self.domain
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "models" / "checkpoints" / self.domain
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports" / self.domain
+
+    @property
+    def training_log(self) -> Path:
+        """DVCLive folder of the train stage (metrics and per-epoch curves)."""
+        return self.reports / "training"
+
+    @property
+    def metrics(self) -> Path:
+        return self.reports / "metrics.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"
+
+    @property
+    def report(self) -> Path:
+        return self.reports / "report.md"
+
+
+Stage = tuple[type[StrictParams], Callable[[Any, DomainPaths], None]]
+
+
+def run_stage(domain: str, stages: dict[str, Stage], argv: list[str] | None = None) -> None:
+    """`python -m pipelines.<domain> <stage>`: validate `<domain>.<stage>` params, then run."""
+    argv = sys.argv[1:] if argv is None else argv
+
+    @exit_on_user_error
+    def main() -> None:
+        if len(argv) != 1 or argv[0] not in stages:
+            raise UserError(f"pipelines/{domain}.py", f"expected one stage name, one of {', '.join(stages)}")
+        schema, func = stages[argv[0]]
+        params = stage_params(domain, argv[0], schema, PARAMS_FILE)
+        func(params, DomainPaths(domain))
+
+    main()

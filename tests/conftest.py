@@ -1,0 +1,74 @@
+"""Shared fixtures: the real-data mirror, a CLI runner, and a local HTTP mirror server."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The staged real datasets (`LATENTE_MIRROR`, else ../shared/datasets)."""
+    root = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
+    if not root.is_dir():
+        pytest.fail(f"real data mirror not found at {root}: set LATENTE_MIRROR")
+    return root
+
+
+def run_latente(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `latente` entry point in a subprocess, as a user would."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "domains.cli", *map(str, args)],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture
+def latente():
+    return run_latente
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit 2, exactly one `error: ...` line on stderr, no traceback, each fragment named."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.fixture
+def http_mirror(mirror):
+    """Serve the mirror on 127.0.0.1 to test the real download code; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(mirror))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
