@@ -1,13 +1,13 @@
-"""The `latente` command: one sub-command group per domain."""
+"""The `latente` command: one sub-command group per domain package that has a `cli` module."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 import typer
 
+import domains
 from shared.errors import exit_on_user_error
-
-DOMAINS = ("ecg",)
 
 app = typer.Typer(
     name="latente",
@@ -16,8 +16,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _name in DOMAINS:
-    app.add_typer(importlib.import_module(f"domains.{_name}.cli").app, name=_name)
+for _module in sorted(pkgutil.iter_modules(domains.__path__), key=lambda m: m.name):
+    if _module.ispkg and importlib.util.find_spec(f"domains.{_module.name}.cli") is not None:
+        app.add_typer(importlib.import_module(f"domains.{_module.name}.cli").app, name=_module.name)
 
 
 @exit_on_user_error
