@@ -1,5 +1,8 @@
 """Autoencoder variants with one output contract: reconstruction, code, loss terms.
 
+With `code_bits` set, the code is tanh-bounded and quantised to that many bits at eval
+time; training adds uniform noise of one quantisation step instead (a differentiable proxy).
+
 Every variant computes per-sample loss terms (shape [B], summed over the elements of a
 sample so that a VAE's terms form a proper ELBO) and a scalar `loss`, their batch mean.
 """
@@ -22,6 +25,20 @@ class AEOutput:
     z: torch.Tensor
     loss: torch.Tensor
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def quantization_step(bits: int) -> float:
+    """Spacing of 2**bits levels spread over [-1, 1]."""
+    return 2.0 / (2**bits - 1)
+
+
+def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:
+    """Map a tanh-bounded code to integer symbols 0 .. 2**bits - 1."""
+    return torch.round((z.clamp(-1, 1) + 1) / quantization_step(bits)).to(torch.int64)
+
+
+def dequantize(symbols: torch.Tensor, bits: int) -> torch.Tensor:
+    return symbols.to(torch.float32) * quantization_step(bits) - 1.0
 
 
 def _per_sample(t: torch.Tensor) -> torch.Tensor:
@@ -63,10 +80,10 @@ class Autoencoder(nn.Module):
         return (F.pad(x, pads) if any(pads) else x), size
 
     def encode(self, x: torch.Tensor, sample: bool | None = None) -> torch.Tensor:
-        """The code of `x` (the posterior mean for a VAE unless sampling)."""
+        """The code of `x` (the posterior mean for a VAE unless sampling; in (-1, 1) with code_bits)."""
         padded, _ = self._pad(x)
         z, _ = self.bottleneck(self.encoder(padded), self._sampling(sample))
-        return z
+        return torch.tanh(z) if self.config.code_bits is not None else z
 
     def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
         """Raw decoder output (logits for bce/categorical), cropped to `size`."""
@@ -103,9 +120,12 @@ class Autoencoder(nn.Module):
         noisy = self.corrupt_input(x) if self.training else x
         padded, size = self._pad(noisy)
         z, terms = self.bottleneck(self.encoder(padded), self._sampling(sample))
-        code = z
-        if self.training and self.config.code_noise > 0:
-            code = z + (torch.rand_like(z) - 0.5) * self.config.code_noise
+        if self.config.code_bits is not None:
+            z = torch.tanh(z)
+            step = quantization_step(self.config.code_bits)
+            code = z + (torch.rand_like(z) - 0.5) * step if self.training else dequantize(quantize(z, self.config.code_bits), self.config.code_bits)
+        else:
+            code = z
         raw = self.decode(code, size)
         if self.config.residual:
             raw = noisy - raw

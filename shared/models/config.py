@@ -52,7 +52,7 @@ class AutoencoderConfig(StrictParams):
     # behaviour
     residual: bool = False
     recon_loss: Literal["mse", "l1", "bce", "categorical"] = "mse"
-    code_noise: float = 0.0
+    code_bits: int | None = pydantic.Field(None, ge=1, le=16)
     corruption: CorruptionConfig | None = None
     sparsity: SparsityConfig | None = None
     beta: float = 1.0
