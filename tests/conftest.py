@@ -1,12 +1,15 @@
 """Shared fixtures: the real-data mirror, a CLI runner, and a local HTTP mirror server."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import io
 import os
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,7 @@ def mirror() -> Path:
 
 
 def run_latente(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real `latente` entry point in a subprocess, as a user would."""
+    """Run the real `latente` entry point in a subprocess, exactly as a user would."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "domains.cli", *map(str, args)],
@@ -40,8 +43,40 @@ def run_latente(*args: str, cwd: Path | None = None, env: dict | None = None) ->
     )
 
 
+def call_latente(*args: str) -> subprocess.CompletedProcess:
+    """Run the same entry point (`domains.cli.main`) in this process: no interpreter start-up.
+
+    stdout/stderr are captured and the exit status is taken from SystemExit, so the result
+    reads like a subprocess's; an unexpected exception becomes status 1 with its traceback.
+    """
+    from domains.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["latente", *map(str, args)]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["latente", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def latente():
+    """The `latente` command, run in-process (fast); see `latente_subprocess` for a real process."""
+    return call_latente
+
+
+@pytest.fixture
+def latente_subprocess():
     return run_latente
 
 

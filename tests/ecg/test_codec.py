@@ -1,0 +1,108 @@
+"""The .ltc file format: exact header, bounded error with a residual, corruption rejected."""
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import wfdb
+
+from domains.ecg import codec, wavelet
+from domains.ecg.records import read_lead, write_lead
+from shared.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def lead(mirror):
+    full = read_lead(mirror / "ecg/records/100", "MLII")
+    full.adc = full.adc[: 30 * 360]
+    return full
+
+
+def test_header_fields_read_back_exactly(loaded_codec, lead):
+    data = codec.compress(loaded_codec, lead, bits=4)
+    header, offset = codec.read_header(data)
+    assert (header.version, header.fs, header.gain, header.baseline, header.n_samples) == (1, 360.0, 200.0, 1024, len(lead.adc))
+    assert (header.bits, header.channels, header.max_error, header.has_residual) == (4, 2, 0, False)
+    assert header.code_length == -(-len(lead.adc) // 8)
+    assert header.model_id == codec.model_id(loaded_codec)
+    assert (header.lead_name, header.units) == ("MLII", "mV")
+    assert offset + header.latent_bytes + header.residual_bytes + 4 == len(data)
+
+
+def test_round_trip_is_deterministic_and_close(loaded_codec, lead):
+    data = codec.compress(loaded_codec, lead, bits=5)
+    assert data == codec.compress(loaded_codec, lead, bits=5)
+    decoded = codec.decompress(loaded_codec, data)
+    assert decoded.adc.shape == lead.adc.shape and decoded.name == "MLII"
+    # the decoder side reproduces exactly what the encoder's network computes
+    symbols = codec.encode_symbols(loaded_codec, lead, 5)
+    assert np.array_equal(decoded.adc, codec.decode_symbols(loaded_codec, symbols, 5, len(lead.adc), 200.0, 1024))
+
+
+@pytest.mark.parametrize("max_error", [1, 4, 12])
+def test_residual_guarantees_the_error_bound(loaded_codec, lead, max_error):
+    data = codec.compress(loaded_codec, lead, bits=4, max_error=max_error)
+    decoded = codec.decompress(loaded_codec, data)
+    assert np.abs(decoded.adc - lead.adc).max() <= max_error
+    header, _ = codec.read_header(data)
+    assert header.has_residual and header.max_error == max_error
+
+
+def test_more_bits_cost_more_bytes(loaded_codec, lead):
+    sizes = [len(codec.compress(loaded_codec, lead, bits=b)) for b in (3, 4, 5)]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+
+
+def test_range_coding_beats_raw_bits(loaded_codec, lead):
+    data = codec.compress(loaded_codec, lead, bits=5)
+    header, _ = codec.read_header(data)
+    assert header.latent_bytes * 8 < 5 * header.channels * header.code_length
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic"])
+def test_damaged_files_are_rejected(loaded_codec, lead, damage):
+    data = bytearray(codec.compress(loaded_codec, lead, bits=4))
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        data[0:4] = b"XXXX"
+    with pytest.raises(UserError, match="checksum mismatch|not a latente ECG file"):
+        codec.decompress(loaded_codec, bytes(data), source="x.ltc")
+
+
+def test_unknown_version_is_rejected(loaded_codec, lead):
+    data = bytearray(codec.compress(loaded_codec, lead, bits=4))
+    data[4] = 9
+    body = bytes(data[:-4])
+    with pytest.raises(UserError, match="format version 9"):
+        codec.read_header(body + struct.pack("<I", zlib.crc32(body)))
+
+
+def test_other_model_is_refused(loaded_codec, lead):
+    data = codec.compress(loaded_codec, lead, bits=4)
+    fixed = codec._FIXED.unpack(data[: codec._FIXED.size])
+    forged = codec._FIXED.pack(*fixed[:11], b"\x00" * 16, *fixed[12:]) + data[codec._FIXED.size : -4]
+    forged += struct.pack("<I", zlib.crc32(forged))
+    with pytest.raises(UserError, match="was written by model 000000"):
+        codec.decompress(loaded_codec, forged)
+
+
+def test_decoded_record_is_readable_by_wfdb(loaded_codec, lead, tmp_path):
+    decoded = codec.decompress(loaded_codec, codec.compress(loaded_codec, lead, bits=5), record="out")
+    stem = write_lead(decoded, tmp_path / "out")
+    rec = wfdb.rdrecord(str(stem), physical=False)
+    assert rec.fs == 360 and rec.sig_name == ["MLII"] and rec.adc_gain == [200.0] and rec.baseline == [1024]
+    assert np.array_equal(rec.d_signal[:, 0], decoded.adc)
+
+
+def test_wavelet_codec_round_trip(lead):
+    data = wavelet.encode(lead.adc, 1024, step=10.0)
+    decoded = wavelet.decode(data)
+    assert decoded.shape == lead.adc.shape
+    # dead-zone quantiser: coefficient error ≤ step; the signal error stays within a few steps
+    assert np.abs(decoded - lead.adc).max() < 60
+    assert len(wavelet.encode(lead.adc, 1024, step=40.0)) < len(data)
+    lossless_ish = wavelet.decode(wavelet.encode(lead.adc, 1024, step=0.05))
+    assert np.abs(lossless_ish - lead.adc).max() <= 1

@@ -1,0 +1,142 @@
+"""Params validation, atomic outputs, user errors, results JSON and data sources."""
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shared.errors import UserError, exit_on_user_error
+from shared.io import atomic_dir, atomic_path, write_json
+from shared.models import AutoencoderConfig
+from shared.params import StrictParams, stage_params
+from shared.results import Results
+from shared.sources import SourceParams, fetch_files
+from shared.trainer import TrainerConfig
+
+
+class TrainSchema(StrictParams):
+    model: AutoencoderConfig
+    trainer: TrainerConfig
+
+
+def write_params(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_params_typo_names_the_key(tmp_path):
+    f = write_params(tmp_path / "params.yaml", "ecg:\n  train:\n    model: {name: conv_ae}\n    trainer: {epocs: 3}\n")
+    with pytest.raises(UserError) as err:
+        stage_params("ecg", "train", TrainSchema, f)
+    assert err.value.line() == f"error: {f}: ecg.train.trainer.epocs: unknown key (misspelt?)"
+
+
+def test_params_wrong_type_and_missing_section(tmp_path):
+    f = write_params(tmp_path / "params.yaml", "ecg:\n  train:\n    model: {name: conv_ae}\n    trainer: {epochs: many}\n")
+    with pytest.raises(UserError, match=r"ecg\.train\.trainer\.epochs: .*integer"):
+        stage_params("ecg", "train", TrainSchema, f)
+    with pytest.raises(UserError, match=r"ecg\.evaluate: section is missing"):
+        stage_params("ecg", "evaluate", TrainSchema, f)
+
+
+def test_params_valid(tmp_path):
+    f = write_params(tmp_path / "params.yaml", "ecg:\n  train:\n    model: {name: conv_vae, beta: 0.5}\n    trainer: {epochs: 3}\n")
+    p = stage_params("ecg", "train", TrainSchema, f)
+    assert p.model.beta == 0.5 and p.trainer.epochs == 3 and p.trainer.batch_size == 64
+
+
+def test_atomic_path_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_path_refuses_existing_without_force(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(UserError, match="already exists"):
+        with atomic_path(target, force=False):
+            pass
+    with atomic_path(target, force=True) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+
+
+def test_atomic_dir_swaps_whole_folder(tmp_path):
+    folder = tmp_path / "model"
+    with atomic_dir(folder) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(folder) as tmp:
+            (tmp / "b").write_text("2")
+            raise RuntimeError
+    assert sorted(p.name for p in folder.iterdir()) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_user_error_prints_one_line_and_exits_2(capsys):
+    @exit_on_user_error
+    def main():
+        raise UserError("rec/100.hea", "no lead named 'V9'", "leads: MLII, V5")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: rec/100.hea: no lead named 'V9' — leads: MLII, V5\n"
+
+
+def test_results_shape_follows_conventions(tmp_path):
+    r = Results("ecg", "mirror", ["100", "208"])
+    r.add("model", {"cr": 33.0, "prd": float("nan")}, operating_point="A")
+    r.add("wavelet", {"cr": 33.0}, operating_point="A", record="100")
+    write_json(tmp_path / "m.json", r.to_dict())
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data == {
+        "domain": "ecg", "data": {"source": "mirror", "items": ["100", "208"], "n": 2},
+        "results": [
+            {"method": "model", "condition": {"operating_point": "A"}, "metrics": {"cr": 33.0, "prd": None}},
+            {"method": "wavelet", "condition": {"operating_point": "A", "record": "100"}, "metrics": {"cr": 33.0}},
+        ],
+    }
+    assert r.find("wavelet", operating_point="A", record="100") == {"cr": 33.0}
+
+
+def test_fetch_prefers_the_mirror(tmp_path, mirror, monkeypatch):
+    monkeypatch.setenv("LATENTE_MIRROR", str(mirror))
+    source = SourceParams(kind="url", location="http://127.0.0.1:9/never", files=("records/100.hea",))
+    origin = fetch_files("ecg", source, tmp_path)
+    assert origin.startswith("mirror") and (tmp_path / "records" / "100.hea").read_bytes() == (mirror / "ecg/records/100.hea").read_bytes()
+
+
+def test_fetch_over_http_with_checksums(tmp_path, mirror, http_mirror, monkeypatch):
+    monkeypatch.delenv("LATENTE_MIRROR", raising=False)
+    good = hashlib.sha256((mirror / "ecg/records/100.hea").read_bytes()).hexdigest()
+    source = SourceParams(kind="url", location=f"{http_mirror}/ecg", files=("records/100.hea",), sha256={"records/100.hea": good})
+    assert fetch_files("ecg", source, tmp_path / "ok") == f"{http_mirror}/ecg"
+    bad = SourceParams(kind="url", location=f"{http_mirror}/ecg", files=("records/100.hea",), sha256={"records/100.hea": "0" * 64})
+    with pytest.raises(UserError, match="sha256 does not match"):
+        fetch_files("ecg", bad, tmp_path / "bad")
+    missing = SourceParams(kind="url", location=f"{http_mirror}/ecg", files=("records/999.hea",))
+    with pytest.raises(UserError, match="download failed .* set LATENTE_MIRROR"):
+        fetch_files("ecg", missing, tmp_path / "missing")
+    assert not (tmp_path / "missing" / "records" / "999.hea").exists()
+
+
+def test_fetch_without_any_source_says_how_to_set_the_mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv("LATENTE_MIRROR", str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="has no 'ecg' folder — set LATENTE_MIRROR"):
+        fetch_files("ecg", SourceParams(files=("a",)), tmp_path / "out")
+    monkeypatch.delenv("LATENTE_MIRROR")
+    with pytest.raises(UserError, match="local source folder not found"):
+        fetch_files("ecg", SourceParams(kind="local", location=str(tmp_path / "nope"), files=("a",)), tmp_path / "out")
+
+
+def test_cli_without_arguments_lists_domains(repo_root):
+    result = subprocess.run([sys.executable, "-m", "domains.cli", "--help"], capture_output=True, text=True, cwd=repo_root)
+    assert result.returncode == 0 and "ecg" in result.stdout

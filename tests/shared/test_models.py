@@ -1,0 +1,168 @@
+"""Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts."""
+import json
+
+import pytest
+import torch
+
+from shared.errors import UserError
+from shared.models import MODEL_NAMES, AutoencoderConfig, build_model, load_model, save_model
+from shared.models.autoencoders import dequantize, quantize, quantization_step
+
+SIZES = {1: (50,), 2: (18, 14), 3: (10, 9, 7)}
+
+
+def config(name: str, dims: int, **extra) -> AutoencoderConfig:
+    dense = name.startswith("dense")
+    return AutoencoderConfig(
+        name=name, spatial_dims=dims, in_channels=2, input_size=SIZES[dims], channels=(4, 8), strides=(2, 2),
+        latent_channels=3, hidden=(16,), latent_dim=5 if dense else None, **extra,
+    )
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shapes_gradients_and_round_trip(name, dims, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(config(name, dims))
+    x = torch.randn(3, 2, *SIZES[dims])
+    model.train()
+    out = model(x)
+    assert out.recon.shape == x.shape  # odd sizes are padded and cropped back
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert all(term.shape == (3,) for term in out.terms.values())
+    expected_terms = {"ae": {"recon"}, "dae": {"recon"}, "sae": {"recon", "sparsity"}, "vae": {"recon", "kl"}}
+    assert set(out.terms) == expected_terms[name.split("_")[1]]
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    if name.startswith("dense"):
+        assert out.z.shape == (3, 5)
+    else:
+        assert out.z.shape == (3, 3, *[-(-s // 4) for s in SIZES[dims]])
+
+    model.eval()
+    save_model(model, tmp_path / "m", domain="test", preprocessing={"scale": 2.0}, data={"n": 3})
+    loaded = load_model(tmp_path / "m", domain="test")
+    assert loaded.preprocessing == {"scale": 2.0}
+    with torch.no_grad():
+        a, b = model(x), loaded.model(x)
+    assert torch.equal(a.recon, b.recon) and torch.equal(a.z, b.z)
+
+
+def test_vae_uses_mean_at_eval_and_samples_in_training():
+    torch.manual_seed(0)
+    model = build_model(config("conv_vae", 1))
+    x = torch.randn(2, 2, 50)
+    model.eval()
+    assert torch.equal(model(x).z, model(x).z)
+    assert not torch.equal(model(x, sample=True).z, model(x, sample=True).z)
+    model.train()
+    assert not torch.equal(model(x).z, model(x).z)
+
+
+def test_vae_kl_matches_closed_form():
+    model = build_model(config("dense_vae", 1))
+    h = torch.tensor([[0.5, -1.0, 0.0, 2.0, 0.3, 0.1, 0.0, 0.0, -0.5, 0.2]])  # mu (5) | logvar (5)
+    _, terms = model.bottleneck(h, sample=False)
+    mu, logvar = h[0, :5], h[0, 5:]
+    expected = 0.5 * sum(float(m * m + torch.exp(lv) - 1 - lv) for m, lv in zip(mu, logvar))
+    assert terms["kl"].item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_sparse_l1_term_is_sum_of_absolute_code():
+    model = build_model(config("conv_sae", 1, sparsity={"kind": "l1", "weight": 0.5}))
+    z = torch.tensor([[[1.0, -2.0], [0.5, 0.0]]])
+    assert model.penalty(z)["sparsity"].item() == pytest.approx(3.5)
+    assert model.weight("sparsity") == 0.5
+
+
+def test_sparse_kl_is_zero_at_target_rate():
+    model = build_model(config("dense_sae", 1, sparsity={"kind": "kl", "target": 0.5}))
+    assert model.penalty(torch.zeros(4, 5))["sparsity"].abs().max().item() < 1e-6
+
+
+def test_denoising_corrupts_only_in_training():
+    model = build_model(config("conv_dae", 1, corruption={"kind": "masking", "level": (0.5, 0.5)}))
+    x = torch.ones(2, 2, 50)
+    model.train()
+    assert (model.corrupt_input(x) == 0).float().mean().item() == pytest.approx(0.5, abs=0.1)
+    model.eval()
+    torch.manual_seed(1)
+    a = model(x).recon
+    torch.manual_seed(2)
+    assert torch.equal(a, model(x).recon)
+
+
+def test_residual_model_predicts_noise():
+    cfg = config("conv_ae", 2, residual=True)
+    model = build_model(cfg).eval()
+    for p in model.decoder.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.randn(1, 2, *SIZES[2])
+    assert torch.equal(model(x).recon, x)  # zero predicted noise → the input comes back
+
+
+def test_categorical_reconstruction_term_is_cross_entropy():
+    model = build_model(AutoencoderConfig(name="dense_ae", in_channels=3, input_size=(2,), latent_dim=2, hidden=(4,), recon_loss="categorical"))
+    logits = torch.tensor([[[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])
+    target = torch.tensor([[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]])
+    expected = -torch.log_softmax(logits, 1)[0, 0, 0] - torch.log_softmax(logits, 1)[0, 2, 1]
+    assert model.reconstruction_term(logits, target).item() == pytest.approx(expected.item())
+
+
+def test_quantisation_levels():
+    assert quantization_step(2) == pytest.approx(2 / 3)
+    z = torch.tensor([-1.0, -0.34, 0.0, 0.34, 1.0, 5.0])
+    assert quantize(z, 2).tolist() == [0, 1, 2, 2, 3, 3]
+    assert dequantize(torch.tensor([0, 3]), 2).tolist() == pytest.approx([-1.0, 1.0])
+
+
+def test_code_bits_quantises_at_eval():
+    model = build_model(config("conv_ae", 1, code_bits=3)).eval()
+    x = torch.randn(2, 2, 50)
+    z = model.encode(x)
+    assert z.abs().max() < 1
+    levels = dequantize(quantize(z, 3), 3)
+    raw = model.decode(levels, (50,))
+    assert torch.allclose(model(x).recon, raw)
+
+
+def test_one_dimensional_vae_with_flat_code():
+    # MONAI's VarAutoEncoder fails on 1-D input (MONAI issue 5225); ours must not.
+    model = build_model(AutoencoderConfig(name="conv_vae", spatial_dims=1, input_size=(64,), channels=(4, 8), strides=(2, 2), latent_dim=6))
+    out = model(torch.randn(4, 1, 64))
+    assert out.z.shape == (4, 6) and out.recon.shape == (4, 1, 64)
+
+
+def test_config_rejects_inconsistent_settings():
+    with pytest.raises(ValueError, match="dense models need"):
+        AutoencoderConfig(name="dense_ae", spatial_dims=1)
+    with pytest.raises(ValueError, match="channels and strides"):
+        AutoencoderConfig(name="conv_ae", channels=(4, 8), strides=(2,))
+    with pytest.raises(ValueError):
+        AutoencoderConfig(name="conv_xae")
+
+
+def test_load_model_errors(tmp_path):
+    model = build_model(config("conv_ae", 1))
+    folder = save_model(model, tmp_path / "m", domain="ecg", preprocessing={}, data={})
+    with pytest.raises(UserError, match="is a 'ecg' model, not a 'mri' model"):
+        load_model(folder, domain="mri")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(UserError, match="checksum mismatch"):
+        load_model(folder)
+    with pytest.raises(UserError, match="model folder not found"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_model(tmp_path / "bad")
+
+
+def test_saved_folder_has_no_pickle(tmp_path):
+    folder = save_model(build_model(config("dense_vae", 2)), tmp_path / "m", domain="x", preprocessing={}, data={}, extras={"mean": torch.ones(3)})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "extras.safetensors", "model.safetensors"]
+    meta = json.loads((folder / "config.json").read_text())
+    assert meta["model"]["name"] == "dense_vae" and meta["domain"] == "x"
+    assert torch.equal(load_model(folder).extras["mean"], torch.ones(3))

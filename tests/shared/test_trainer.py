@@ -1,0 +1,115 @@
+"""Trainer: determinism, resume equivalence, early stopping, schedule, DVCLive, DDP."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader, TensorDataset
+
+from shared.models import build_model
+from shared.trainer import DistributedContext, TrainerConfig, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
+
+MODEL = {"name": "conv_dae", "channels": [4, 8], "strides": [2, 2], "dropout": 0.1, "corruption": {"kind": "gaussian", "level": [0.05, 0.2]}}
+DATA = torch.randn(40, 1, 32, generator=torch.Generator().manual_seed(0))
+TRAIN, VAL = TensorDataset(DATA[:32]), TensorDataset(DATA[32:])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def train(folder: Path, epochs=4, stop_after=None, patience=None, **kw):
+    seed_everything(5)
+    model = build_model(MODEL)
+
+    def interrupt(epoch, row):
+        if stop_after is not None and epoch == stop_after:
+            raise Interrupted
+
+    config = TrainerConfig(epochs=epochs, batch_size=8, seed=5, patience=patience, lr=0.01, **kw)
+    result = fit(model, TRAIN, VAL, config, folder / "ckpt", fingerprint={"model": MODEL}, on_epoch_end=interrupt, live_dir=folder / "live")
+    return model, result
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cpu_runs_are_deterministic(tmp_path):
+    a, _ = train(tmp_path / "a")
+    b, _ = train(tmp_path / "b")
+    assert same(weights(a), weights(b))
+
+
+def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    full, full_result = train(tmp_path / "full")
+    with pytest.raises(Interrupted):
+        train(tmp_path / "cut", stop_after=1)
+    state = json.loads((tmp_path / "cut" / "ckpt" / "state.json").read_text())
+    assert state["epoch"] == 1
+    resumed, result = train(tmp_path / "cut")
+    assert result.resumed_from == 2 and result.epochs_run == 4
+    assert same(weights(full), weights(resumed))
+    assert result.history == full_result.history
+    # the DVCLive curves are whole after the resume
+    lines = (tmp_path / "cut" / "live" / "plots" / "metrics" / "val" / "loss.tsv").read_text().splitlines()
+    assert len(lines) == 1 + 4
+
+
+def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path):
+    train(tmp_path / "run", epochs=2)
+    _, result = train(tmp_path / "run", epochs=3)
+    assert result.resumed_from == 0 and result.epochs_run == 3
+
+
+def test_returns_best_validation_weights_and_stops_early(tmp_path):
+    model, result = train(tmp_path / "es", epochs=30, patience=2)
+    assert result.stopped_early == (result.epochs_run < 30)
+    best = min(row["val/loss"] for row in result.history)
+    assert result.best_val_loss == best
+    val = evaluate_loss(model, DataLoader(VAL, batch_size=8), torch.device("cpu"), {"device_type": "cpu", "enabled": False})
+    assert val["loss"] == pytest.approx(best, rel=1e-5)
+
+
+def test_learning_rate_schedule():
+    cfg = TrainerConfig(epochs=10, lr=1.0, warmup_epochs=2, scheduler="cosine")
+    assert learning_rate(cfg, 0) == pytest.approx(0.5)
+    assert learning_rate(cfg, 1) == pytest.approx(1.0)
+    assert learning_rate(cfg, 2) == pytest.approx(1.0)
+    assert learning_rate(cfg, 6) == pytest.approx(0.5)
+    assert learning_rate(TrainerConfig(lr=0.3, scheduler="constant"), 7) == 0.3
+
+
+def test_epoch_order_depends_on_seed_and_epoch_and_shards():
+    ctx = DistributedContext()
+    assert epoch_order(10, 1, 0, None, ctx) == epoch_order(10, 1, 0, None, ctx)
+    assert epoch_order(10, 1, 0, None, ctx) != epoch_order(10, 1, 1, None, ctx)
+    assert sorted(epoch_order(10, 1, 0, None, ctx)) == list(range(10))
+    shards = [epoch_order(11, 1, 0, None, DistributedContext(r, 2, r)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 5 and not set(shards[0]) & set(shards[1])
+    weighted = epoch_order(1000, 1, 0, torch.tensor([0.0, 1.0, 3.0]).repeat_interleave(torch.tensor([1, 1, 998])).float(), ctx)
+    assert 0 not in weighted
+
+
+def test_two_process_ddp_on_gloo(tmp_path, repo_root):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo_root)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "--rdzv_backend=c10d",
+         "--rdzv_endpoint=127.0.0.1:0", str(repo_root / "tests" / "shared" / "ddp_train.py"), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = next(l for l in result.stdout.splitlines() if l.startswith("LOSSES"))
+    first, last, world = float(line.split()[1]), float(line.split()[2]), int(line.split()[4])
+    assert world == 2 and last < first
+    w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    assert same(w0, w1)  # gradients were all-reduced: both ranks hold the same model
+    assert (tmp_path / "ckpt" / "state.json").is_file()
