@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $@
 
@@ -17,7 +16,7 @@ run: $(STAMP)
 	. $(VENV)/bin/activate && dvc repro
 
 test: $(STAMP)
-	. $(VENV)/bin/activate && python -m pytest -n 2 -m "not slow" tests
+	. $(VENV)/bin/activate && python -m pytest -n 2 tests
 
 bench: $(STAMP)
-	. $(VENV)/bin/activate && python -m bench
+	. $(VENV)/bin/activate && for b in bench/[a-z]*.py; do python -m bench.$$(basename $$b .py) || exit 1; done

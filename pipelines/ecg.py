@@ -52,7 +52,7 @@ def train(params: TrainParams, paths: DomainPaths) -> None:
                      "input": "lead in mV divided by scale_mv, whole record at once (fully convolutional)"}
     with atomic_dir(paths.model) as tmp:
         for name, config in params.variant_configs().items():
-            train_codec(config, params.trainer, params.window, params.table_bits, paths.prepared, tmp / name,
+            train_codec(config, params.trainer, params.window, params.hop, paths.prepared, tmp / name,
                         paths.checkpoint / name, paths.training_log / name, preprocessing)
 
 

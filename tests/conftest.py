@@ -91,17 +91,27 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
 
 
 @pytest.fixture
-def http_mirror(mirror):
-    """Serve the mirror on 127.0.0.1 to test the real download code; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
+def serve_folder():
+    """Serve folders over HTTP on 127.0.0.1 for the test's duration; returns base URLs."""
+    servers = []
+
+    def serve(folder: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(folder))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def http_mirror(mirror, serve_folder):
+    """Serve the mirror on 127.0.0.1 to test the real download code; yields the base URL."""
+    return serve_folder(mirror)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

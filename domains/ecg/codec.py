@@ -2,12 +2,12 @@
 
 Layout (little-endian):  header | latent stream | residual stream | CRC-32 of all before it.
 
-The latent symbols are range-coded (constriction's queue coder, i.e. arithmetic coding) with
-per-channel symbol tables learned on the training records and stored in the model folder, so
-the file carries no tables. The optional residual, quantised with step 2e+1, guarantees
-|original − decoded| ≤ e ADC units; it is range-coded with a discretised Laplace whose scale is
-in the header. Range coding gets within a fraction of a bit of the entropy per file, which
-generic byte compressors (zlib/LZMA) cannot do on short symbol streams.
+The latent symbols are range-coded (constriction's queue coder, i.e. arithmetic coding) under
+the model's own learned per-channel Laplace prior — the distribution whose −log2 training
+minimised as the rate — so the file carries no tables and its size tracks the trained rate;
+generic byte compressors (zlib/LZMA) cannot exploit a known distribution like this. The
+optional residual, quantised with step 2e+1, guarantees |original − decoded| ≤ e ADC units;
+it is range-coded with a discretised Laplace whose scale is in the header.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import torch
 from domains.ecg.records import Lead
 from shared.errors import UserError
 from shared.models import LoadedModel
-from shared.models.autoencoders import dequantize, quantize
+from shared.models.autoencoders import quantize, symbol_range
 
 MAGIC = b"LTEC"
 FORMAT_VERSION = 1
@@ -66,22 +66,6 @@ def _unpack_text(data: bytes, offset: int) -> tuple[str, int]:
     return data[offset + 1 : offset + 1 + length].decode("utf-8"), offset + 1 + length
 
 
-def symbol_tables(loaded: LoadedModel, bits: int) -> np.ndarray:
-    """Per-channel symbol probabilities [C, 2**bits] for `bits`, from the model folder."""
-    key = f"symbol_table_{bits}bit"
-    if key not in loaded.extras:
-        have = sorted(int(k.split("_")[2][:-3]) for k in loaded.extras if k.startswith("symbol_table_"))
-        raise UserError(loaded.folder, f"no symbol table for {bits}-bit codes", f"trained tables: {have}")
-    return loaded.extras[key].double().numpy()
-
-
-def symbol_table(symbols: np.ndarray, bits: int) -> np.ndarray:
-    """Smoothed per-channel frequencies of integer symbols [C, L] → [C, 2**bits]."""
-    counts = np.stack([np.bincount(row, minlength=2**bits) for row in symbols])
-    counts = counts + 0.5
-    return counts / counts.sum(1, keepdims=True)
-
-
 def to_model_input(lead_mv: np.ndarray, scale_mv: float) -> torch.Tensor:
     return torch.from_numpy((lead_mv / scale_mv).astype(np.float32)).view(1, 1, -1)
 
@@ -94,28 +78,33 @@ def encode_symbols(loaded: LoadedModel, lead: Lead, bits: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def decode_symbols(loaded: LoadedModel, symbols: np.ndarray, bits: int, n: int, gain: float, baseline: int) -> np.ndarray:
+def decode_symbols(loaded: LoadedModel, symbols: np.ndarray, n: int, gain: float, baseline: int) -> np.ndarray:
     """ADC values reconstructed by the decoder network from latent symbols."""
-    z = dequantize(torch.from_numpy(symbols).unsqueeze(0), bits)
+    z = torch.from_numpy(symbols).unsqueeze(0).to(torch.float32)
     mv = loaded.model.decode(z, (n,))[0, 0].numpy().astype(np.float64) * loaded.preprocessing["scale_mv"]
     return np.rint(mv * gain + baseline).astype(np.int64)
 
 
-def _range_code_symbols(symbols: np.ndarray, tables: np.ndarray) -> bytes:
+def _laplace(low: int, high: int):
+    return constriction.stream.model.QuantizedLaplace(low, high)
+
+
+def _prior(loaded: LoadedModel, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-symbol Laplace location and scale (channel-major), as float64 for the coder."""
+    loc, scale = (p.detach().double().numpy() for p in loaded.model.code_prior())
+    return np.repeat(loc, length), np.repeat(scale, length)
+
+
+def _code_latents(loaded: LoadedModel, symbols: np.ndarray, bits: int) -> bytes:
     encoder = constriction.stream.queue.RangeEncoder()
-    probs = np.repeat(tables, symbols.shape[1], axis=0)
-    encoder.encode(symbols.reshape(-1).astype(np.int32), constriction.stream.model.Categorical(perfect=False), probs)
+    encoder.encode(symbols.reshape(-1).astype(np.int32), _laplace(*symbol_range(bits)), *_prior(loaded, symbols.shape[1]))
     return encoder.get_compressed().tobytes()
 
 
-def _range_decode_symbols(data: bytes, tables: np.ndarray, length: int) -> np.ndarray:
+def _decode_latents(loaded: LoadedModel, data: bytes, bits: int, channels: int, length: int) -> np.ndarray:
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-    probs = np.repeat(tables, length, axis=0)
-    return decoder.decode(constriction.stream.model.Categorical(perfect=False), probs).reshape(tables.shape[0], length).astype(np.int64)
-
-
-def _laplace(q_min: int, q_max: int):
-    return constriction.stream.model.QuantizedLaplace(q_min, q_max)
+    symbols = decoder.decode(_laplace(*symbol_range(bits)), *_prior(loaded, length))
+    return symbols.reshape(channels, length).astype(np.int64)
 
 
 def compress(loaded: LoadedModel, lead: Lead, bits: int, max_error: int = 0) -> bytes:
@@ -124,10 +113,10 @@ def compress(loaded: LoadedModel, lead: Lead, bits: int, max_error: int = 0) -> 
     if abs(lead.fs - fs) > 1e-6:
         raise UserError(lead.record, f"sampled at {lead.fs:g} Hz but the model was trained at {fs:g} Hz", "resample the record first")
     symbols = encode_symbols(loaded, lead, bits)
-    latent = _range_code_symbols(symbols, symbol_tables(loaded, bits))
+    latent = _code_latents(loaded, symbols, bits)
     residual, scale = b"", 0.0
     if max_error > 0:
-        approx = decode_symbols(loaded, symbols, bits, len(lead.adc), lead.gain, lead.baseline)
+        approx = decode_symbols(loaded, symbols, len(lead.adc), lead.gain, lead.baseline)
         q = np.rint((lead.adc - approx) / (2 * max_error + 1)).astype(np.int64)
         scale = float(np.float32(max(np.abs(q).mean(), 0.05)))  # exactly what the header stores
         bound = int(np.abs(q).max()) + 1
@@ -164,8 +153,8 @@ def decompress(loaded: LoadedModel, data: bytes, record: str = "decoded", source
     if header.model_id != model_id(loaded):
         raise UserError(source, f"was written by model {header.model_id.hex()}, not by {loaded.folder} ({model_id(loaded).hex()})", "pass the --model that compressed it")
     latent = data[offset : offset + header.latent_bytes]
-    symbols = _range_decode_symbols(latent, symbol_tables(loaded, header.bits), header.code_length)
-    adc = decode_symbols(loaded, symbols, header.bits, header.n_samples, header.gain, header.baseline)
+    symbols = _decode_latents(loaded, latent, header.bits, header.channels, header.code_length)
+    adc = decode_symbols(loaded, symbols, header.n_samples, header.gain, header.baseline)
     if header.has_residual:
         start = offset + header.latent_bytes
         stream = data[start : start + header.residual_bytes]

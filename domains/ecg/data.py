@@ -23,12 +23,12 @@ def load_signals(path: Path) -> dict[str, torch.Tensor]:
 
 
 class WindowDataset(Dataset):
-    """All windows of `length` samples with hop `length // 2` over every signal, as [1, length]."""
+    """All windows of `length` samples, `hop` apart, over every signal, as [1, length]."""
 
-    def __init__(self, signals: dict[str, torch.Tensor], length: int):
+    def __init__(self, signals: dict[str, torch.Tensor], length: int, hop: int | None = None):
         self.signals = [signals[k] for k in sorted(signals)]
         self.length = length
-        hop = length // 2
+        hop = hop or length
         self.index = [
             (i, start)
             for i, s in enumerate(self.signals)

@@ -23,8 +23,8 @@ class PrepareParams(StrictParams):
 
 
 class TrainParams(StrictParams):
-    window: int = pydantic.Field(2048, ge=64)
-    table_bits: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+    window: int = pydantic.Field(1024, ge=64)
+    hop: int | None = pydantic.Field(None, ge=1)  # between training windows; default: the window
     model: AutoencoderConfig
     trainer: TrainerConfig
     variants: dict[str, dict] = pydantic.Field(default_factory=dict)
@@ -39,7 +39,7 @@ class TrainParams(StrictParams):
 
 class OperatingPoint(StrictParams):
     model: str
-    bits: int = pydantic.Field(ge=1, le=8)
+    bits: int = pydantic.Field(ge=2, le=16)
     max_error: int = pydantic.Field(0, ge=0)
 
 

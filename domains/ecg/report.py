@@ -158,6 +158,9 @@ def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, c
         if "record" in c and "operating_point" in c:
             m = row["metrics"]
             per.append([c["record"], c["operating_point"], row["method"], m["cr"], m["prd"], m["prdn"], m.get("rpeak_se"), m.get("rpeak_ppv"), m.get("rpeak_f1"), m.get("seconds")])
+        elif row["method"] == "original" and "record" in c:
+            m = row["metrics"]
+            per.append([c["record"], "–", "original", None, None, None, m["rpeak_se"], m["rpeak_ppv"], m["rpeak_f1"], None])
     lines.append(markdown_table(["record", "point", "method", "CR", "PRD %", "PRDN %", "R-peak Se", "R-peak +P", "R-peak F1", "codec s"], per, 3))
     lines.append("\n## Wavelet baseline check against ../shared/BASELINES.md\n")
     check = []
@@ -176,8 +179,9 @@ def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, c
     lines.append("\n## Figures\n")
     normal_case = cases[0]
     lines.append(f"![normal stretch]({_plot_stretch(paths, normal_case, decoded, labels, _stretch(normal_case, None), 'normal_stretch.png', f'record {normal_case.name}: normal rhythm')})\n")
-    pvc_case = next((c for c in cases if _stretch(c, 'V') is not None), None)
-    if pvc_case is not None:
+    with_pvcs = [c for c in cases if c.beats is not None and "V" in set(c.beats[1])]
+    if with_pvcs:
+        pvc_case = max(with_pvcs, key=lambda c: int(np.sum(c.beats[1] == "V")))
         lines.append(f"![PVC stretch]({_plot_stretch(paths, pvc_case, decoded, labels, _stretch(pvc_case, 'V'), 'pvc_stretch.png', f'record {pvc_case.name}: around a PVC (V beat)')})\n")
     lines.append(f"![rate-distortion]({_plot_rd(paths, curve, [c.name for c in cases])})\n")
     lines.append(f"![error distribution]({_plot_errors(paths, cases, decoded, labels[0])})\n")

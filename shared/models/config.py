@@ -52,7 +52,8 @@ class AutoencoderConfig(StrictParams):
     # behaviour
     residual: bool = False
     recon_loss: Literal["mse", "l1", "bce", "categorical"] = "mse"
-    code_bits: int | None = pydantic.Field(None, ge=1, le=16)
+    code_bits: int | None = pydantic.Field(None, ge=2, le=16)
+    rate_weight: float = pydantic.Field(0.0, ge=0)
     corruption: CorruptionConfig | None = None
     sparsity: SparsityConfig | None = None
     beta: float = 1.0

@@ -8,7 +8,7 @@ from domains.ecg.train import train_codec
 from shared.models import AutoencoderConfig, load_model
 from shared.trainer import TrainerConfig
 
-TINY_MODEL = AutoencoderConfig(name="conv_ae", channels=(8, 8), strides=(2, 4), kernel_size=5, latent_channels=2, code_bits=4, norm=None)
+TINY_MODEL = AutoencoderConfig(name="conv_ae", channels=(8, 8), strides=(2, 4), kernel_size=5, latent_channels=2, code_bits=6, rate_weight=0.01, norm=None)
 WINDOW = 256
 
 
@@ -22,7 +22,7 @@ def tiny_codec(tmp_path_factory, mirror):
     prepared.mkdir()
     save_signals({k: v[: 50 * fs] for k, v in signals.items()}, prepared / "train.safetensors")
     save_signals({k: v[50 * fs :] for k, v in signals.items()}, prepared / "validation.safetensors")
-    train_codec(TINY_MODEL, TrainerConfig(epochs=2, batch_size=32, lr=3e-3, patience=None), WINDOW, (3, 4, 5), prepared,
+    train_codec(TINY_MODEL, TrainerConfig(epochs=2, batch_size=32, lr=3e-3, patience=None), WINDOW, None, prepared,
                 root / "model", root / "ckpt", None, {"fs": 360.0, "scale_mv": 1.0, "window": WINDOW})
     return root / "model"
 

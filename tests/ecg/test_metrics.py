@@ -33,3 +33,8 @@ def test_rpeak_scores_with_150_ms_tolerance():
     assert s["rpeak_se"] == pytest.approx(tp / (tp + fn))
     assert s["rpeak_ppv"] == pytest.approx(tp / (tp + fp))
     assert s["rpeak_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+
+
+def test_rpeak_scores_when_nothing_is_detected():
+    s = rpeak_scores(np.array([100, 500]), np.array([], dtype=int), fs=360)
+    assert s["rpeak_se"] == 0.0 and s["rpeak_f1"] == 0.0 and np.isnan(s["rpeak_ppv"])

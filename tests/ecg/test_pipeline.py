@@ -13,14 +13,14 @@ REPO_PARTS = ["shared", "domains", "pipelines", "vendor", "dvc.yaml", "params.ya
 TINY = {
     "prepare": {"train_records": ["105", "116"], "lead": "0", "validation_fraction": 0.2, "scale_mv": 1.0, "seconds": 90},
     "train": {
-        "window": 256, "table_bits": [3, 4],
-        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2, "code_bits": 4, "norm": None},
+        "window": 256,
+        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2, "code_bits": 6, "rate_weight": 0.01, "norm": None},
         "variants": {"A": {}},
         "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.003, "patience": None, "seed": 0},
     },
     "evaluate": {
         "test_records": ["100"], "lead": "MLII", "seconds": 60,
-        "operating_points": {"A": {"model": "A", "bits": 4}},
+        "operating_points": {"A": {"model": "A", "bits": 6}},
         "rate_distortion": [{"model": "A", "bits": 3}],
         "wavelet_target_crs": [32.25], "wavelet_target_prd": 2.73,
     },

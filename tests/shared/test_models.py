@@ -1,12 +1,13 @@
 """Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts."""
 import json
+import math
 
 import pytest
 import torch
 
 from shared.errors import UserError
 from shared.models import MODEL_NAMES, AutoencoderConfig, build_model, load_model, save_model
-from shared.models.autoencoders import dequantize, quantize, quantization_step
+from shared.models.autoencoders import quantize, symbol_range
 
 SIZES = {1: (50,), 2: (18, 14), 3: (10, 9, 7)}
 
@@ -110,21 +111,27 @@ def test_categorical_reconstruction_term_is_cross_entropy():
     assert model.reconstruction_term(logits, target).item() == pytest.approx(expected.item())
 
 
-def test_quantisation_levels():
-    assert quantization_step(2) == pytest.approx(2 / 3)
-    z = torch.tensor([-1.0, -0.34, 0.0, 0.34, 1.0, 5.0])
-    assert quantize(z, 2).tolist() == [0, 1, 2, 2, 3, 3]
-    assert dequantize(torch.tensor([0, 3]), 2).tolist() == pytest.approx([-1.0, 1.0])
+def test_quantisation_rounds_and_clips():
+    assert symbol_range(3) == (-4, 3)
+    z = torch.tensor([-9.0, -0.6, 0.4, 2.5, 7.0])
+    assert quantize(z, 3).tolist() == [-4, -1, 0, 2, 3]
 
 
-def test_code_bits_quantises_at_eval():
-    model = build_model(config("conv_ae", 1, code_bits=3)).eval()
+def test_entropy_bottleneck_rate_is_laplace_bin_probability():
+    model = build_model(config("conv_ae", 1, code_bits=8, rate_weight=0.1))
+    loc, scale = model.code_prior()
+    b = scale[0].item()
+    # P(0) for Laplace(0, b) over [-0.5, 0.5] is 1 - exp(-0.5 / b)
+    bits = model.code_bits_needed(torch.zeros(1, 3, 1))
+    assert bits[0, 0, 0].item() == pytest.approx(-math.log2(1 - math.exp(-0.5 / b)), rel=1e-5)
     x = torch.randn(2, 2, 50)
+    model.eval()
+    out = model(x)
+    assert set(out.terms) == {"recon", "rate"} and model.weight("rate") == 0.1
     z = model.encode(x)
-    assert z.abs().max() < 1
-    levels = dequantize(quantize(z, 3), 3)
-    raw = model.decode(levels, (50,))
-    assert torch.allclose(model(x).recon, raw)
+    assert torch.allclose(out.terms["rate"], model.code_bits_needed(quantize(z, 8).float()).flatten(1).sum(1))
+    model.train()
+    assert model(x).z.shape == z.shape
 
 
 def test_one_dimensional_vae_with_flat_code():

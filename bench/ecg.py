@@ -1,0 +1,101 @@
+"""ECG benchmark: codec throughput against the wavelet baseline, and training windows per second.
+
+`python -m bench.ecg [--model models/ecg/A] [--records 100,208]`. Throughput is seconds of
+ECG encoded + decoded per CPU-second (process time, one thread), for the learned codec and
+the wavelet codec on the same full records in the same run; the ratio is model / wavelet.
+Training speed is optimiser steps on real 1024-sample windows with the model's config.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from domains.ecg import codec, wavelet
+from domains.ecg.records import read_lead
+from shared.io import write_json
+from shared.models import build_model, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
+RESULTS = REPO / "bench" / "results" / "ecg.json"
+
+
+def cpu_seconds(func, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        func()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def codec_throughput(loaded, leads, bits: int, wavelet_step: float, repeats: int) -> dict:
+    seconds_of_ecg = sum(lead.seconds for lead in leads)
+    model_cpu = cpu_seconds(lambda: [codec.decompress(loaded, codec.compress(loaded, lead, bits)) for lead in leads], repeats)
+    wavelet_cpu = cpu_seconds(lambda: [wavelet.decode(wavelet.encode(lead.adc, lead.baseline, wavelet_step)) for lead in leads], repeats)
+    return {
+        "ecg_seconds": seconds_of_ecg,
+        "model_ecg_seconds_per_cpu_second": seconds_of_ecg / model_cpu,
+        "wavelet_ecg_seconds_per_cpu_second": seconds_of_ecg / wavelet_cpu,
+        "model_over_wavelet": wavelet_cpu / model_cpu,
+    }
+
+
+def training_throughput(config, leads, window: int, batch: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    signal = torch.from_numpy(np.concatenate([lead.mv for lead in leads]).astype(np.float32))
+    starts = torch.randint(0, len(signal) - window, (steps, batch))
+    batches = [torch.stack([signal[s : s + window] for s in row]).unsqueeze(1) for row in starts]
+
+    def run() -> None:
+        for x in batches:
+            optimizer.zero_grad()
+            model(x).loss.backward()
+            optimizer.step()
+
+    run_wall = time.perf_counter()
+    run()
+    wall = time.perf_counter() - run_wall
+    return {"windows": steps * batch, "window": window, "windows_per_second": steps * batch / wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "ecg" / "A")
+    parser.add_argument("--records", default="100,208")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--train-steps", type=int, default=30)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if not args.model.is_dir():
+        sys.exit(f"error: {args.model}: model folder not found — run `dvc repro train@ecg` first")
+    loaded = load_model(args.model, domain="ecg")
+    leads = [read_lead(MIRROR / "ecg" / "records" / name, "MLII") for name in args.records.split(",")]
+    bits = loaded.model.config.code_bits
+    # the wavelet runs at the CR the model reaches on the first record, so both do comparable work
+    target = codec.compression_ratio(len(leads[0].adc), len(codec.compress(loaded, leads[0], bits)))
+    step = wavelet.step_for(lambda s: codec.compression_ratio(len(leads[0].adc), len(wavelet.encode(leads[0].adc, leads[0].baseline, s))), target)
+    result = {
+        "model": str(args.model), "records": args.records.split(","), "threads": 1, "matched_cr": target,
+        "codec": codec_throughput(loaded, leads, bits, step, args.repeats),
+        "training": training_throughput(loaded.model.config, leads, loaded.preprocessing["window"], 32, args.train_steps),
+    }
+    write_json(RESULTS, result)
+    c, t = result["codec"], result["training"]
+    print(f"codec (encode+decode, CR {target:.1f}): model {c['model_ecg_seconds_per_cpu_second']:.0f} s ECG / CPU-s, "
+          f"wavelet {c['wavelet_ecg_seconds_per_cpu_second']:.0f} s ECG / CPU-s, ratio model/wavelet {c['model_over_wavelet']:.2f}")
+    print(f"training: {t['windows_per_second']:.0f} windows/s ({t['window']} samples, batch 32, 1 thread)")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
