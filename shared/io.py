@@ -12,6 +12,12 @@ from typing import Any, Iterator
 from shared.errors import UserError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def refuse_existing(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise UserError(path, "already exists", "pass --force to overwrite it")
@@ -26,6 +32,7 @@ def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -40,6 +47,7 @@ def atomic_dir(path: str | Path, force: bool = True) -> Iterator[Path]:
     refuse_existing(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
         if path.exists():

@@ -1,6 +1,7 @@
 """Params validation, atomic outputs, user errors, results JSON and data sources."""
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -66,6 +67,18 @@ def test_atomic_path_refuses_existing_without_force(tmp_path):
     with atomic_path(target, force=True) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new"
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "a.json", {})
+        with atomic_dir(tmp_path / "d"):
+            pass
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
 
 
 def test_atomic_dir_swaps_whole_folder(tmp_path):

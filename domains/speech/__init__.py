@@ -1,0 +1,1 @@
+"""Speech: spectrogram-autoencoder codes as features for spoken digits by unseen speakers (FSDD)."""

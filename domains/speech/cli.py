@@ -1,0 +1,84 @@
+"""`latente speech ...`: embed recordings with a trained model, or compare its codes with MFCCs on a labelled folder."""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from domains.speech.audio import load_audio, warn
+from domains.speech.data import audio_files, labelled_folder
+from domains.speech.evaluation import Corpus, compare
+from domains.speech.model import SpeechModel
+from domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
+from domains.speech.report import condition_name, pct
+from shared.errors import UserError
+from shared.io import refuse_existing, write_text
+from shared.report import markdown_table
+
+app = typer.Typer(no_args_is_help=True, help="Spoken words: spectrogram-autoencoder codes as features, compared with MFCCs.")
+
+
+@app.command()
+def embed(
+    inputs: List[Path] = typer.Argument(..., help="WAV files, or folders searched recursively for .wav files."),
+    model: Path = typer.Option(..., "--model", help="A speech model folder (models/speech)."),
+    out: Path = typer.Option(..., "--out", help="CSV to write: file, predicted label, then the code z0, z1, …"),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+) -> None:
+    """Write one row per file: its code and the label the model's classifier predicts."""
+    refuse_existing(out, force)
+    speech = SpeechModel.load(model)
+    files = audio_files(inputs)
+    recordings = []
+    for path in files:
+        samples, clipped = load_audio(path, speech.features.sample_rate)
+        if clipped:
+            warn(path, "audio is clipped (runs of full-scale samples); its code may be unreliable")
+        recordings.append(samples)
+    codes = speech.encode(recordings).numpy()
+    predicted = speech.classifier.predict(codes)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["file", "predicted", *[f"z{k}" for k in range(codes.shape[1])]])
+    for path, label, code in zip(files, predicted, codes):
+        writer.writerow([str(path), label, *[f"{v:.6g}" for v in code]])
+    write_text(out, table.getvalue(), force=force)
+    print(f"wrote {len(files)} codes of {codes.shape[1]} dims to {out}", file=sys.stderr)
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., "--data", help="Folder of labelled WAV files (two or more speakers)."),
+    model: Path = typer.Option(..., "--model", help="A speech model folder (models/speech)."),
+    json_output: bool = typer.Option(False, "--json", help="Print only the results JSON on stdout."),
+    pattern: Optional[str] = typer.Option(None, "--pattern", help="File-name regex with groups (?P<label>…) and (?P<speaker>…); default: the model's."),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns file,label,speaker (files relative to --data) instead of a pattern."),
+    snr: Optional[List[float]] = typer.Option(None, "--snr", help="White-noise SNRs in dB to test (repeatable); default 20, 10, 0."),
+) -> None:
+    """Codes vs MFCCs with the model's classifier protocol, leaving each speaker of the folder out in turn."""
+    if pattern is not None:
+        try:
+            check_label_pattern(pattern)
+        except ValueError as err:
+            raise UserError("--pattern", str(err)) from None
+    speech = SpeechModel.load(model)
+    utterances = labelled_folder(data, pattern or speech.label_pattern, labels)
+    corpus = Corpus.read(utterances, speech.features.sample_rate, root=data)
+    speakers = sorted(set(corpus.speakers.tolist()))
+    if len(speakers) < 2:
+        raise UserError(data, f"holds recordings of only one speaker ({speakers[0]})", "leave-one-speaker-out needs at least two")
+    defaults = EvaluateParams()
+    comparison = compare(
+        corpus, [(s,) for s in speakers], lambda fold: speech, snr if snr else defaults.snr_db, defaults.noise_seed,
+        defaults.mfcc, ClassifierParams.model_validate(speech.info["classifier"]), speech.features.sample_rate,
+    )
+    results = comparison.results(str(data), speakers)
+    if json_output:
+        results.print_json()
+        return
+    rows = [(condition_name(c), pct(comparison.mean("model", c)["accuracy"]), pct(comparison.mean("mfcc", c)["accuracy"])) for c in comparison.conditions]
+    typer.echo(markdown_table(["condition", f"code ({comparison.dims['model']} dims)", f"MFCC ({comparison.dims['mfcc']} dims)"], rows))

@@ -1,0 +1,127 @@
+"""The saved speech model: spectrogram autoencoder + feature settings + normalisation + digit classifier.
+
+Everything lives in one shared model folder (config.json, model.safetensors, extras.safetensors):
+the classifier's scaler and logistic-regression weights are tensors, its classes JSON.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from domains.speech.features import LogMel, Normaliser
+from domains.speech.params import ClassifierParams, FeatureParams
+from shared.errors import UserError
+from shared.models import load_model, save_model
+from shared.models.autoencoders import Autoencoder
+
+DOMAIN = "speech"
+ENCODE_BATCH = 256
+
+
+class LinearClassifier:
+    """StandardScaler + multinomial LogisticRegression, stored as plain tensors."""
+
+    def __init__(self, classes: Sequence[str], mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+        self.classes = list(classes)
+        self.mean, self.scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+        self.coef, self.intercept = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, features: np.ndarray, labels: Sequence[str], params: ClassifierParams) -> "LinearClassifier":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        labels = np.asarray(labels)
+        if len(set(labels.tolist())) < 2:
+            raise UserError("labels", "the training speakers cover only one label; a classifier needs at least two")
+        scaler = StandardScaler().fit(features)
+        regression = LogisticRegression(C=params.C, max_iter=params.max_iter).fit(scaler.transform(features), labels)
+        return cls([str(c) for c in regression.classes_], scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_)
+
+    def decision(self, features: np.ndarray) -> np.ndarray:
+        scores = ((np.asarray(features, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        return np.concatenate([np.zeros_like(scores), scores], axis=1) if self.coef.shape[0] == 1 else scores
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes)[self.decision(features).argmax(axis=1)]
+
+    def to_extras(self) -> dict[str, torch.Tensor]:
+        names = {"mean": self.mean, "scale": self.scale, "coef": self.coef, "intercept": self.intercept}
+        return {f"classifier.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in names.items()}
+
+    @classmethod
+    def from_extras(cls, extras: dict[str, torch.Tensor], classes: Sequence[str], where: Path) -> "LinearClassifier":
+        try:
+            parts = {k: extras[f"classifier.{k}"].double().numpy() for k in ("mean", "scale", "coef", "intercept")}
+        except KeyError as err:
+            raise UserError(where, f"classifier tensor {err} is missing from the model folder") from None
+        return cls(classes, **parts)
+
+
+@torch.no_grad()
+def encode_batches(autoencoder: Autoencoder, spectrograms: torch.Tensor) -> torch.Tensor:
+    """Codes of normalised spectrograms [B, 1, M, F] → [B, latent_dim], in batches."""
+    autoencoder.eval()
+    if not len(spectrograms):
+        return torch.zeros(0, autoencoder.config.latent_dim)
+    return torch.cat([autoencoder.encode(b) for b in spectrograms.split(ENCODE_BATCH)])
+
+
+class SpeechModel:
+    """What `embed` and `evaluate` need: audio → normalised spectrogram → code → digit."""
+
+    def __init__(self, autoencoder: Autoencoder, features: FeatureParams, normaliser: Normaliser,
+                 classifier: LinearClassifier, label_pattern: str, info: dict[str, Any] | None = None):
+        self.autoencoder = autoencoder.eval()
+        self.features = features
+        self.logmel = LogMel(features)
+        self.normaliser = normaliser
+        self.classifier = classifier
+        self.label_pattern = label_pattern
+        self.info = info or {}
+
+    @property
+    def code_dims(self) -> int:
+        return self.autoencoder.config.latent_dim
+
+    def spectrograms(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
+        """[B, 1, n_mels, frames], normalised with the training statistics."""
+        return self.normaliser(self.logmel(recordings))
+
+    def encode(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
+        """[B, code_dims] codes of recordings at the feature sample rate."""
+        codes = [encode_batches(self.autoencoder, self.spectrograms(recordings[i : i + ENCODE_BATCH])) for i in range(0, len(recordings), ENCODE_BATCH)]
+        return torch.cat(codes) if codes else torch.zeros(0, self.code_dims)
+
+    @torch.no_grad()
+    def reconstruct(self, spectrograms: torch.Tensor) -> torch.Tensor:
+        """Normalised spectrograms → their reconstructions (normalised)."""
+        size = tuple(spectrograms.shape[2:])
+        return self.autoencoder.to_data(self.autoencoder.decode(encode_batches(self.autoencoder, spectrograms), size))
+
+    def save(self, folder: str | Path, data: dict[str, Any], force: bool = True) -> Path:
+        return save_model(
+            self.autoencoder, folder, domain=DOMAIN,
+            preprocessing={"features": self.features.model_dump(mode="json"), "normalisation": self.normaliser.to_json(), "label_pattern": self.label_pattern},
+            data=data, extras=self.classifier.to_extras(),
+            info={**self.info, "classes": self.classifier.classes},
+            force=force,
+        )
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SpeechModel":
+        loaded = load_model(folder, domain=DOMAIN)
+        config = Path(folder) / "config.json"
+        try:
+            prep = loaded.preprocessing
+            features = FeatureParams.model_validate(prep["features"])
+            normaliser = Normaliser(**prep["normalisation"])
+            pattern = prep["label_pattern"]
+            classes = loaded.info["classes"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(config, f"not a speech model config (bad or missing {err})") from None
+        classifier = LinearClassifier.from_extras(loaded.extras, classes, Path(folder))
+        return cls(loaded.model, features, normaliser, classifier, pattern, loaded.info)

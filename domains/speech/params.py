@@ -1,0 +1,142 @@
+"""Params schemas of the speech stages (`speech.<stage>` in params.yaml), one per stage."""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import pydantic
+
+from shared.models.config import AutoencoderConfig
+from shared.errors import UserError
+from shared.params import PARAMS_FILE, StrictParams, validate
+from shared.sources import SourceParams
+from shared.trainer import TrainerConfig
+
+FSDD_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler", "lucas")
+FSDD_PATTERN = r"(?P<label>[0-9])_(?P<speaker>[A-Za-z]+)_(?P<index>[0-9]+)\.wav"
+
+
+def check_label_pattern(pattern: str) -> str:
+    """A file-name regex must compile and name the groups `label` and `speaker`."""
+    try:
+        groups = re.compile(pattern).groupindex
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression ({err})") from None
+    missing = [name for name in ("label", "speaker") if name not in groups]
+    if missing:
+        raise ValueError(f"the pattern needs the named groups {', '.join(f'(?P<{m}>...)' for m in missing)}")
+    return pattern
+
+
+class FetchParams(StrictParams):
+    """FSDD recordings into data/raw/speech/recordings (50 per digit and speaker)."""
+
+    source: SourceParams = SourceParams()
+    speakers: tuple[str, ...] = FSDD_SPEAKERS
+    takes: int = pydantic.Field(50, ge=1, description="recordings per digit and speaker")
+    manifest_sha256: str | None = None
+
+
+class DatasetParams(StrictParams):
+    """Which labelled recordings to use: a folder (labels from file names or a CSV) or Speech Commands."""
+
+    kind: Literal["folder", "speechcommands"] = "folder"
+    root: str = "data/raw/speech/recordings"
+    pattern: str = FSDD_PATTERN
+    labels_csv: str | None = None
+    subset: Literal["training", "validation", "testing"] | None = None
+    labels: tuple[str, ...] = ()
+
+    @pydantic.field_validator("pattern")
+    @classmethod
+    def _pattern_ok(cls, value: str) -> str:
+        return check_label_pattern(value)
+
+
+class FeatureParams(StrictParams):
+    """Fixed-duration log-mel spectrograms; dB relative to each clip's maximum, floored at -top_db."""
+
+    sample_rate: int = pydantic.Field(8000, ge=1000)
+    duration: float = pydantic.Field(0.8, gt=0.0)
+    align: Literal["center", "start"] = "center"
+    n_fft: int = pydantic.Field(256, ge=16)
+    hop_length: int = pydantic.Field(80, ge=1)
+    n_mels: int = pydantic.Field(40, ge=4)
+    top_db: float = pydantic.Field(40.0, gt=0.0)
+
+    @property
+    def samples(self) -> int:
+        return round(self.duration * self.sample_rate)
+
+    @property
+    def frames(self) -> int:
+        return self.samples // self.hop_length + 1
+
+
+class PrepareParams(StrictParams):
+    dataset: DatasetParams = DatasetParams()
+    features: FeatureParams = FeatureParams()
+
+
+class AugmentParams(StrictParams):
+    """Denoising training: each training clip also appears `copies` times with white noise
+    at an SNR drawn uniformly from `snr_db`; the target is always the clean spectrogram."""
+
+    copies: int = pydantic.Field(3, ge=0)
+    snr_db: tuple[float, float] = (0.0, 20.0)
+
+
+class ClassifierParams(StrictParams):
+    """StandardScaler + multinomial logistic regression, the same for codes and MFCCs."""
+
+    C: float = pydantic.Field(1.0, gt=0.0)
+    max_iter: int = pydantic.Field(2000, ge=10)
+
+
+class TrainParams(StrictParams):
+    test_speakers: tuple[str, ...] = ("theo",)
+    loso: bool = True
+    validation_fraction: float = pydantic.Field(0.1, gt=0.0, lt=0.5)
+    augment: AugmentParams = AugmentParams()
+    classifier: ClassifierParams = ClassifierParams()
+    model: dict[str, Any]
+    trainer: TrainerConfig = TrainerConfig()
+
+    @pydantic.field_validator("test_speakers")
+    @classmethod
+    def _some_speaker(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one held-out speaker")
+        return value
+
+    def autoencoder_config(self, features: FeatureParams, file: str = PARAMS_FILE) -> AutoencoderConfig:
+        """The autoencoder for these features: `input_size` is the spectrogram size, never a param."""
+        where = f"{file}: speech.train.model"
+        if "input_size" in self.model:
+            raise UserError(f"{where}.input_size", "is set by the features", "remove it; it is n_mels × frames")
+        config = validate(AutoencoderConfig, {**self.model, "input_size": [features.n_mels, features.frames]}, "speech.train.model", file)
+        if config.spatial_dims != 2 or config.in_channels != 1:
+            raise UserError(where, "the speech model reads one-channel spectrograms", "set spatial_dims 2 and in_channels 1")
+        if config.latent_dim is None or config.latent_dim > 64:
+            raise UserError(f"{where}.latent_dim", "must be a flat code of at most 64 dimensions")
+        return config
+
+
+class MfccParams(StrictParams):
+    """The baseline features: MFCCs with Δ and ΔΔ, mean- and std-pooled over time."""
+
+    n_mfcc: int = pydantic.Field(13, ge=2)
+    n_fft: int = pydantic.Field(256, ge=16)
+    hop_length: int = pydantic.Field(80, ge=1)
+    n_mels: int = pydantic.Field(40, ge=4)
+
+    @property
+    def dims(self) -> int:
+        return 6 * self.n_mfcc
+
+
+class EvaluateParams(StrictParams):
+    snr_db: tuple[float, ...] = (20.0, 10.0, 0.0)
+    noise_seed: int = 0
+    mfcc: MfccParams = MfccParams()
+    examples: int = pydantic.Field(3, ge=1, le=10)

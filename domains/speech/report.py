@@ -1,0 +1,327 @@
+"""reports/speech: accuracy tables, confusion matrices, code projections, spectrograms and audio."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from domains.speech.audio import fix_duration
+from domains.speech.evaluation import Comparison, Condition, Corpus, noisy
+from domains.speech.features import GriffinLimInverter
+from domains.speech.model import SpeechModel
+from shared.io import write_bytes
+from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+
+# ../shared/BASELINES.md, measured independently on the same 5 speakers (MFCC + logistic regression).
+REFERENCE_MFCC = {None: 0.644, 20.0: 0.557, 10.0: 0.347, 0.0: 0.168}
+REFERENCE_MFCC_SPEAKER = {"jackson": 0.682, "lucas": 0.600, "nicolas": 0.466, "theo": 0.802, "yweweler": 0.668}
+TARGET_SNR = 10.0
+TARGET_MARGIN = 0.05
+PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
+
+
+def condition_name(condition: Condition) -> str:
+    return "clean" if condition is None else f"{condition:g} dB SNR"
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def targets(comparison: Comparison) -> list[dict[str, Any]]:
+    """The two targets of the issue, measured."""
+    model, mfcc = comparison.mean("model", None)["accuracy"], comparison.mean("mfcc", None)["accuracy"]
+    rows = [{"target": "mean accuracy of the code ≥ MFCC (held-out speakers, clean)", "model": model, "mfcc": mfcc, "met": model >= mfcc}]
+    if TARGET_SNR in comparison.conditions:
+        m, b = comparison.mean("model", TARGET_SNR)["accuracy"], comparison.mean("mfcc", TARGET_SNR)["accuracy"]
+        rows.append({"target": f"at {TARGET_SNR:g} dB SNR the code beats MFCC by ≥ {100 * TARGET_MARGIN:.0f} points", "model": m, "mfcc": b, "met": m - b >= TARGET_MARGIN})
+    return rows
+
+
+# --- figures -----------------------------------------------------------------------------------
+def confusion_figure(comparison: Comparison, corpus: Corpus, classes: Sequence[str]):
+    import matplotlib.pyplot as plt
+
+    conditions = [None] + ([TARGET_SNR] if TARGET_SNR in comparison.conditions else [])
+    fig, axes = plt.subplots(len(conditions), 2, figsize=(9, 4.3 * len(conditions)), squeeze=False)
+    tested = comparison.tested
+    index = {c: k for k, c in enumerate(classes)}
+    for row, condition in enumerate(conditions):
+        for col, method in enumerate(("model", "mfcc")):
+            matrix = np.zeros((len(classes), len(classes)))
+            for truth, guess in zip(corpus.labels[tested], comparison.predictions[(method, condition)][tested]):
+                matrix[index[truth], index[guess]] += 1
+            matrix /= matrix.sum(1, keepdims=True).clip(min=1)
+            ax = axes[row, col]
+            ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
+            for i in range(len(classes)):
+                for j in range(len(classes)):
+                    if matrix[i, j] >= 0.005:
+                        ax.text(j, i, f"{100 * matrix[i, j]:.0f}", ha="center", va="center", fontsize=7, color="white" if matrix[i, j] > 0.5 else "black")
+            ax.set_xticks(range(len(classes)), classes)
+            ax.set_yticks(range(len(classes)), classes)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("spoken")
+            acc = comparison.mean(method, condition)["accuracy"]
+            ax.set_title(f"{'code' if method == 'model' else 'MFCC'}, {condition_name(condition)}: {pct(acc)}")
+    fig.suptitle("Held-out speakers, row-normalised %")
+    fig.tight_layout()
+    return fig
+
+
+def projection(codes: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    pca = PCA(2, random_state=seed).fit_transform(codes)
+    tsne = TSNE(2, perplexity=30, init="pca", random_state=seed).fit_transform(codes)
+    return {"pca": pca, "tsne": tsne}
+
+
+def projection_figure(points: dict[str, np.ndarray], corpus: Corpus, held_out: Sequence[str]):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 10))
+    for row, (name, xy) in enumerate(points.items()):
+        for col, (title, values) in enumerate((("spoken label", corpus.labels), ("speaker", corpus.speakers))):
+            ax = axes[row, col]
+            kinds = sorted(set(values.tolist()))
+            cmap = plt.get_cmap("tab10" if len(kinds) <= 10 else "tab20")
+            for k, kind in enumerate(kinds):
+                mask = values == kind
+                marker_label = f"{kind} (held out)" if title == "speaker" and kind in held_out else kind
+                ax.scatter(xy[mask, 0], xy[mask, 1], s=5, alpha=0.7, color=cmap(k % cmap.N), label=marker_label)
+            ax.set_title(f"{PROJECTION_NAMES[name]} of the codes, coloured by {title}")
+            ax.legend(markerscale=3, fontsize=7, loc="best")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def spectrogram_figure(rows: list[tuple[str, list[torch.Tensor]]], titles: list[str], floor_db: float):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), len(titles), figsize=(3.2 * len(titles), 2.2 * len(rows)), squeeze=False)
+    for r, (name, images) in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(image.squeeze().numpy(), origin="lower", aspect="auto", cmap="magma", vmin=-floor_db, vmax=0.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_figure(comparison: Comparison):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = [condition_name(c) for c in comparison.conditions]
+    for method, label in (("model", "code (AE)"), ("mfcc", "MFCC")):
+        ax.plot(names, [100 * comparison.mean(method, c)["accuracy"] for c in comparison.conditions], marker="o", label=label)
+    ax.plot(names, [100 * REFERENCE_MFCC[c] if c in REFERENCE_MFCC else np.nan for c in comparison.conditions], ls=":", marker="x", color="grey", label="MFCC, BASELINES.md")
+    ax.set_ylabel("held-out speaker accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def wav_bytes(samples: torch.Tensor, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples.clamp(-1, 1).numpy(), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# --- the report ----------------------------------------------------------------------------------
+def build_report(
+    figures: Path, plots: Path, comparison: Comparison, corpus: Corpus, main: SpeechModel,
+    fold_models: dict[str, SpeechModel], examples: int, noise_seed: int, source: str,
+) -> str:
+    """Write figures (with audio under figures/audio) and plot data; return report.md's text."""
+    figure_backend()
+    held_out = main.info.get("held_out", [])
+    classes = sorted(set(corpus.labels.tolist()))
+
+    save_figure(confusion_figure(comparison, corpus, classes), figures / "confusion.png")
+    save_figure(accuracy_figure(comparison), figures / "accuracy_vs_snr.png")
+    write_plot_csv(plots / "accuracy_vs_snr.csv", [
+        {"condition": condition_name(c), "snr_db": "" if c is None else c,
+         **{f"{m}_accuracy": round(comparison.mean(m, c)["accuracy"], 4) for m in ("model", "mfcc")}}
+        for c in comparison.conditions
+    ])
+
+    codes = main.encode(corpus.recordings).numpy()
+    points = projection(codes)
+    save_figure(projection_figure(points, corpus, held_out), figures / "projection.png")
+    write_plot_csv(plots / "projection.csv", [
+        {"file": name, "label": label, "speaker": speaker, "held_out": speaker in held_out,
+         "pca_1": round(float(p[0]), 5), "pca_2": round(float(p[1]), 5), "tsne_1": round(float(t[0]), 5), "tsne_2": round(float(t[1]), 5)}
+        for name, label, speaker, p, t in zip(corpus.names, corpus.labels, corpus.speakers, points["pca"], points["tsne"])
+    ])
+
+    chosen = _examples(corpus, held_out, examples)
+    snr = TARGET_SNR if TARGET_SNR in comparison.conditions else comparison.conditions[-1]
+    clean_waves = [corpus.recordings[i] for i in chosen]
+    noisy_waves = noisy(clean_waves, snr, noise_seed) if snr is not None else clean_waves
+    spec_clean, spec_noisy = main.spectrograms(clean_waves), main.spectrograms(noisy_waves)
+    recon_clean, recon_noisy = main.reconstruct(spec_clean), main.reconstruct(spec_noisy)
+    to_db = main.normaliser.inverse
+    titles = [f"{corpus.labels[i]} · {corpus.speakers[i]}" for i in chosen]
+    rows = [
+        ("original", list(to_db(spec_clean))), ("reconstruction", list(to_db(recon_clean))),
+        (f"input at {snr:g} dB", list(to_db(spec_noisy))), ("its reconstruction", list(to_db(recon_noisy))),
+    ]
+    save_figure(spectrogram_figure(rows, titles, main.features.top_db), figures / "spectrograms.png")
+
+    rate = main.features.sample_rate
+    inverter = GriffinLimInverter(main.features)
+    audio_rows = []
+    for k, i in enumerate(chosen):
+        stem = Path(corpus.names[i]).stem
+        fixed = lambda w: fix_duration(w, main.features.samples, main.features.align)  # noqa: E731
+        files = {  # file suffix: (column title, samples)
+            "original": ("original clip", fixed(clean_waves[k])),
+            "original_griffinlim": ("Griffin-Lim of its spectrogram", inverter(to_db(spec_clean[k, 0]))),
+            "reconstruction_griffinlim": ("Griffin-Lim of the reconstruction", inverter(to_db(recon_clean[k, 0]))),
+            f"noisy_{snr:g}db": (f"clip with noise at {snr:g} dB", fixed(noisy_waves[k]) / max(1.0, float(noisy_waves[k].abs().max()))),
+            f"noisy_{snr:g}db_reconstruction_griffinlim": ("Griffin-Lim of its reconstruction", inverter(to_db(recon_noisy[k, 0]))),
+        }
+        for kind, (_, samples) in files.items():
+            write_bytes(figures / "audio" / f"{stem}_{kind}.wav", wav_bytes(samples, rate))
+        audio_rows.append((stem, *[f"[{kind}.wav](figures/audio/{stem}_{kind}.wav)" for kind in files]))
+    audio_headers = ["clip", *[title for title, _ in files.values()]]
+
+    return _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, audio_rows, source, snr)
+
+
+def _examples(corpus: Corpus, held_out: Sequence[str], count: int) -> list[int]:
+    """The first clip of `count` different labels, from the main model's held-out speakers."""
+    chosen, seen = [], set()
+    for i in np.flatnonzero(np.isin(corpus.speakers, list(held_out))):
+        if corpus.labels[i] not in seen:
+            chosen.append(int(i))
+            seen.add(corpus.labels[i])
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def _losses(comparison: Comparison) -> str:
+    """One sentence naming every (speaker, condition) where the code scores below MFCC."""
+    worse = [f"{s} ({condition_name(c)}: {pct(comparison.per_speaker[('model', c, s)]['accuracy'])} vs {pct(comparison.per_speaker[('mfcc', c, s)]['accuracy'])})"
+             for c in comparison.conditions for s in comparison.speakers()
+             if comparison.per_speaker[("model", c, s)]["accuracy"] < comparison.per_speaker[("mfcc", c, s)]["accuracy"]]
+    if not worse:
+        return "The code scores at least as well as MFCC for every held-out speaker in every condition.\n"
+    return "The code scores below MFCC for: " + "; ".join(worse) + ".\n"
+
+
+def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, audio_rows, source, snr) -> str:
+    speakers = comparison.speakers()
+    fits = {name: m.info.get("fit", {}) for name, m in fold_models.items()}
+    fit_seconds = [f.get("seconds", 0.0) for f in fits.values()]
+    training = ", ".join(f"without {name}: {f.get('epochs_run', '–')} epochs, {f.get('seconds', 0.0):.0f} s" for name, f in fits.items())
+    lines = [
+        "# Speech: spectrogram autoencoder codes for spoken digits by unseen speakers",
+        "",
+        f"Data: {source}; {len(corpus)} clips, {len(set(corpus.speakers.tolist()))} speakers, "
+        f"labels {', '.join(sorted(set(corpus.labels.tolist())))}. Every score below is on speakers the "
+        f"autoencoder and the classifier never heard ({'leave-one-speaker-out: ' + str(len(speakers)) + ' models' if len(fold_models) > 1 else 'held out: ' + ', '.join(speakers)}).",
+        "",
+        "## Targets",
+        "",
+        markdown_table(["target", "code", "MFCC", "met"], [(t["target"], pct(t["model"]), pct(t["mfcc"]), "yes" if t["met"] else "**no**") for t in targets(comparison)]),
+        "## Accuracy (mean over held-out speakers)",
+        "",
+        markdown_table(
+            ["condition", "code accuracy", "code macro-F1", "MFCC accuracy", "MFCC macro-F1", "code − MFCC", "MFCC in BASELINES.md"],
+            [
+                (condition_name(c), pct(comparison.mean("model", c)["accuracy"]), f"{comparison.mean('model', c)['macro_f1']:.3f}",
+                 pct(comparison.mean("mfcc", c)["accuracy"]), f"{comparison.mean('mfcc', c)['macro_f1']:.3f}",
+                 f"{100 * (comparison.mean('model', c)['accuracy'] - comparison.mean('mfcc', c)['accuracy']):+.1f} pts",
+                 pct(REFERENCE_MFCC.get(c)) if len(speakers) == len(REFERENCE_MFCC_SPEAKER) else "–")
+                for c in comparison.conditions
+            ],
+        ),
+        "White noise is added to each held-out recording at the given SNR (relative to the recording's mean power); "
+        "both methods see the same noisy waveforms, and both classifiers (StandardScaler + logistic regression, "
+        f"C = {main.info.get('classifier', {}).get('C', '–')}) are fitted on the clean features of the training speakers.",
+        "",
+        "### Per speaker (accuracy)",
+        "",
+        markdown_table(
+            ["held-out speaker", *[f"code, {condition_name(c)}" for c in comparison.conditions], *[f"MFCC, {condition_name(c)}" for c in comparison.conditions], "MFCC clean, BASELINES.md"],
+            [(s, *[pct(comparison.per_speaker[("model", c, s)]["accuracy"]) for c in comparison.conditions],
+              *[pct(comparison.per_speaker[("mfcc", c, s)]["accuracy"]) for c in comparison.conditions], pct(REFERENCE_MFCC_SPEAKER.get(s))) for s in speakers],
+        ),
+        _losses(comparison),
+        "### Feature sets",
+        "",
+        markdown_table(
+            ["features", "dimensions", "seconds to compute for all clean clips"],
+            [("autoencoder code (log-mel → conv encoder)", comparison.dims["model"], f"{comparison.seconds['model']:.1f}"),
+             (f"MFCC {comparison.dims['mfcc'] // 6} + Δ + ΔΔ, mean + std pooled", comparison.dims["mfcc"], f"{comparison.seconds['mfcc']:.1f}")],
+        ),
+        f"Training: {len(fold_models)} model(s), {sum(fit_seconds):.0f} s in all ({training}).",
+        "",
+        "## Figures",
+        "",
+        "Confusion matrices of the held-out predictions (every clip is predicted by the model that did not hear its speaker):",
+        "",
+        "![confusion](figures/confusion.png)",
+        "",
+        "![accuracy vs SNR](figures/accuracy_vs_snr.png)",
+        "",
+        f"Codes of every clip from the main model (held out: {', '.join(held_out)}), projected to 2-D "
+        "(points with labels in `plots/projection.csv`):",
+        "",
+        "![projection](figures/projection.png)",
+        "",
+        f"Log-mel spectrograms (dB relative to the clip maximum) of held-out clips, their reconstructions, the same clips with white noise at {snr:g} dB SNR, and the reconstructions from the noisy input:",
+        "",
+        "![spectrograms](figures/spectrograms.png)",
+        "",
+        "## Listening",
+        "",
+        "Reconstructions turned back into audio with Griffin-Lim (torchaudio `InverseMelScale` + `GriffinLim`); "
+        "the Griffin-Lim of the input spectrogram itself shows what the inversion alone costs (phase is lost, and the mel "
+        f"spectrogram floors everything {main.features.top_db:g} dB below the peak).",
+        "",
+        markdown_table(audio_headers, audio_rows),
+        "## Method",
+        "",
+        f"- **Features.** {main.features.duration:g} s clips ({main.features.align}-aligned, padded with silence or cropped) at "
+        f"{main.features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {main.features.n_fft}, hop {main.features.hop_length}, "
+        f"{main.features.n_mels} mels) and `AmplitudeToDB` (top_db {main.features.top_db:g}) relative to each clip's maximum; "
+        "standardised with the mean and standard deviation of the training speakers only.",
+        f"- **Model.** `{main.autoencoder.config.name}` from `shared.models` (channels {list(main.autoencoder.config.channels)}, "
+        f"strides {list(main.autoencoder.config.strides)}, flat code of {main.code_dims} dims). Denoising training: "
+        "each training clip is also presented with white noise added to its recording at a random SNR, with the clean "
+        "spectrogram as target (Vincent et al., 2008). The held-out speaker is never used, not even for validation or normalisation.",
+        "- **Baseline.** torchaudio `MFCC` with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
+        "- **Reference numbers.** `MFCC in BASELINES.md` was measured independently on the same data (../shared/BASELINES.md). "
+        "For scale: published FSDD results with MFCC and an SVM range from 83.6 % (cross-validated, linear) to about 99 % on splits "
+        "that mix speakers between training and test (figures quoted in issue 4, not re-measured here), and the official split "
+        "(takes 0–4 as test, same speakers) gives 97.2 % with this MFCC baseline (BASELINES.md); speaker-independent splits like "
+        "this one are much harder.",
+        "",
+        "## References",
+        "",
+        "- Z. Jackson et al., *Free Spoken Digit Dataset* v1.0.10, github.com/Jakobovski/free-spoken-digit-dataset, archived on Zenodo (zenodo.org/badge/latestdoi/61622039), CC BY-SA 4.0.",
+        "- S. Davis, P. Mermelstein, “Comparison of parametric representations for monosyllabic word recognition in continuously spoken sentences”, IEEE TASSP 28(4), 1980.",
+        "- P. Vincent, H. Larochelle, Y. Bengio, P.-A. Manzagol, “Extracting and composing robust features with denoising autoencoders”, ICML 2008.",
+        "- D. Griffin, J. Lim, “Signal estimation from modified short-time Fourier transform”, IEEE TASSP 32(2), 1984.",
+        "",
+    ]
+    return "\n".join(lines)

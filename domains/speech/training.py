@@ -1,0 +1,129 @@
+"""Training one speaker-disjoint fold: a denoising spectrogram autoencoder, then its classifier.
+
+Noise robustness is learnt, not engineered: besides each clean training clip, the encoder
+sees `copies` versions with white noise added to the recording (SNR drawn per copy) and
+must reconstruct the clean spectrogram. Only the training speakers' audio is ever used.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from domains.speech.audio import add_white_noise
+from domains.speech.data import held_out_mask, validation_split
+from domains.speech.features import LogMel, Normaliser
+from domains.speech.model import LinearClassifier, SpeechModel, encode_batches
+from domains.speech.params import AugmentParams, FeatureParams, TrainParams
+from shared.io import atomic_dir
+from shared.models import AutoencoderConfig, build_model
+from shared.trainer import FitResult, fit, seed_everything
+
+
+@dataclass
+class Spectrograms:
+    """Relative log-mel spectrograms of every clip: clean, and the noisy training copies."""
+
+    clean: torch.Tensor  # [N, 1, M, F]
+    noisy: list[torch.Tensor]  # `copies` tensors like `clean`
+
+
+def noisy_copies(recordings: Sequence[torch.Tensor], augment: AugmentParams, seed: int) -> list[list[torch.Tensor]]:
+    """`copies` noisy versions of every recording, each SNR drawn per clip; a function of the seed and the recordings only."""
+    low, high = augment.snr_db
+    out = []
+    for copy in range(augment.copies):
+        generator = torch.Generator().manual_seed(seed * 7919 + copy + 1)
+        snrs = low + (high - low) * torch.rand(len(recordings), generator=generator, dtype=torch.float64)
+        out.append([add_white_noise(r, float(s), generator) for r, s in zip(recordings, snrs)])
+    return out
+
+
+def spectrograms(recordings: Sequence[torch.Tensor], features: FeatureParams, augment: AugmentParams, seed: int) -> Spectrograms:
+    logmel = LogMel(features)
+    return Spectrograms(logmel(recordings), [logmel(copy) for copy in noisy_copies(recordings, augment, seed)])
+
+
+def train_fold(
+    specs: Spectrograms,
+    labels: Sequence[str],
+    speakers: Sequence[str],
+    held_out: Sequence[str],
+    params: TrainParams,
+    features: FeatureParams,
+    model_config: AutoencoderConfig,
+    label_pattern: str,
+    checkpoint_dir: Path,
+    live_dir: Path | None,
+    fingerprint: dict[str, Any],
+) -> tuple[SpeechModel, FitResult]:
+    """Train on every speaker except `held_out`; the classifier is fitted on the training speakers' clean codes."""
+    train_index = np.flatnonzero(~held_out_mask(speakers, held_out))
+    fit_index, val_index = validation_split(train_index, params.validation_fraction, params.trainer.seed)
+    normaliser = Normaliser.fit(specs.clean[fit_index])
+    versions = [specs.clean, *specs.noisy]
+    inputs = torch.cat([normaliser(v[fit_index]) for v in versions])
+    targets = normaliser(specs.clean[fit_index]).repeat(len(versions), 1, 1, 1)
+    # Validation mirrors training: clean and noisy inputs of held-back training-speaker clips.
+    val_inputs = torch.cat([normaliser(v[val_index]) for v in versions])
+    val_targets = normaliser(specs.clean[val_index]).repeat(len(versions), 1, 1, 1)
+
+    print(f"fold without {', '.join(held_out)}: {len(fit_index)} clips × {len(versions)} versions", file=sys.stderr)
+    seed_everything(params.trainer.seed)
+    autoencoder = build_model(model_config)
+    result = fit(
+        autoencoder, TensorDataset(inputs, targets), TensorDataset(val_inputs, val_targets), params.trainer,
+        checkpoint_dir, fingerprint={**fingerprint, "held_out": list(held_out)}, live_dir=live_dir,
+    )
+    codes = encode_batches(autoencoder, normaliser(specs.clean[train_index])).numpy()
+    classifier = LinearClassifier.fit(codes, np.asarray(labels)[train_index], params.classifier)
+    info = {
+        "held_out": list(held_out),
+        "classifier": params.classifier.model_dump(mode="json"),
+        "fit": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "seconds": result.seconds},
+    }
+    return SpeechModel(autoencoder, features, normaliser, classifier, label_pattern, info), result
+
+
+def fold_name(held_out: Sequence[str]) -> str:
+    return "+".join(held_out)
+
+
+def train_models(
+    corpus_labels: Sequence[str],
+    corpus_speakers: Sequence[str],
+    recordings: Sequence[torch.Tensor],
+    folds: Sequence[tuple[str, ...]],
+    params: TrainParams,
+    features: FeatureParams,
+    label_pattern: str,
+    model_dir: Path,
+    checkpoint_dir: Path,
+    live_dir: Path | None,
+    data: dict[str, Any],
+) -> list[FitResult]:
+    """One model per fold: the first (held-out `test_speakers`) is the main model at `model_dir`,
+    the others go to `model_dir/folds/<speaker>`; written all at once, only when every fold is done."""
+    model_config = params.autoencoder_config(features)
+    specs = spectrograms(recordings, features, params.augment, params.trainer.seed)
+    layout = [{"held_out": list(fold), "folder": "." if k == 0 else f"folds/{fold_name(fold)}"} for k, fold in enumerate(folds)]
+    fingerprint = {"train": params.model_dump(mode="json"), "features": features.model_dump(mode="json"), "data": data}
+    trained, results = [], []
+    for k, fold in enumerate(folds):
+        log = None if live_dir is None else (live_dir if k == 0 else live_dir / "folds" / fold_name(fold))
+        model, result = train_fold(
+            specs, corpus_labels, corpus_speakers, fold, params, features, model_config, label_pattern,
+            checkpoint_dir / fold_name(fold), log, fingerprint,
+        )
+        trained.append(model)
+        results.append(result)
+    trained[0].info.update({"folds": layout, "loso": params.loso})
+    with atomic_dir(model_dir) as tmp:
+        for model, entry in zip(trained, layout):
+            model.save(tmp / entry["folder"], data=data)
+    return results

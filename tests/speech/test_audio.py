@@ -1,0 +1,107 @@
+"""Audio loading: real FSDD files, resampling, mono mix-down, fixed duration, noise, bad files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from domains.speech.audio import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
+from shared.errors import UserError
+
+
+@pytest.fixture
+def fsdd_file(mirror):
+    return mirror / "speech" / "recordings" / "3_theo_7.wav"
+
+
+def test_real_file_loads_as_mono_float_at_its_rate(fsdd_file):
+    samples, clipped = load_audio(fsdd_file, 8000)
+    reference, rate = sf.read(fsdd_file, dtype="float32")
+    assert rate == 8000 and samples.dtype == torch.float32 and samples.ndim == 1
+    assert torch.equal(samples, torch.from_numpy(reference))
+    assert not clipped
+
+
+def sine(freq: float, rate: int, seconds: float, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_stereo_is_mixed_to_the_channel_mean(tmp_path):
+    left, right = sine(300, 8000, 0.5, 0.6), sine(700, 8000, 0.5, 0.2)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, np.stack([left, right], axis=1), 8000, subtype="FLOAT")
+    samples, _ = load_audio(path, 8000)
+    np.testing.assert_allclose(samples.numpy(), (left + right) / 2, atol=1e-7)
+
+
+def test_resampling_keeps_frequency_and_level(tmp_path):
+    path = tmp_path / "tone_16k.wav"
+    sf.write(path, sine(440, 16000, 1.0, 0.5), 16000, subtype="FLOAT")
+    samples, _ = load_audio(path, 8000)
+    assert samples.shape == (8000,)
+    spectrum = np.abs(np.fft.rfft(samples.numpy()))
+    assert np.argmax(spectrum) == 440  # 1 Hz bins over one second
+    core = samples[500:-500]
+    assert core.abs().max().item() == pytest.approx(0.5, abs=0.01)
+    assert core.pow(2).mean().sqrt().item() == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
+
+
+def test_fix_duration_pads_and_crops_as_computed_by_hand():
+    x = torch.arange(1, 6, dtype=torch.float32)  # 1..5
+    assert fix_duration(x, 8, "start").tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
+    assert fix_duration(x, 8, "center").tolist() == [0, 1, 2, 3, 4, 5, 0, 0]
+    assert fix_duration(x, 3, "start").tolist() == [1, 2, 3]
+    assert fix_duration(x, 3, "center").tolist() == [2, 3, 4]
+    assert fix_duration(x, 5, "center").tolist() == [1, 2, 3, 4, 5]
+
+
+def test_white_noise_has_the_requested_snr(fsdd_file):
+    samples, _ = load_audio(fsdd_file, 8000)
+    for snr in (20.0, 10.0, 0.0):
+        noise = add_white_noise(samples, snr, torch.Generator().manual_seed(1)) - samples
+        measured = 10 * torch.log10(samples.pow(2).mean() / noise.pow(2).mean()).item()
+        assert measured == pytest.approx(snr, abs=0.25)
+    again = add_white_noise(samples, 10.0, torch.Generator().manual_seed(1))
+    assert torch.equal(again, add_white_noise(samples, 10.0, torch.Generator().manual_seed(1)))
+
+
+def test_clipping_is_detected_and_only_warned(tmp_path, fsdd_file):
+    loud = np.clip(sine(200, 8000, 0.5, 3.0), -1.0, 32767 / 32768)
+    path = tmp_path / "clipped.wav"
+    sf.write(path, loud, 8000, subtype="PCM_16")
+    samples, clipped = load_audio(path, 8000)
+    assert clipped and samples.shape == (4000,)
+    assert not is_clipped(torch.tensor([0.1, 1.0, 0.2, -1.0, 0.0]))  # isolated peaks are not clipping
+
+
+def bad_files(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "zero_length.wav", np.zeros(0, dtype=np.float32), 8000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(40)))
+    (tmp_path / "notes.txt").write_text("these are not samples\n")
+    sf.write(tmp_path / "low_rate.wav", sine(100, 500, 0.5), 500)
+    sf.write(tmp_path / "odd_rate.wav", sine(440, 44101, 0.1), 44101)
+    return {
+        "empty.wav": "empty file",
+        "zero_length.wav": "zero length",
+        "corrupt.wav": "not a readable audio file",
+        "notes.txt": "not a readable audio file",
+        "low_rate.wav": "500 Hz is too low",
+        "odd_rate.wav": "cannot resample 44101 Hz to 8000 Hz",
+    }
+
+
+def test_bad_files_raise_one_user_error_naming_the_file(tmp_path):
+    for name, fragment in bad_files(tmp_path).items():
+        with pytest.raises(UserError) as err:
+            load_audio(tmp_path / name, 8000)
+        assert name in err.value.line() and fragment in err.value.line(), err.value.line()
+
+
+def test_resampler_limits():
+    check_resampling("x.wav", 44100, 8000)  # gcd 100: small kernel, accepted
+    check_resampling("x.wav", 22050, 16000)
+    with pytest.raises(UserError, match="cannot resample"):
+        check_resampling("x.wav", 96001, 16000)
