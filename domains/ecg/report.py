@@ -172,6 +172,19 @@ def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, c
     lines.append(markdown_table(["record"] + [f"PRD / PRDN at CR {t:g}" for t in params.wavelet_target_crs] + [f"CR at PRD {params.wavelet_target_prd} %"], check, 1))
     lines.append("\nBASELINES.md: record 100 5.21 / 9.77 % at CR 32.25, PRDN 16.8 % at CR 50, CR 12.6 at PRD 2.73 %; "
                  "record 208 8.81 / 9.31 %, 16.3 %, 10.4.\n")
+    lines.append("\n## Reading the targets\n")
+    reach = ", ".join(f"{row[0]}: CR {row[-1]:.1f}" for row in check)
+    lines.append(f"With PRD taken on whole 30-min records against ADC − 1024, the wavelet codec reaches PRD "
+                 f"{params.wavelet_target_prd} % only at a far lower CR ({reach}); target A asks for CR 32.25 at that PRD, "
+                 "the figure Yildirim et al. report under their own evaluation protocol. "
+                 "Target B's R-peak criterion is bounded by the detector itself: ")
+    if original:
+        per_record = [(r["condition"]["record"], r["metrics"]["rpeak_f1"]) for r in results.rows
+                      if r["method"] == "original" and "record" in r["condition"]]
+        lines.append("XQRS on the *original* signal scores F1 " + ", ".join(f"{n}: {f:.3f}" for n, f in per_record)
+                     + ", so no codec can reach F1 ≥ 0.99 on a record where the original stays below it.\n")
+    else:
+        lines.append("(no reference beat annotations in these records).\n")
     lines.append("\n## Literature\n")
     lines.append(markdown_table(["reference", "CR", "PRD %", "note"], LITERATURE, 2))
     lines.append("\nYildirim Ö., Tan R.S., Acharya U.R. (2018), *An efficient compression of ECG signals using deep convolutional "
