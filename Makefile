@@ -16,6 +16,7 @@ run: $(STAMP)
 	. $(VENV)/bin/activate && dvc repro
 
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 	. $(VENV)/bin/activate && python -m pytest -n 2 tests
 
 bench: $(STAMP)

@@ -44,10 +44,10 @@ def rate_distortion(cases: list[RecordCase], codecs: list[Codec], wavelet_crs: t
 
 
 def _stretch(case: RecordCase, symbol: str | None, seconds: float = 4.0) -> slice | None:
-    """A window around the first beat of `symbol` (or at 60 s for a normal stretch)."""
+    """A window around the first beat of `symbol` (or at 60 s, or the start, for a normal stretch)."""
     fs = case.lead.fs
     if symbol is None:
-        start = int(60 * fs)
+        start = min(int(60 * fs), len(case.lead.adc) - int(seconds * fs))
     else:
         if case.beats is None or symbol not in set(case.beats[1]):
             return None
