@@ -1,0 +1,6 @@
+"""Industrial anomaly detection on multivariate sensor series (SKAB benchmark by default).
+
+A 1-D convolutional autoencoder per normal-operation segment, scored with SKAB's
+protocol: 60-step windows, an upper control limit on window residuals, and SKAB's
+window-to-point labelling rule.
+"""

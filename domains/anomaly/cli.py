@@ -1,0 +1,147 @@
+"""`latente anomaly ...`: fit a detector on normal operation, score any CSV in chunks, run SKAB's protocol."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Sensor anomaly detection: 1-D conv autoencoder, SKAB protocol.")
+
+SEP_HELP = "column separator of the CSV"
+TIMESTAMP_HELP = "timestamp column ('' for none: rows are taken in file order)"
+SENSORS_HELP = "comma-separated sensor columns (default: every column holding numbers, except timestamp and labels)"
+NAN_HELP = "what to do with missing values: error, drop (the row) or ffill (carry the last value)"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _reader(sep: str, timestamp: str, sensors: Optional[str], label: str, changepoint: str, nan_policy: str):
+    from domains.anomaly.params import ReaderConfig
+    from shared.params import validate
+
+    values = {"sep": sep, "timestamp": timestamp or None, "label": label or None, "changepoint": changepoint or None,
+              "nan_policy": nan_policy,
+              "sensors": [s.strip() for s in sensors.split(",") if s.strip()] if sensors else None}
+    return validate(ReaderConfig, values, "option", file="command line")
+
+
+def _rows(text: Optional[str], n: int) -> slice:
+    """'START:END' (0-based, END exclusive, either may be empty) → a slice of the cleaned rows."""
+    from shared.errors import UserError
+
+    if not text:
+        return slice(0, n)
+    try:
+        start, end = (int(part) if part.strip() else None for part in text.split(":"))
+    except ValueError:
+        raise UserError(f"--rows {text}", "expected START:END, e.g. 0:400") from None
+    return slice(start or 0, n if end is None else min(end, n))
+
+
+def _report_data(path: Path, report, nan_policy: str) -> None:
+    problems = report.problems(nan_policy)
+    _log(f"{path}: {report.rows_kept} of {report.rows_read} rows used" + (f"; {'; '.join(problems)}" if problems else ""))
+
+
+@app.command("fit")
+def fit_command(
+    csv: Path = typer.Argument(..., help="CSV of normal operation (a whole file or a --rows range of it)"),
+    model_out: Path = typer.Option(..., "--model-out", help="model folder to write"),
+    rows: Optional[str] = typer.Option(None, help="train on rows START:END of the file (0-based, e.g. 0:400 for SKAB)"),
+    sep: str = typer.Option(";", help=SEP_HELP),
+    timestamp: str = typer.Option("datetime", help=TIMESTAMP_HELP),
+    sensors: Optional[str] = typer.Option(None, help=SENSORS_HELP),
+    label: str = typer.Option("anomaly", help="label column, excluded from the sensors if present"),
+    changepoint: str = typer.Option("changepoint", help="change-point column, excluded from the sensors if present"),
+    nan_policy: str = typer.Option("ffill", help=NAN_HELP),
+    epochs: Optional[int] = typer.Option(None, min=1, help="override the maximum number of epochs"),
+    seed: int = typer.Option(0, help="training seed"),
+    force: bool = typer.Option(False, "--force", help="overwrite --model-out if it exists"),
+) -> None:
+    """Train a detector (standardisation, autoencoder, threshold) on normal-operation rows."""
+    from domains.anomaly.data import read_series
+    from domains.anomaly.detector import fit_detector
+    from domains.anomaly.params import DetectorConfig, DetectorTrainer
+    from shared.io import refuse_existing
+
+    refuse_existing(model_out, force)
+    reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
+    series = read_series(csv, reader)
+    part = _rows(rows, len(series))
+    train = series.crop(part.start, part.stop)
+    config = DetectorConfig(trainer=DetectorTrainer(seed=seed))
+    detector = fit_detector(train.values, series.sensors, config, reader=reader, step_s=series.report.step_s,
+                            where=f"{csv} rows {part.start}:{part.stop}", epochs=epochs)
+    detector.save(model_out, data={"file": str(csv), "rows": [part.start, part.stop]}, force=force)
+    _report_data(csv, series.report, reader.nan_policy)
+    if train.labels is not None and train.labels.any():
+        _log(f"warning: {int(train.labels.sum())} training rows are labelled anomalous")
+    constant = detector.info["constant_sensors"]
+    if constant:
+        _log(f"warning: constant in the training rows (scale 1, raw units): {', '.join(constant)}")
+    _log(f"fitted on {len(train)} rows × {len(series.sensors)} sensors in {detector.info['fit_seconds']:.1f} s "
+         f"({detector.info['epochs_run']} epochs); threshold {detector.threshold:.4g}; saved {model_out}")
+
+
+@app.command("score")
+def score_command(
+    csv: Path = typer.Argument(..., help="CSV to score (same sensor columns as the model's training data)"),
+    model: Path = typer.Option(..., "--model", help="model folder from `fit` or models/anomaly/..."),
+    out: Path = typer.Option(..., "--out", help="per-row CSV: row, timestamp, score, flag, top_sensor, top_share"),
+    chunk_rows: int = typer.Option(100_000, min=1, help="rows read per chunk (memory stays bounded)"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+) -> None:
+    """Stream a CSV in chunks; write each row's score, flag and top contributing sensor; explain every alarm."""
+    from domains.anomaly.data import stream_series
+    from domains.anomaly.detector import load_detector
+    from domains.anomaly.output import check_model_columns, write_scores
+    from shared.io import refuse_existing
+
+    refuse_existing(out, force)
+    detector = load_detector(model)
+    check_model_columns(csv, detector, model)
+    chunks, report = stream_series(csv, detector.reader, detector.sensors, detector.step_s, chunk_rows)
+    summary = write_scores(out, csv, detector, chunks, force=force)
+    _report_data(csv, report, detector.reader.nan_policy)
+    _log(f"scored {summary.scored} of {summary.rows} rows (SKAB's rule leaves the first {detector.window - 1} and "
+         f"last {2 * detector.window - 2} unscored); threshold {detector.threshold:.4g}; "
+         f"{summary.flagged} rows flagged in {len(summary.alarms)} alarm(s); wrote {out}")
+    for i, alarm in enumerate(summary.alarms, 1):
+        _log(f"alarm {i}: " + summary.describe(alarm))
+
+
+@app.command("evaluate")
+def evaluate_command(
+    data: Path = typer.Option(..., "--data", help="folder of labelled CSV files (searched recursively)"),
+    train_rows: int = typer.Option(400, min=2, help="rows at the start of each file used for training"),
+    sep: str = typer.Option(";", help=SEP_HELP),
+    timestamp: str = typer.Option("datetime", help=TIMESTAMP_HELP),
+    sensors: Optional[str] = typer.Option(None, help=SENSORS_HELP),
+    label: str = typer.Option("anomaly", help="point-label column (0/1)"),
+    changepoint: str = typer.Option("changepoint", help="change-point column (0/1), '' for none (no NAB score)"),
+    nan_policy: str = typer.Option("ffill", help=NAN_HELP),
+    epochs: Optional[int] = typer.Option(None, min=1, help="override the maximum number of epochs (quick runs)"),
+    seed: int = typer.Option(0, help="training seed"),
+    json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
+) -> None:
+    """SKAB's per-file protocol on any folder: F1, FAR, MAR (and NAB) for the model and the baselines."""
+    from domains.anomaly.params import DetectorConfig, DetectorTrainer, EvaluateParams
+    from domains.anomaly.protocol import evaluate_folder
+    from domains.anomaly.report import results_table
+    from shared.errors import UserError
+
+    if not data.is_dir():
+        raise UserError(data, "not a folder", "--data takes a folder of labelled CSV files")
+    reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
+    if not reader.label:
+        raise UserError("--label", "evaluation needs a label column")
+    config = DetectorConfig(trainer=DetectorTrainer(seed=seed))
+    results, _ = evaluate_folder(data, reader, train_rows, config, EvaluateParams(), epochs=epochs, progress=_log)
+    if json_output:
+        results.print_json()
+    else:
+        print(results_table(results), end="")

@@ -1,0 +1,101 @@
+"""Params schemas, one per stage, plus the reader and detector configs the CLI reuses."""
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from shared.models import AutoencoderConfig
+from shared.params import StrictParams
+from shared.sources import SourceParams
+
+
+class ReaderConfig(StrictParams):
+    """How to read a multivariate sensor CSV (SKAB's layout by default)."""
+
+    sep: str = ";"
+    timestamp: str | None = "datetime"
+    sensors: tuple[str, ...] | None = None  # None: every column with numbers, except timestamp and labels
+    label: str | None = "anomaly"
+    changepoint: str | None = "changepoint"
+    nan_policy: Literal["error", "drop", "ffill"] = "ffill"
+
+    def label_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in (self.label, self.changepoint) if c)
+
+
+class DetectorTrainer(StrictParams):
+    """Per-fit training settings (SKAB's Conv-AE: Adam 1e-3, batch 32, ≤100 epochs, patience 5)."""
+
+    epochs: int = pydantic.Field(100, ge=1)
+    batch_size: int = pydantic.Field(32, ge=1)
+    lr: float = 1e-3
+    patience: int | None = 5
+    val_fraction: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+
+
+class DetectorConfig(StrictParams):
+    """Everything that defines one fitted detector, apart from its data."""
+
+    window: int = pydantic.Field(60, ge=2)
+    threshold_quantile: float = pydantic.Field(0.999, gt=0.0, le=1.0)
+    threshold_factor: float = pydantic.Field(4 / 3, gt=0.0)
+    sensor_weights: Literal["short_term", "uniform"] = "short_term"
+    model: dict = {
+        "name": "conv_ae", "channels": [32, 16], "strides": [2, 2], "kernel_size": 7,
+        "latent_channels": 8, "act": "RELU", "norm": None, "dropout": 0.2,
+    }
+    trainer: DetectorTrainer = DetectorTrainer()
+
+    @pydantic.field_validator("model")
+    @classmethod
+    def _valid_model(cls, value: dict) -> dict:
+        if "in_channels" in value or "spatial_dims" in value:
+            raise ValueError("in_channels and spatial_dims are set from the data (1-D, one channel per sensor)")
+        AutoencoderConfig.model_validate({**value, "spatial_dims": 1, "in_channels": 1})
+        return value
+
+
+class FetchParams(StrictParams):
+    source: SourceParams
+
+
+class PrepareParams(StrictParams):
+    reader: ReaderConfig = ReaderConfig()
+    benchmark: tuple[str, ...] = ("skab/valve1", "skab/valve2")  # folders whose labelled files form the benchmark
+    normal_file: str | None = "skab/anomaly-free/anomaly-free.csv"  # unlabelled normal run for the global model
+
+
+class TrainParams(StrictParams):
+    train_rows: int = pydantic.Field(400, ge=2)  # SKAB: the first 400 rows of each file are the normal segment
+    detector: DetectorConfig = DetectorConfig()
+    global_epochs: int = pydantic.Field(30, ge=1)  # the global model sees ~9,000 windows per epoch
+    robustness_seeds: tuple[int, ...] = (1, 2)  # extra per-file replicas, to report the spread over seeds
+
+
+class PCABaselineParams(StrictParams):
+    """SKAB's T²+Q (core/t2.py): 85 % variance, p = 0.999, rolling median of 5."""
+
+    explained_variance: float = pydantic.Field(0.85, gt=0.0, le=1.0)
+    p_value: float = pydantic.Field(0.999, gt=0.0, lt=1.0)
+    median_window: int = pydantic.Field(5, ge=1)
+    q_limit: Literal["skab", "jackson_mudholkar"] = "skab"
+
+
+class IsolationForestParams(StrictParams):
+    """SKAB's notebook: raw features, contamination 0.0005, rolling median of 3."""
+
+    contamination: float = pydantic.Field(0.0005, gt=0.0, le=0.5)
+    median_window: int = pydantic.Field(3, ge=1)
+    n_estimators: int = pydantic.Field(100, ge=1)
+    seed: int = 0
+
+
+class EvaluateParams(StrictParams):
+    pca_t2q: PCABaselineParams = PCABaselineParams()
+    isolation_forest: IsolationForestParams = IsolationForestParams()
+    nab_window_s: float = pydantic.Field(60.0, gt=0.0)  # SKAB's change-point leaderboard: 60 s right of each CP
+    plot_files: tuple[str, ...] = ("skab/valve1/8.csv", "skab/valve2/2.csv")
+    explain_file: str = "skab/valve1/0.csv"
