@@ -1,0 +1,113 @@
+"""Protein benchmark on the real BLAT_ECOLX alignment, one thread, baselines measured in the same run.
+
+- sequence weights: blocked bfloat16 one-hot products vs the straightforward row-by-row NumPy loop
+  (identical weights required);
+- training steps per second of the default FamilyVAE vs the shared dense_vae of the same sizes
+  (dense first layer, plain output layer), and the projected time of the default training;
+- scoring 5000 single mutants with the configured number of ELBO samples.
+Times are process CPU seconds (robust to other load on a shared machine; one thread, so they
+approximate the wall time on an idle core). `python -m bench.protein [--steps N]`
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from domains.protein.alignment import encode, read_alignment
+from domains.protein.model import FamilyVAE, elbo
+from domains.protein.params import EvaluateParams, PrepareParams, TrainParams
+from domains.protein.sources import ALIGNMENT
+from domains.protein.training import OneHotSequences, model_config
+from domains.protein.weights import sequence_weights, sequence_weights_loop
+from shared.io import write_json
+from shared.models import build_model
+from shared.params import stage_params
+from shared.report import markdown_table
+
+RESULTS = Path("bench/results/protein.json")
+
+
+def cpu_seconds(func) -> tuple[float, object]:
+    started = time.process_time()
+    value = func()
+    return time.process_time() - started, value
+
+
+def steps_per_second(model: torch.nn.Module, batch: torch.Tensor, steps: int) -> float:
+    """Optimizer steps per CPU second, as the shared trainer takes them (AdamW, no clipping)."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        out = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+
+    step()
+    seconds, _ = cpu_seconds(lambda: [step() for _ in range(steps)])
+    return steps / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per model")
+    parser.add_argument("--mutants", type=int, default=5000, help="single mutants to score")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    mirror = Path(os.environ.get("LATENTE_MIRROR", "../shared/datasets")) / "protein"
+    prepare = stage_params("protein", "prepare", PrepareParams)
+    train = stage_params("protein", "train", TrainParams)
+    evaluate = stage_params("protein", "evaluate", EvaluateParams)
+    alignment = read_alignment(mirror / ALIGNMENT)
+    codes = alignment.codes
+
+    blocked_s, fast = cpu_seconds(lambda: sequence_weights(codes, prepare.theta))
+    loop_s, slow = cpu_seconds(lambda: sequence_weights_loop(codes, prepare.theta))
+    if not np.array_equal(fast, slow):
+        raise SystemExit("blocked and loop weights differ")
+
+    length = codes.shape[1]
+    config = model_config(train, length)
+    batch_size = train.trainer.batch_size
+    rows = np.random.default_rng(0).choice(len(codes), batch_size, p=fast / fast.sum())
+    batch = torch.stack([OneHotSequences(codes)[int(i)] for i in rows])
+    torch.manual_seed(0)
+    family = FamilyVAE(config, train.decoder, neff=float(fast.sum()))
+    family_sps = steps_per_second(family, batch, args.steps)
+    plain_sps = steps_per_second(build_model(config), batch, args.steps)
+    steps_per_epoch = int(np.ceil(len(codes) * (1 - train.val_fraction) / batch_size))
+    projected = train.trainer.epochs * steps_per_epoch / family_sps
+
+    rng = np.random.default_rng(1)
+    wild_type = encode(alignment.focus.sequence)
+    mutants = np.repeat(wild_type[None], args.mutants, axis=0)
+    mutants[np.arange(args.mutants), rng.integers(0, length, args.mutants)] = rng.integers(0, 20, args.mutants)
+    scorer = family.plain()
+    score_s, _ = cpu_seconds(lambda: elbo(scorer, np.concatenate([wild_type[None], mutants]), evaluate.samples))
+
+    table = [
+        ["sequence weights (8355 × 253)", f"{blocked_s:.2f} s", f"{loop_s:.2f} s (NumPy row loop)", f"{loop_s / blocked_s:.1f}×"],
+        [f"training steps/s (batch {batch_size})", f"{family_sps:.2f}", f"{plain_sps:.2f} (shared dense_vae)", f"{family_sps / plain_sps:.2f}×"],
+        [f"default training ({train.trainer.epochs} epochs × {steps_per_epoch} steps)", f"{projected / 60:.1f} min", "target ≤ 30 min", ""],
+        [f"scoring {args.mutants} mutants × {evaluate.samples} samples", f"{score_s:.1f} s", "target ≤ 60 s", ""],
+    ]
+    print(markdown_table(["measure (1 thread, CPU s)", "latente", "baseline", "ratio"], table))
+    write_json(RESULTS, {
+        "domain": "protein", "threads": 1, "clock": "process CPU seconds",
+        "weights": {"blocked_s": blocked_s, "loop_s": loop_s, "speedup": loop_s / blocked_s, "identical": True,
+                    "neff": float(fast.sum())},
+        "training": {"batch_size": batch_size, "steps_per_s": family_sps, "samples_per_s": family_sps * batch_size,
+                     "shared_dense_vae_steps_per_s": plain_sps, "speedup": family_sps / plain_sps,
+                     "steps_per_epoch": steps_per_epoch, "epochs": train.trainer.epochs, "projected_train_s": projected},
+        "scoring": {"mutants": args.mutants, "samples": evaluate.samples, "seconds": score_s},
+    })
+
+
+if __name__ == "__main__":
+    main()

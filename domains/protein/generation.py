@@ -1,0 +1,65 @@
+"""Statistics that compare generated sequences with the natural family."""
+from __future__ import annotations
+
+import numpy as np
+
+from domains.protein.alignment import ALPHABET, GAP_CODE
+from domains.protein.weights import identities
+
+
+def nearest_identity(query: np.ndarray, reference: np.ndarray, exclude_same_index: bool = False) -> np.ndarray:
+    """Identity of each query sequence to its nearest reference sequence.
+
+    With `exclude_same_index`, query row i is reference row i and is not its own neighbour
+    (the natural-vs-natural reference figure).
+    """
+    best = np.empty(len(query))
+    for lo, identity in identities(query, reference):
+        if exclude_same_index:
+            rows = np.arange(len(identity))
+            identity[rows, rows + lo] = -1.0
+        best[lo : lo + len(identity)] = identity.max(1).values.numpy()
+    return best
+
+
+def column_frequencies(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """[L, 21] (weighted) state frequencies per column."""
+    w = np.ones(len(codes)) if weights is None else np.asarray(weights, dtype=np.float64)
+    freq = np.stack([w @ (codes == state) for state in range(len(ALPHABET))], axis=1)
+    return freq / w.sum()
+
+
+def column_entropy(freq: np.ndarray) -> np.ndarray:
+    """Per-column Shannon entropy in bits over the 21 states."""
+    safe = np.where(freq > 0, freq, 1.0)
+    return -(freq * np.log2(safe)).sum(1)
+
+
+def compare_with_natural(generated: np.ndarray, natural: np.ndarray, natural_weights: np.ndarray, seed: int = 0) -> dict:
+    """Generated vs natural: identity to the nearest natural sequence, column entropy, gaps.
+
+    The natural identity figure takes as many natural sequences as were generated (drawn by
+    sequence weight, the distribution the model is trained on) and excludes each one itself.
+    Natural frequencies are weighted; generated ones are plain counts.
+    """
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(len(natural), size=min(len(generated), len(natural)), replace=False, p=natural_weights / natural_weights.sum())
+    reordered = np.concatenate([picked, np.setdiff1d(np.arange(len(natural)), picked)])
+    natural_identity = nearest_identity(natural[picked], natural[reordered], exclude_same_index=True)
+    gen_freq, nat_freq = column_frequencies(generated), column_frequencies(natural, natural_weights)
+    out = {}
+    for name, identity, freq in (("generated", nearest_identity(generated, natural), gen_freq),
+                                 ("natural", natural_identity, nat_freq)):
+        entropy = column_entropy(freq)
+        out[name] = {
+            "metrics": {
+                "identity_nearest": float(identity.mean()),
+                "identity_nearest_median": float(np.median(identity)),
+                "entropy_bits": float(entropy.mean()),
+                "gap_fraction": float(freq[:, GAP_CODE].mean()),
+                "n": len(identity),
+            },
+            "identity": identity,
+            "entropy": entropy,
+        }
+    return out

@@ -1,0 +1,214 @@
+"""The family VAE: the shared dense_vae with a DeepSequence-style decoder output layer.
+
+DeepSequence's decoder output (Riesselman et al. 2018) is a linear layer whose weight is
+built from parts: a position × dictionary weight times a small dictionary over the 21
+states ("convolved patterns"), scaled per hidden-unit group and position by a sigmoid
+gate (group sparsity, tiled over `patterns` groups), with the logits times a learned
+inverse temperature. All of it is a reparametrisation of one linear layer, and the
+encoder's first layer is stored as an embedding table for speed on one-hot input; after
+training both are folded back into the plain `dense_vae` weights, so the saved folder is
+an ordinary shared model that `load_model` loads as is.
+
+The decoder weights are regularised as in DeepSequence, by a `prior` loss term divided by
+Neff per sequence: either MAP (its MLE variant: a Gaussian prior on the weights and a
+logit-normal prior on the gates) or, with `bayesian`, a factorised Gaussian posterior over
+every decoder weight whose KL to those priors is the term (its SVI variant). A Bayesian
+decoder is saved as its posterior mean.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+from scipy.special import erfinv
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrize
+
+from domains.protein.alignment import ALPHABET, one_hot
+from domains.protein.params import DecoderParams
+from shared.models import AutoencoderConfig, build_model
+from shared.models.autoencoders import VariationalAutoencoder
+
+
+class SparseOutput(nn.Module):
+    """logits[b, a, l] = softplus(τ) · (Σ_h act[b, h] · σ(S[h mod G, l]) · (W[h, l] · D)[a] + bias[a, l]).
+
+    Computed position-major ([H, L·21]) so that no weight-sized tensor is permuted per step.
+    """
+
+    def __init__(self, hidden: int, length: int, params: DecoderParams):
+        super().__init__()
+        states = len(ALPHABET)
+        if hidden % params.patterns:
+            raise ValueError(f"the last decoder layer ({hidden}) must be a multiple of patterns ({params.patterns})")
+        self.length, self.states, self.patterns = length, states, params.patterns
+        width = params.dictionary or states
+        self.weight = nn.Parameter(torch.randn(hidden, length, width) * math.sqrt(2.0 / (hidden + length * width)))
+        self.dictionary = (nn.Parameter(torch.randn(width, states) * math.sqrt(2.0 / (width + states)))
+                           if params.dictionary else None)
+        self.gate = nn.Parameter(torch.zeros(hidden // params.patterns, length))
+        self.temperature = nn.Parameter(torch.ones(()))
+        self.bias = nn.Parameter(torch.full((length, states), 0.1))
+
+    def position_major(self) -> torch.Tensor:
+        """The gated weight [H, L·21], before the temperature."""
+        w = self.weight if self.dictionary is None else self.weight @ self.dictionary  # [H, L, 21]
+        w = w * torch.sigmoid(self.gate).repeat(self.patterns, 1)[..., None]
+        return w.reshape(w.shape[0], -1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        out = torch.addmm(self.bias.reshape(-1), h, self.position_major()) * F.softplus(self.temperature)
+        return out.reshape(len(h), self.length, self.states).transpose(1, 2).reshape(len(h), -1)
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(weight [21·L, H], bias [21·L]) of the equivalent plain linear layer (channel-major output)."""
+        scale = F.softplus(self.temperature)
+        w = (self.position_major() * scale).reshape(-1, self.length, self.states)
+        return w.permute(2, 1, 0).reshape(-1, w.shape[0]), (self.bias * scale).t().reshape(-1)
+
+
+class OneHotLinear(nn.Module):
+    """The encoder's first linear layer, stored row-per-input as an embedding table.
+
+    On one-hot input [B, 21·L] the product is a sum of L table rows (`embedding_bag`), about
+    twice as fast to train as the dense product; any other input takes the dense product.
+    """
+
+    def __init__(self, linear: nn.Linear, states: int):
+        super().__init__()
+        self.states = states
+        self.table = nn.Parameter(linear.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = x.reshape(len(x), self.states, -1)
+        if not bool(((grid == 0) | (grid == 1)).all() and (grid.sum(1) == 1).all()):
+            return F.linear(x, self.table.t(), self.bias)
+        length = grid.shape[2]
+        index = grid.argmax(1) * length + torch.arange(length, device=x.device)
+        return F.embedding_bag(index, self.table, mode="sum") + self.bias
+
+
+class GaussianPosterior(nn.Module):
+    """Parametrisation of a decoder weight: drawn from N(mean, σ²) while training, the mean otherwise."""
+
+    def __init__(self, like: torch.Tensor, log_sigma: float = -5.0):
+        super().__init__()
+        self.log_sigma = nn.Parameter(torch.full_like(like, log_sigma))
+
+    def forward(self, mean: torch.Tensor) -> torch.Tensor:
+        return mean + torch.exp(self.log_sigma) * torch.randn_like(mean) if self.training else mean
+
+
+def _gaussian_kl(mean: torch.Tensor, log_sigma: torch.Tensor, prior_mu: float, prior_sigma: float) -> torch.Tensor:
+    """KL(N(mean, σ²) ‖ N(prior_mu, prior_sigma²)), summed."""
+    return (math.log(prior_sigma) - log_sigma
+            + (torch.exp(2 * log_sigma) + (mean - prior_mu) ** 2) / (2 * prior_sigma ** 2) - 0.5).sum()
+
+
+class FamilyVAE(VariationalAutoencoder):
+    """dense_vae whose decoder output layer is SparseOutput and whose loss adds the weight prior."""
+
+    def __init__(self, config: AutoencoderConfig, params: DecoderParams, neff: float):
+        super().__init__(config)
+        self.encoder.net[1][0] = OneHotLinear(self.encoder.net[1][0], config.in_channels)
+        layers = self.decoder.net[0]
+        assert isinstance(layers[-1], nn.Linear) and config.input_size is not None
+        if params.sparse:
+            layers[-1] = SparseOutput(layers[-1].in_features, config.input_size[0], params)
+        if params.dropout:
+            for i, layer in enumerate(layers[:-1]):
+                if not isinstance(layer, nn.Linear):
+                    layers[i] = nn.Sequential(layer, nn.Dropout(params.dropout))
+        if params.bayesian:
+            for module in list(self.decoder.modules()):
+                for name, weight in list(module.named_parameters(recurse=False)):
+                    parametrize.register_parametrization(module, name, GaussianPosterior(weight))
+        self.params = params
+        self.neff = neff
+        # logit-normal prior of the gates, centred so that P(gate on) = params.gate_prior_p
+        self.gate_mu = math.sqrt(2.0) * params.gate_prior_sigma * float(erfinv(2.0 * params.gate_prior_p - 1.0))
+
+    def _prior(self, name: str) -> tuple[float, float]:
+        """(mean, sd) of the Gaussian prior of a decoder weight: logit-normal gates, N(0, 1) otherwise."""
+        return (self.gate_mu, self.params.gate_prior_sigma) if name == "gate" else (0.0, 1.0)
+
+    def penalty(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        prior = torch.zeros(())
+        for module in self.decoder.modules():
+            if parametrize.is_parametrized(module):
+                for name, chain in module.parametrizations.items():
+                    prior = prior + _gaussian_kl(chain.original, chain[0].log_sigma, *self._prior(name))
+            else:
+                for name, p in module.named_parameters(recurse=False):
+                    mu, sigma = self._prior(name)
+                    weight = 1.0 if name == "gate" else self.params.l2
+                    prior = prior + weight * ((p - mu) ** 2).sum() / (2.0 * sigma ** 2)
+        return {"prior": (prior / self.neff).expand(z.shape[0])}
+
+    def plain(self) -> VariationalAutoencoder:
+        """The equivalent shared dense_vae (layers folded back, posterior means, no dropout), in eval mode."""
+        twin = copy.deepcopy(self).eval()
+        for module in twin.decoder.modules():
+            for name in list(getattr(module, "parametrizations", {})):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+        first, output = twin.encoder.net[1][0], twin.decoder.net[0][-1]
+        first_key, output_key = "encoder.net.1.0", f"decoder.net.0.{len(self.decoder.net[0]) - 1}"
+        state = {k: v for k, v in twin.state_dict().items() if not k.startswith((first_key + ".", output_key + "."))}
+        with torch.no_grad():
+            state[f"{first_key}.weight"] = first.table.t().clone()
+            state[f"{first_key}.bias"] = first.bias.clone()
+            if isinstance(output, SparseOutput):
+                state[f"{output_key}.weight"], state[f"{output_key}.bias"] = output.folded()
+            else:
+                state[f"{output_key}.weight"] = output.weight.clone()
+                state[f"{output_key}.bias"] = output.bias.clone()
+        model = build_model(self.config)
+        model.load_state_dict(state)
+        return model.eval()
+
+
+@torch.no_grad()
+def elbo(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: int = 0, rows: int = 4096) -> np.ndarray:
+    """ELBO of each sequence [M, L], averaged over `samples` draws z = μ + σ·ε.
+
+    The same draws ε are used for every sequence (common random numbers), so differences
+    between a mutant and the wild type carry far less sampling noise than independent draws.
+    The encoder runs once per sequence; only the decoder runs per draw.
+    """
+    model.eval()
+    latent = model.config.latent_dim
+    eps = torch.randn(samples, latent, generator=torch.Generator().manual_seed(seed))
+    per_batch = max(1, rows // samples)
+    out = np.empty(len(codes), dtype=np.float64)
+    for lo in range(0, len(codes), per_batch):
+        block = torch.as_tensor(codes[lo : lo + per_batch], dtype=torch.long)
+        mu, logvar = model.encoder(torch.from_numpy(one_hot(codes[lo : lo + per_batch]))).chunk(2, dim=1)
+        logvar = logvar.clamp(-30.0, 20.0)  # as in the shared VariationalAutoencoder
+        kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(1)
+        z = (mu[:, None] + eps[None] * torch.exp(0.5 * logvar)[:, None]).reshape(-1, latent)
+        log_p = F.log_softmax(model.decode(z), dim=1)  # [b·S, 21, L]
+        index = block.repeat_interleave(samples, dim=0)[:, None]  # the sequence's state per column
+        recon = log_p.gather(1, index).sum((1, 2)).reshape(len(block), samples).mean(1)
+        out[lo : lo + len(block)] = (recon - kl).double().numpy()
+    return out
+
+
+@torch.no_grad()
+def sample_sequences(model: VariationalAutoencoder, n: int, seed: int = 0) -> np.ndarray:
+    """Codes [n, L] of sequences drawn from the prior: z ~ N(0, I), then each state from p(x|z)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.config.latent_dim, generator=g)
+    probs = torch.softmax(model.decode(z), dim=1)  # [n, 21, L]
+    flat = probs.permute(0, 2, 1).reshape(-1, probs.shape[1])
+    return torch.multinomial(flat, 1, generator=g).reshape(n, -1).numpy().astype(np.int8)
+
+
+@torch.no_grad()
+def latent_means(model: VariationalAutoencoder, codes: np.ndarray, batch: int = 512) -> np.ndarray:
+    model.eval()
+    return np.concatenate([model.encode(torch.from_numpy(one_hot(codes[lo : lo + batch])), sample=False).numpy()
+                           for lo in range(0, len(codes), batch)])

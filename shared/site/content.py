@@ -1,0 +1,248 @@
+"""One domain's report folder turned into what its pages show: tables, headline, report, explorer."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import string
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Optional
+from urllib.parse import quote
+
+from shared.errors import UserError
+from shared.site.markdown import report_html
+from shared.site.params import Anchor, DomainSite, Explorer
+from shared.site.results import ResultsFile, load_results
+from shared.site.runs import file_date, flat_params, recorded_params
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".flac"}
+DATA_SUFFIXES = {".csv", ".tsv", ".json"}
+
+
+class SiteFiles:
+    """Copies report files into the site, once each, under `<domain>/<path in the report folder>`."""
+
+    def __init__(self, site: Path, domain: str, folder: Path):
+        self.site, self.domain, self.folder = site, domain, folder.resolve()
+
+    def url(self, relative: str) -> Optional[str]:
+        """The site URL of `reports/<domain>/<relative>` (copied now), or None when it is not a file there."""
+        try:
+            source = (self.folder / relative).resolve()
+            if not source.is_relative_to(self.folder) or not source.is_file():
+                return None
+        except (OSError, ValueError):  # e.g. a NUL byte in a link of report.md
+            return None
+        inside = source.relative_to(self.folder).as_posix()
+        dest = self.site / self.domain / inside
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
+        return quote(f"{self.domain}/{inside}")
+
+    def listing(self, sub: str, suffixes: set[str]) -> list[str]:
+        """Relative paths of the files under `sub/` with these suffixes (hidden files skipped)."""
+        base = self.folder / sub
+        if not base.is_dir():
+            return []
+        return sorted(p.relative_to(self.folder).as_posix() for p in base.rglob("*")
+                      if p.is_file() and p.suffix.lower() in suffixes
+                      and not any(part.startswith(".") for part in p.relative_to(self.folder).parts))
+
+
+@dataclass
+class Table:
+    columns: list[tuple[str, str]]  # (kind, name): kind "method", "condition" or "metric"
+    rows: list[list[Any]]
+
+
+@dataclass
+class Headline:
+    metric: str
+    condition: dict[str, Any]
+    better: str
+    model: Optional[float]
+    baseline_name: str
+    baseline: Optional[float]
+    anchor: Optional[Anchor]
+
+    def _beats(self, value: Optional[float], other: Optional[float]) -> Optional[bool]:
+        if value is None or other is None:
+            return None
+        return value > other if self.better == "higher" else value < other
+
+    @property
+    def beats_baseline(self) -> Optional[bool]:
+        return self._beats(self.model, self.baseline)
+
+    @property
+    def meets_anchor(self) -> Optional[bool]:
+        if self.anchor is None or self.anchor.value is None or self.model is None:
+            return None
+        return self.model >= self.anchor.value if self.better == "higher" else self.model <= self.anchor.value
+
+
+@dataclass
+class ExplorerData:
+    file: str
+    config: Explorer
+    data: dict[str, Any]  # columnar, written to <domain>/explorer-data.js
+    points: int
+
+
+@dataclass
+class DomainView:
+    name: str
+    config: DomainSite
+    path: str  # reports/<domain>, as shown
+    results: Optional[ResultsFile] = None
+    date: str = ""
+    params: list[tuple[str, Any]] = field(default_factory=list)
+    params_source: str = ""
+    headline: Optional[Headline] = None
+    tables: list[Table] = field(default_factory=list)
+    item_tables: list[Table] = field(default_factory=list)
+    report: Optional[str] = None
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (relative path, url)
+    downloads: list[tuple[str, str]] = field(default_factory=list)  # (relative path, url)
+    explorer: Optional[ExplorerData] = None
+    explorer_missing: Optional[str] = None
+
+    @property
+    def present(self) -> bool:
+        return self.results is not None
+
+
+def metric_tables(results: ResultsFile, items: Optional[str]) -> tuple[list[Table], list[Table]]:
+    """Rows grouped by their set of metric names: aggregate tables, then per-item tables."""
+    groups: dict[tuple[bool, tuple[str, ...]], list] = {}
+    for row in results.results:
+        per_item = items is not None and items in row.condition
+        groups.setdefault((per_item, tuple(row.metrics)), []).append(row)
+    aggregate, per_item_tables = [], []
+    for (per_item, metrics), rows in groups.items():
+        keys: list[str] = []
+        for row in rows:
+            keys += [k for k in row.condition if k not in keys]
+        columns = [("method", "method")] + [("condition", k) for k in keys] + [("metric", m) for m in metrics]
+        body = [[row.method] + [row.condition.get(k) for k in keys] + [row.metrics[m] for m in metrics] for row in rows]
+        (per_item_tables if per_item else aggregate).append(Table(columns, body))
+    return aggregate, per_item_tables
+
+
+def headline(results: ResultsFile, config: DomainSite) -> Headline:
+    h = config.headline
+    model = results.find(h.method, dict(h.condition)) or {}
+    baseline = results.find(h.baseline, dict(h.condition)) or {}
+    return Headline(h.metric, dict(h.condition), h.better, model.get(h.metric), h.baseline, baseline.get(h.metric),
+                    config.anchors[0] if config.anchors else None)
+
+
+class _RowFormatter(string.Formatter):
+    """`{column}` or `{column:stem}` (the value without its extension) in media path templates."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "stem":
+            return PurePath(str(value)).stem
+        return super().format_field(value, format_spec)
+
+
+def _template_fields(template: str, where: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError as err:
+        raise UserError(where, f"not a path template ({err})") from None
+
+
+def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[ExplorerData]:
+    """The projection CSV as columns; None when the file is not there."""
+    path = files.folder / config.file
+    if not path.is_file():
+        return None
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(path, f"not a readable UTF-8 CSV file ({err})") from None
+    media_fields = {name: _template_fields(t, f"{where}.media.{name}") for name, t in config.media.items()}
+    needed = [c for pair in config.projections.values() for c in pair] + [config.label] + config.details
+    needed += [c for c in (config.group, config.text) if c] + [f for fs in media_fields.values() for f in fs]
+    for column in needed:
+        if column not in header:
+            raise UserError(path, f"has no column {column!r} (columns: {', '.join(header)})",
+                            f"set the column names in params.yaml {where}")
+    coords: dict[str, list[list[float]]] = {}
+    for name, (x, y) in config.projections.items():
+        pair: list[list[float]] = [[], []]
+        for line, row in enumerate(rows, start=2):
+            for axis, column in enumerate((x, y)):
+                try:
+                    value = float(row[column])
+                except (TypeError, ValueError):
+                    value = math.nan
+                if not math.isfinite(value):
+                    raise UserError(f"{path}: line {line}, column {column}", f"{row[column]!r} is not a finite number")
+                pair[axis].append(value)
+        coords[name] = pair
+    formatter = _RowFormatter()
+    media: dict[str, list[Optional[str]]] = {}
+    for name, template in config.media.items():
+        try:
+            media[name] = [files.url(formatter.vformat(template, (), row)) for row in rows]
+        except (ValueError, IndexError) as err:
+            raise UserError(f"{where}.media.{name}", f"cannot be formatted ({err})") from None
+    data = {
+        "projections": coords,
+        "label": [row[config.label] for row in rows],
+        "group": [row[config.group] for row in rows] if config.group else None,
+        "details": {column: [row[column] for row in rows] for column in config.details},
+        "text": [row[config.text] for row in rows] if config.text else None,
+        "media": media,
+        "media_kinds": {name: _media_kind(template) for name, template in config.media.items()},
+    }
+    return ExplorerData(config.file, config, data, len(rows))
+
+
+def _media_kind(template: str) -> str:
+    suffix = PurePath(template).suffix.lower()
+    return "audio" if suffix in AUDIO_SUFFIXES else "image"
+
+
+def explorer_script(data: dict[str, Any]) -> str:
+    """The explorer's data as a script (pages opened from disk cannot fetch JSON files)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return f"window.LATENTE_EXPLORER = {text};\n"
+
+
+def load_domain(name: str, config: DomainSite, reports: Path, root: Path, site: Path) -> DomainView:
+    """Everything one domain contributes; a domain without metrics.json is returned empty (skipped)."""
+    folder = reports / name
+    view = DomainView(name, config, f"reports/{name}")
+    metrics = folder / "metrics.json"
+    if not metrics.is_file():
+        return view
+    view.results = load_results(metrics, name)
+    view.date = file_date(metrics)
+    params, view.params_source = recorded_params(root, name)
+    view.params = flat_params(params)
+    view.headline = headline(view.results, config)
+    view.tables, view.item_tables = metric_tables(view.results, config.items)
+    files = SiteFiles(site, name, folder)
+    used: set[str] = set()
+    report = folder / "report.md"
+    if report.is_file():
+        view.report, used = report_html(report.read_text(encoding="utf-8"), files.url)
+    view.figures = [(rel, files.url(rel)) for rel in files.listing("figures", IMAGE_SUFFIXES) if rel not in used]
+    view.downloads = [(rel, files.url(rel)) for rel in ["metrics.json", *files.listing("plots", DATA_SUFFIXES)]]
+    if config.explorer is not None:
+        view.explorer = read_explorer(files, config.explorer, f"publish.domains.{name}.explorer")
+        if view.explorer is None:
+            view.explorer_missing = f"reports/{name}/{config.explorer.file}"
+    return view

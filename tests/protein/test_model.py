@@ -1,0 +1,137 @@
+"""The family VAE: folded output layer, prior term, ELBO sign/shape, sampling, save/load."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from domains.protein.alignment import ALPHABET, one_hot
+from domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, sample_sequences
+from domains.protein.params import DecoderParams, TrainParams
+from domains.protein.training import model_config
+from shared.errors import UserError
+from shared.models import load_model, save_model
+from shared.models.autoencoders import VariationalAutoencoder
+
+LENGTH = 12
+
+
+def tiny(decoder: dict | None = None, neff: float = 50.0) -> FamilyVAE:
+    torch.manual_seed(0)
+    params = TrainParams.model_validate({"model": {"hidden": [32], "latent_dim": 4, "decoder_hidden": [8, 16]},
+                                         "decoder": decoder or {"dictionary": 5, "patterns": 4}})
+    model = FamilyVAE(model_config(params, LENGTH), params.decoder, neff=neff)
+    with torch.no_grad():  # move the gates and temperature away from their initial values
+        for name, p in model.named_parameters():
+            if name.endswith(("gate", "temperature")):
+                p.normal_()
+    return model.eval()
+
+
+def codes(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 21, (n, LENGTH)).astype(np.int8)
+
+
+def test_sparse_output_matches_its_definition():
+    params = DecoderParams(patterns=2, dictionary=3)
+    layer = SparseOutput(hidden=4, length=LENGTH, params=params)
+    with torch.no_grad():
+        layer.gate.normal_()
+        layer.bias.normal_()
+        layer.temperature.fill_(0.3)
+    h = torch.randn(5, 4)
+    gate = torch.sigmoid(torch.cat([layer.gate, layer.gate]))  # tiled over 2 patterns: unit h uses row h mod 2
+    w = torch.einsum("hlk,ka->hla", layer.weight, layer.dictionary) * gate[..., None]
+    expected = math.log1p(math.exp(0.3)) * (torch.einsum("bh,hla->bal", h, w) + layer.bias.t())
+    assert torch.allclose(layer(h).reshape(5, len(ALPHABET), LENGTH), expected, atol=1e-5)
+    weight, bias = layer.folded()
+    assert torch.allclose(torch.nn.functional.linear(h, weight, bias), layer(h), atol=1e-5)
+
+
+def test_one_hot_linear_matches_the_dense_layer():
+    dense = torch.nn.Linear(21 * LENGTH, 7)
+    layer = OneHotLinear(dense, 21)
+    x = torch.from_numpy(one_hot(codes(5))).flatten(1)
+    assert torch.allclose(layer(x), dense(x), atol=1e-5)
+    soft = torch.rand(5, 21 * LENGTH)  # not one-hot: the dense product
+    assert torch.allclose(layer(soft), dense(soft), atol=1e-5)
+
+
+@pytest.mark.parametrize("decoder", [{"dictionary": 5, "patterns": 4}, {"dictionary": 0, "patterns": 2, "dropout": 0.3},
+                                     {"sparse": False}])
+def test_plain_model_is_the_same_function(decoder):
+    model = tiny(decoder)
+    plain = model.plain()
+    assert type(plain) is VariationalAutoencoder
+    x = torch.from_numpy(one_hot(codes(6)))
+    z = torch.randn(6, 4)
+    assert torch.allclose(model.decode(z), plain.decode(z), atol=1e-5)
+    assert np.allclose(elbo(model, codes(6), samples=8), elbo(plain, codes(6), samples=8), atol=1e-4)
+    assert torch.allclose(model(x).terms["kl"], plain(x).terms["kl"])
+
+
+def test_prior_term_by_hand():
+    model = tiny(neff=50.0)
+    z = torch.zeros(3, 4)
+    decoder = dict(model.decoder.named_parameters())
+    gate = decoder.pop("net.0.4.gate")
+    mu = math.sqrt(2.0) * 4.0 * -2.1851242  # erfinv(2 * 0.001 - 1) = -2.1851...
+    expected = (0.5 * sum((p ** 2).sum() for p in decoder.values()) + ((gate - mu) ** 2).sum() / 32.0) / 50.0
+    prior = model.penalty(z)["prior"]
+    assert prior.shape == (3,)
+    assert torch.allclose(prior, expected.expand(3), rtol=1e-4)
+    assert torch.allclose(model.decode(z), model.plain().decode(z), atol=1e-5)
+
+
+def test_elbo_sign_shape_and_reproducibility():
+    model = tiny()
+    values = elbo(model, codes(7), samples=16, seed=3)
+    assert values.shape == (7,)
+    assert (values < 0).all()  # log p(x|z) ≤ 0 and KL ≥ 0
+    assert np.array_equal(values, elbo(model, codes(7), samples=16, seed=3))
+    assert not np.array_equal(values, elbo(model, codes(7), samples=16, seed=4))
+    # a lower bound on log p(x) for 21 states per column: above the uniform guess is possible, above 0 is not
+    assert values.max() < 0 and values.min() > -100 * LENGTH
+
+
+def test_elbo_agrees_with_the_shared_forward_in_sampling_mode():
+    model = tiny().plain()
+    c = codes(3)
+    x = torch.from_numpy(one_hot(c))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        draws = torch.stack([-(out.terms["recon"] + out.terms["kl"]) for out in (model(x, sample=True) for _ in range(3000))])
+    assert np.allclose(elbo(model, c, samples=3000), draws.mean(0).numpy(), atol=0.15)
+
+
+def test_samples_shape_alphabet_and_seed():
+    model = tiny()
+    drawn = sample_sequences(model, 9, seed=1)
+    assert drawn.shape == (9, LENGTH) and drawn.min() >= 0 and drawn.max() < len(ALPHABET)
+    assert np.array_equal(drawn, sample_sequences(model, 9, seed=1))
+
+
+def test_saved_folder_loads_as_the_shared_model(tmp_path):
+    model = tiny()
+    save_model(model.plain(), tmp_path / "m", domain="protein", preprocessing={}, data={})
+    loaded = load_model(tmp_path / "m", domain="protein")
+    assert np.allclose(elbo(loaded.model, codes(4), samples=8), elbo(model, codes(4), samples=8), atol=1e-4)
+    with pytest.raises(UserError, match="is a 'protein' model, not a 'ecg' model"):
+        load_model(tmp_path / "m", domain="ecg")
+
+
+def test_bayesian_decoder_samples_while_training_and_folds_to_its_mean():
+    model = tiny({"dictionary": 5, "patterns": 4, "bayesian": True}, neff=10.0)
+    z = torch.randn(3, 4)
+    model.train()
+    assert not torch.allclose(model.decode(z), model.decode(z))  # weights drawn per call
+    model.eval()
+    assert torch.allclose(model.decode(z), model.plain().decode(z), atol=1e-5)
+    # KL of every decoder weight's posterior to its prior, by hand for one tensor
+    chain = model.decoder.net[0][0].parametrizations.weight
+    sigma = torch.exp(chain[0].log_sigma)
+    kl = (-torch.log(sigma) + (sigma ** 2 + chain.original ** 2) / 2 - 0.5).sum()
+    prior = model.penalty(z)["prior"][0] * 10.0
+    assert prior > kl > 0

@@ -1,0 +1,33 @@
+"""A short real training run on a cropped copy of the real alignment beats a random predictor."""
+from __future__ import annotations
+
+import numpy as np
+
+from domains.protein.alignment import read_alignment
+from domains.protein.evaluation import model_effects, spearman
+from domains.protein.model import elbo
+from domains.protein.mutations import read_mutations
+from shared.models import load_model
+
+
+def test_short_training_beats_random(tiny_model, cropped_alignment, blat_dms):
+    loaded = load_model(tiny_model, domain="protein")
+    assert loaded.meta["model"]["name"] == "dense_vae" and loaded.meta["data"]["columns"] == 253
+    assert loaded.info["epochs_run"] == 3 and len(loaded.info["history"]) == 3
+    history = loaded.info["history"]
+    assert history[-1]["train/recon"] < history[0]["train/recon"]  # it learned something
+    focus = read_alignment(cropped_alignment).focus
+    mutations = read_mutations(blat_dms, focus, "mutant", "2500")
+    rows = np.random.default_rng(0).choice(len(mutations.mutants), 800, replace=False)
+    mutations.codes, mutations.scores = mutations.codes[rows], mutations.scores[rows]
+    rho = spearman(model_effects(loaded.model, focus, mutations, samples=4, seed=0), mutations.scores)
+    # a random predictor on 800 mutants has |ρ| < 0.15 with probability > 99.99 %
+    assert rho > 0.3, rho
+
+
+def test_natural_sequences_score_above_shuffled_ones(tiny_model, cropped_alignment):
+    loaded = load_model(tiny_model, domain="protein")
+    natural = read_alignment(cropped_alignment).codes[:50]
+    rng = np.random.default_rng(1)
+    shuffled = np.stack([row[rng.permutation(len(row))] for row in natural])
+    assert elbo(loaded.model, natural, 4).mean() > elbo(loaded.model, shuffled, 4).mean() + 50

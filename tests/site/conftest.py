@@ -1,0 +1,248 @@
+"""Site fixtures: report folders from tiny real runs of three domains, the built site, headless Chromium.
+
+The reports come from the domains' own stage functions on real data from the mirror (tiny
+models, a few seconds each), built once per test session even under pytest-xdist.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from filelock import FileLock
+
+from shared.params import validate
+from shared.site import PublishParams, build_site
+from shared.sources import SourceParams
+from shared.stage import DomainPaths
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package; `make test` installs it
+LOCAL_SCHEMES = {"file", "data", "blob", "about"}
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _ecg(root: Path, mirror: Path) -> None:
+    import pipelines.ecg as stages
+    from domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+
+    paths = DomainPaths("ecg", root)
+    files = ["records/100.hea", "records/100.dat", "records/100.atr", "records/105.hea", "records/105.dat", "records/116.hea", "records/116.dat"]
+    stages.fetch(FetchParams(source=SourceParams(kind="local", location=str(mirror / "ecg"), files=files)), paths)
+    stages.prepare(PrepareParams(train_records=("105", "116"), validation_fraction=0.2, seconds=60), paths)
+    stages.train(TrainParams.model_validate({
+        "window": 256,
+        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2,
+                  "code_bits": 6, "rate_weight": 0.01, "norm": None},
+        "variants": {"A": {}},
+        "trainer": {"epochs": 1, "batch_size": 32, "lr": 0.003, "patience": None, "seed": 0, "threads": 1},
+    }), paths)
+    stages.evaluate(EvaluateParams.model_validate({
+        "test_records": ["100"], "lead": "MLII", "seconds": 65, "operating_points": {"A": {"model": "A", "bits": 6}},
+        "rate_distortion": [{"model": "A", "bits": 3}], "wavelet_target_crs": [32.25],
+    }), paths)
+
+
+def _speech(root: Path, mirror: Path) -> None:
+    import pipelines.speech as stages
+    from domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
+
+    paths = DomainPaths("speech", root)
+    stages.fetch(FetchParams(source=SourceParams(kind="local", location=str(mirror / "speech")), speakers=("jackson", "theo"), takes=3), paths)
+    stages.prepare(PrepareParams(dataset=DatasetParams(root=str(paths.raw / "recordings"))), paths)
+    stages.train(TrainParams(
+        test_speakers=("theo",), loso=False, augment=AugmentParams(copies=1),
+        model={"name": "conv_ae", "spatial_dims": 2, "channels": [8, 16], "strides": [2, 2], "latent_dim": 16},
+        trainer={"epochs": 1, "batch_size": 32, "threads": 1, "device": "cpu", "seed": 3},
+    ), paths)
+    stages.evaluate(EvaluateParams(snr_db=(10.0,), examples=2), paths)
+
+
+def _protein(root: Path, mirror: Path) -> None:
+    import pipelines.protein as stages
+    from domains.protein.params import EvaluateParams, PrepareParams, TrainParams
+    from domains.protein.sources import ALIGNMENT, DMS
+
+    paths = DomainPaths("protein", root)
+    paths.raw.mkdir(parents=True)
+    records = (mirror / "protein" / ALIGNMENT).read_text().split(">")[1:301]  # the focus and 299 more
+    (paths.raw / "crop.a2m").write_text("".join(">" + r for r in records))
+    shutil.copyfile(mirror / "protein" / DMS, paths.raw / DMS)
+    stages.prepare(PrepareParams(alignment="crop.a2m"), paths)
+    stages.train(TrainParams.model_validate({
+        "model": {"hidden": [32], "latent_dim": 4, "decoder_hidden": [16, 32]}, "decoder": {"sparse": False},
+        "trainer": {"epochs": 1, "batch_size": 64, "lr": 0.003, "scheduler": "constant", "patience": None,
+                    "device": "cpu", "threads": 1, "seed": 0},
+        "val_fraction": 0.1,
+    }), paths)
+    stages.evaluate(EvaluateParams(mutations=DMS, score_column="2500", samples=1, generated=20, clusters=3), paths)
+
+
+@pytest.fixture(scope="session")
+def tiny_reports(tmp_path_factory, mirror, repo_root) -> Path:
+    """A folder holding reports/{ecg,speech,protein} from tiny real runs, and the repo's params.yaml.
+
+    mri and anomaly are left out on purpose: the site must skip them with a note.
+    """
+    basetemp = tmp_path_factory.getbasetemp()
+    shared_tmp = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp  # this session's, for every worker
+    root = shared_tmp / "site-tiny-runs"
+    with FileLock(str(root) + ".lock"):
+        if not (root / "done").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            work = root / "work"
+            for run in (_ecg, _speech, _protein):
+                run(work, mirror)
+            root.mkdir(exist_ok=True)
+            shutil.copytree(work / "reports", root / "reports")
+            shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
+            shutil.rmtree(work)
+            (root / "done").write_text("ok")
+    return root
+
+
+@pytest.fixture(scope="session")
+def publish_params(repo_root) -> PublishParams:
+    """The repository's own publish section (so the tests also validate it)."""
+    section = yaml.safe_load((repo_root / "params.yaml").read_text())["publish"]
+    return validate(PublishParams, section, "publish")
+
+
+@pytest.fixture(scope="session")
+def built_site(tiny_reports, publish_params, tmp_path_factory) -> Path:
+    """reports/site built from the tiny runs, outside any git or DVC repository."""
+    root = tmp_path_factory.mktemp("site-root")
+    shutil.copytree(tiny_reports / "reports", root / "reports")
+    shutil.copyfile(tiny_reports / "params.yaml", root / "params.yaml")
+    build_site(publish_params, root)
+    return root
+
+
+@pytest.fixture
+def copy_reports(tiny_reports):
+    """copy_reports(dest, domains) → dest holding those domains' tiny reports and params.yaml."""
+
+    def copy(dest: Path, domains=("ecg", "speech", "protein")) -> Path:
+        dest.mkdir(parents=True)
+        for domain in domains:
+            shutil.copytree(tiny_reports / "reports" / domain, dest / "reports" / domain)
+        shutil.copyfile(tiny_reports / "params.yaml", dest / "params.yaml")
+        return dest
+
+    return copy
+
+
+def edit_json(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def edit_metrics():
+    """edit_metrics(path, change): apply change(data) to a JSON file in place."""
+    return edit_json
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in LOCAL_SCHEMES or (parts.scheme in ("http", "https", "ws") and parts.hostname in LOCAL_HOSTS)
+
+
+class PageLog:
+    """What a page did: console errors, uncaught exceptions, dialogs, requests that left the machine."""
+
+    def __init__(self, page, offsite: list[str]):
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.offsite = offsite  # shared by the pages of one browser context
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url} {r.failure}"))
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def assert_clean(self) -> None:
+        assert not self.errors, self.errors
+        assert not self.dialogs, self.dialogs
+        assert not self.offsite, self.offsite
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium not found: install Debian's chromium (`make test` does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """open_page(url) → (page, log); requests off the machine are recorded and aborted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    offsite: list[str] = []
+
+    context.on("request", lambda r: None if is_local(r.url) else offsite.append(r.url))
+    context.route("**/*", lambda route: route.continue_() if is_local(route.request.url) else route.abort())
+
+    def open_(url: str):
+        page = context.new_page()
+        log = PageLog(page, offsite)
+        page.goto(url, wait_until="load")
+        return page, log
+
+    yield open_
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the browser tests leave a screenshot of every page they open."""
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"screenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def subprocess_env(repo_root):
+    import sys
+
+    return {**os.environ, "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+
+
+POINT_CENTRE = """(index) => {
+    const gd = document.querySelector('#latent-explorer .explorer-plot');
+    for (let curve = 0; curve < gd.data.length; curve++) {
+        const point = gd.data[curve].customdata.indexOf(index);
+        if (point < 0) continue;
+        const trace = gd.querySelectorAll('.scatterlayer .trace')[curve];
+        const box = trace.querySelectorAll('.point')[point].getBoundingClientRect();
+        return [box.x + box.width / 2, box.y + box.height / 2];
+    }
+    return null;
+}"""
+
+
+@pytest.fixture
+def point_at():
+    """point_at(page, index, click=False): move the real mouse onto explorer point `index` (and click)."""
+
+    def move(page, index: int, click: bool = False) -> None:
+        page.wait_for_selector("#latent-explorer[data-ready=true]")
+        page.locator("#latent-explorer .explorer-plot").scroll_into_view_if_needed()
+        x, y = page.evaluate(POINT_CENTRE, index)
+        page.mouse.move(x, y)
+        if click:
+            page.mouse.click(x, y)
+
+    return move

@@ -1,0 +1,79 @@
+"""Hostile names in every user-provided place come out as text, in the HTML and in the browser."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import yaml
+
+from shared.params import validate
+from shared.site import PublishParams, build_site
+
+HOSTILE = """<script>alert("x")</script><img src=x onerror=alert(1)>"'&amp;"""
+HOSTILE_FILE = "<img src=x onerror=alert(2)>.png"
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory, tiny_reports, repo_root):
+    """The tiny reports with a hostile string in data names, rows, report text, file names, params and CSVs."""
+    root = tmp_path_factory.mktemp("hostile")
+    for domain in ("ecg", "speech"):
+        shutil.copytree(tiny_reports / "reports" / domain, root / "reports" / domain)
+    ecg = root / "reports" / "ecg"
+    metrics = json.loads((ecg / "metrics.json").read_text())
+    metrics["data"].update(source=HOSTILE, items=[HOSTILE])
+    metrics["results"].append({"method": HOSTILE, "condition": {HOSTILE: HOSTILE}, "metrics": {HOSTILE: 1.5}})
+    (ecg / "metrics.json").write_text(json.dumps(metrics))
+    (ecg / "report.md").write_text((ecg / "report.md").read_text() + f"\n## {HOSTILE}\n\n[click](javascript:alert(3)) {HOSTILE}\n")
+    shutil.copyfile(ecg / "figures" / "rate_distortion.png", ecg / "figures" / HOSTILE_FILE)
+    (ecg / "plots" / 'a"b<c>.csv').write_text("x,y\n1,2\n")
+    projection = root / "reports" / "speech" / "plots" / "projection.csv"
+    rows = list(csv.DictReader(projection.open()))
+    far = max(float(r["tsne_1"]) for r in rows) + 50  # alone, so that the mouse finds it
+    rows[0].update(label=HOSTILE, speaker=HOSTILE, file=HOSTILE, tsne_1=far, tsne_2=far)
+    with projection.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["ecg"]["evaluate"]["lead"] = HOSTILE
+    params["publish"]["domains"]["ecg"]["title"]["en"] = HOSTILE
+    params["publish"]["domains"]["ecg"]["anchors"][0]["label"] = HOSTILE
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    build_site(validate(PublishParams, params["publish"], "publish"), root)
+    return root / "reports" / "site"
+
+
+def test_hostile_strings_are_escaped_in_the_html(hostile_site):
+    for page in hostile_site.glob("*.html"):
+        html = page.read_text()
+        assert "<script>alert" not in html and "<img src=x" not in html and 'href="javascript:' not in html, page.name
+    index = (hostile_site / "index.html").read_text()
+    escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&#34;&#39;&amp;amp;"
+    assert index.count(escaped) >= 4  # domain title, anchor label, data source, data item
+    ecg = (hostile_site / "ecg.html").read_text()
+    assert ecg.count(escaped) >= 6  # + the metrics row (method, condition key and value, metric) and the params value
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in ecg.split('id="report"')[1]  # markdown's own escaping
+    assert 'src="ecg/figures/%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E.png"' in ecg
+    assert (hostile_site / "ecg" / "figures" / HOSTILE_FILE).is_file()
+    assert 'href="ecg/plots/a%22b%3Cc%3E.csv"' in ecg
+    script = (hostile_site / "speech" / "explorer-data.js").read_text()
+    assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
+
+
+def test_hostile_strings_show_as_text_in_the_browser(hostile_site, open_page, point_at):
+    for name in ("index.html", "ecg.html"):
+        page, log = open_page((hostile_site / name).as_uri())
+        assert HOSTILE in page.inner_text("main")
+        assert page.locator('img[src="x"]').count() == 0
+        log.assert_clean()
+    page, log = open_page((hostile_site / "speech.html").as_uri())
+    point_at(page, 0)
+    page.wait_for_selector('.explorer-panel[data-point="0"]')
+    assert page.inner_text('.explorer-panel [data-field="label"]') == HOSTILE
+    assert page.inner_text('.explorer-panel [data-detail="file"]') == HOSTILE
+    assert HOSTILE in page.text_content(".hoverlayer")  # Plotly's own hover label, as text
+    assert page.locator('img[src="x"]').count() == 0
+    log.assert_clean()
