@@ -72,9 +72,4 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(DOMAIN, {
-        "fetch": (FetchParams, fetch),
-        "prepare": (PrepareParams, prepare),
-        "train": (TrainParams, train),
-        "evaluate": (EvaluateParams, evaluate),
-    })
+    run_stage(DOMAIN, fetch, prepare, train, evaluate)

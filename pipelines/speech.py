@@ -60,9 +60,4 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("speech", {
-        "fetch": (FetchParams, fetch),
-        "prepare": (PrepareParams, prepare),
-        "train": (TrainParams, train),
-        "evaluate": (EvaluateParams, evaluate),
-    })
+    run_stage("speech", fetch, prepare, train, evaluate)

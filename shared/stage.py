@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -61,19 +62,24 @@ class DomainPaths:
         return self.reports / "report.md"
 
 
-Stage = tuple[type[StrictParams], Callable[[Any, DomainPaths], None]]
+StageFunction = Callable[[Any, DomainPaths], None]
 
 
-def run_stage(domain: str, stages: dict[str, Stage], argv: list[str] | None = None) -> None:
-    """`python -m pipelines.<domain> <stage>`: validate `<domain>.<stage>` params, then run."""
+def run_stage(domain: str, *stages: StageFunction, argv: list[str] | None = None) -> None:
+    """`python -m pipelines.<domain> <stage>`: validate `<domain>.<stage>` params, then run.
+
+    Each stage is a function named after the stage whose `params` annotation is its schema,
+    e.g. `def train(params: TrainParams, paths: DomainPaths)`.
+    """
     argv = sys.argv[1:] if argv is None else argv
+    by_name = {func.__name__: func for func in stages}
 
     @exit_on_user_error
     def main() -> None:
-        if len(argv) != 1 or argv[0] not in stages:
-            raise UserError(f"pipelines/{domain}.py", f"expected one stage name, one of {', '.join(stages)}")
-        schema, func = stages[argv[0]]
-        params = stage_params(domain, argv[0], schema, PARAMS_FILE)
-        func(params, DomainPaths(domain))
+        if len(argv) != 1 or argv[0] not in by_name:
+            raise UserError(f"pipelines/{domain}.py", f"expected one stage name, one of {', '.join(by_name)}")
+        func = by_name[argv[0]]
+        schema: type[StrictParams] = typing.get_type_hints(func)["params"]
+        func(stage_params(domain, argv[0], schema, PARAMS_FILE), DomainPaths(domain))
 
     main()
