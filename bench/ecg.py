@@ -21,19 +21,11 @@ from domains.ecg import codec, wavelet
 from domains.ecg.records import read_lead
 from shared.io import write_json
 from shared.models import build_model, load_model
+from bench import cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
 RESULTS = REPO / "bench" / "results" / "ecg.json"
-
-
-def cpu_seconds(func, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.process_time()
-        func()
-        best = min(best, time.process_time() - started)
-    return best
 
 
 def codec_throughput(loaded, leads, bits: int, wavelet_step: float, repeats: int) -> dict:

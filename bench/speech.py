@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +25,9 @@ from shared.io import write_json
 from shared.models import build_model
 from shared.params import stage_params
 from shared.report import markdown_table
+from bench import cpu_seconds
 
 RESULTS = Path("bench/results/speech.json")
-
-
-def cpu_seconds(func, repeats: int) -> float:
-    """Best of `repeats` runs, in process CPU time (robust to other load on a shared machine)."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.process_time()
-        func()
-        best = min(best, time.process_time() - started)
-    return best
 
 
 def bench_model() -> tuple[SpeechModel, str]:
