@@ -135,7 +135,7 @@ class ValidationDataset(Dataset):
             for brain_only in (False, True):
                 clean = torch.from_numpy(np.ascontiguousarray(prepared.stack(index, z, context, brain_only), dtype=np.float32))
                 level = params.val_levels[n % len(params.val_levels)]
-                self.pairs.append((corrupt(clean, kind, level, generator), clean))
+                self.pairs.append((corrupt(clean, kind, level, generator), clean[context : context + 1]))
                 n += 1
 
     def __len__(self) -> int:

@@ -46,7 +46,7 @@ def denoise_unit(
         chunk = torch.tensor(centres[start : start + batch])
         index = (chunk[:, None] + offsets).clamp(0, depth - 1)
         stacks = axial[index].contiguous(memory_format=torch.channels_last)  # [B, 2c+1, X, Y]
-        recon = model(stacks).recon[:, context]
+        recon = model(stacks).recon[:, 0]
         out[start : start + len(chunk)] = recon.float().numpy()
         bar.update(len(chunk))
     bar.close()

@@ -62,8 +62,8 @@ class TrainParams(StrictParams):
             raise ValueError("the MRI denoiser is a 2-D convolutional model with a code map (no latent_dim)")
         if cfg.in_channels % 2 == 0:
             raise ValueError("in_channels is the number of adjacent axial slices: 2·context + 1, an odd number")
-        if cfg.outputs != cfg.in_channels:
-            raise ValueError("out_channels must equal in_channels (every input slice is denoised)")
+        if cfg.outputs != 1:
+            raise ValueError("out_channels must be 1: the centre slice is denoised, its neighbours are context")
         if cfg.corruption is None or cfg.corruption.kind not in ("rician", "gaussian"):
             raise ValueError("model.corruption must be rician or gaussian noise")
         return self

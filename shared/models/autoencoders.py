@@ -132,9 +132,15 @@ class Autoencoder(nn.Module):
         # categorical: target is one-hot (or a distribution) over dim 1
         return _per_sample(-(target * F.log_softmax(raw, dim=1)).sum(1, keepdim=True))
 
+    def centre(self, x: torch.Tensor) -> torch.Tensor:
+        """The channels of `x` that the model reconstructs (all of them unless some are context)."""
+        first = self.config.context_channels // 2
+        return x[:, first : first + self.config.outputs] if self.config.context_channels else x
+
     def forward(self, x: torch.Tensor, target: torch.Tensor | None = None, sample: bool | None = None) -> AEOutput:
-        """`target` defaults to `x`; denoising corrupts `x` only while training."""
-        target = x if target is None else target
+        """`target` defaults to `x` (its centre channels when the others are context); denoising
+        corrupts `x` only while training."""
+        target = self.centre(x) if target is None else target
         noisy = self.corrupt_input(x) if self.training else x
         padded, size = self._pad(noisy)
         z, terms = self.bottleneck(self.encoder(padded), self._sampling(sample))
@@ -144,7 +150,7 @@ class Autoencoder(nn.Module):
             terms["rate"] = _per_sample(self.code_bits_needed(code))
         raw = self.decode(code, size)
         if self.config.residual:
-            raw = noisy - raw
+            raw = self.centre(noisy) - raw
         terms = {"recon": self.reconstruction_term(raw, target), **terms, **self.penalty(z)}
         loss = sum(self.weight(name) * term for name, term in terms.items()).mean()
         return AEOutput(recon=self.to_data(raw), z=z, loss=loss, terms=terms)

@@ -71,6 +71,12 @@ class AutoencoderConfig(StrictParams):
         return self.out_channels or self.in_channels
 
     @property
+    def context_channels(self) -> int:
+        """Input channels that only give context (e.g. neighbouring slices): half before, half after
+        the centre channels, which are the ones reconstructed."""
+        return self.in_channels - self.outputs
+
+    @property
     def downsampling(self) -> int:
         return math.prod(self.strides)
 
@@ -84,8 +90,10 @@ class AutoencoderConfig(StrictParams):
             raise ValueError("a conv model with a flat latent_dim needs input_size")
         if self.architecture == "conv" and len(self.channels) != len(self.strides):
             raise ValueError("channels and strides must have the same length")
-        if self.residual and (self.outputs != self.in_channels or self.recon_loss not in ("mse", "l1")):
-            raise ValueError("residual learning needs out_channels == in_channels and an mse or l1 loss")
+        if self.context_channels < 0 or self.context_channels % 2:
+            raise ValueError("out_channels must not exceed in_channels, and the extra input channels must split evenly around them")
+        if self.residual and self.recon_loss not in ("mse", "l1"):
+            raise ValueError("residual learning needs an mse or l1 loss")
         if self.variant == "sae" and self.sparsity is None:
             object.__setattr__(self, "sparsity", SparsityConfig())
         if self.variant == "dae" and self.corruption is None:

@@ -42,7 +42,7 @@ SMALL_PARAMS = {
     "fetch": {"source": {"kind": "canonical", "files": [TRAIN, MASK, TEST]}},
     "prepare": {"train_volumes": [TRAIN], "train_masks": [MASK], "test_volumes": [TEST], "min_brain_fraction": 0.05, "val_fraction": 0.2},
     "train": {
-        "model": {"name": "conv_dae", "spatial_dims": 2, "in_channels": 3, "channels": [8, 8], "strides": [2, 1],
+        "model": {"name": "conv_dae", "spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [8, 8], "strides": [2, 1],
                   "latent_channels": 8, "residual": True, "corruption": {"kind": "rician", "level": [0.01, 0.1]}},
         "patches": {"size": 32, "per_epoch": 480, "gain": [0.5, 1.0], "blur_share": 0.5},
         "trainer": {"epochs": 3, "batch_size": 16, "lr": 0.003, "patience": None, "seed": 0, "device": "cpu", "threads": 1},

@@ -12,7 +12,7 @@ from shared.models import AutoencoderConfig, build_model
 
 
 def residual_model(in_channels: int):
-    config = AutoencoderConfig(name="conv_dae", spatial_dims=2, in_channels=in_channels, channels=(4, 4), strides=(2, 1),
+    config = AutoencoderConfig(name="conv_dae", spatial_dims=2, in_channels=in_channels, out_channels=1, channels=(4, 4), strides=(2, 1),
                                latent_channels=4, residual=True, corruption={"kind": "rician", "level": [0.01, 0.1]})
     return prepare_for_inference(start_as_identity(build_model(config)))
 
@@ -27,15 +27,16 @@ def test_identity_start_returns_the_input_through_scaling_and_odd_sizes():
 
 
 class CentreProbe(torch.nn.Module):
-    """Stands in for a model: returns its input stack, so each output slice shows what the model saw."""
+    """Stands in for a model: records its input stack and returns the stack's centre slice."""
 
     def __init__(self, context: int):
         super().__init__()
+        self.context = context
         self.config = type("Config", (), {"in_channels": 2 * context + 1})()
 
     def forward(self, x):
         self.seen = x.clone()
-        return type("Out", (), {"recon": x})()
+        return type("Out", (), {"recon": x[:, self.context : self.context + 1]})()
 
 
 def test_stacks_hold_neighbouring_slices_with_repeated_edges():

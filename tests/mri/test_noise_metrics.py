@@ -28,6 +28,20 @@ def test_rician_noise_mean_and_variance_match_theory(signal):
         assert noisy.var() == pytest.approx((2 - math.pi / 2) * sigma**2, rel=1e-2)
 
 
+def test_rician_noise_is_distributed_as_monais_transform():
+    """Our seeded torch noise (per-sample σ, any device) draws from the same law as MONAI's RicianNoise."""
+    from monai.transforms import RandRicianNoise
+
+    sigma, n = 0.07, 200_000
+    image = np.linspace(0.0, 0.6, n, dtype=np.float32)  # many intensities, dark background included
+    ours = corrupt(torch.from_numpy(image), "rician", sigma, torch.Generator().manual_seed(4)).numpy()
+    monai = RandRicianNoise(prob=1.0, std=sigma, relative=False, sample_std=False)
+    monai.set_random_state(5)
+    theirs = np.asarray(monai(image[None]))[0]
+    assert stats.ks_2samp(ours - image, theirs - image).pvalue > 1e-3
+    assert (ours - image).mean() == pytest.approx((theirs - image).mean(), abs=1e-3)
+
+
 def test_rician_noise_is_seeded_and_gaussian_is_unbiased():
     x = torch.full((100_000,), 0.4)
     a = corrupt(x, "rician", 0.05, torch.Generator().manual_seed(3))

@@ -103,6 +103,20 @@ def test_residual_model_predicts_noise():
     assert torch.equal(model(x).recon, x)  # zero predicted noise → the input comes back
 
 
+def test_context_channels_frame_the_reconstructed_centre():
+    cfg = AutoencoderConfig(name="conv_dae", spatial_dims=2, in_channels=5, out_channels=1, channels=(4,), strides=(2,),
+                            latent_channels=3, residual=True, corruption={"kind": "gaussian", "level": [0.1, 0.1]})
+    model = build_model(cfg).eval()
+    for p in model.decoder.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.arange(5.0).reshape(1, 5, 1, 1).expand(2, 5, 6, 4).contiguous()  # channel c holds the value c
+    out = model(x)
+    assert out.recon.shape == (2, 1, 6, 4) and torch.equal(out.recon, x[:, 2:3])  # the centre channel, not the first
+    assert out.loss.item() == 0.0  # the default target is the centre channel too
+    with pytest.raises(ValueError, match="split evenly"):
+        AutoencoderConfig(name="conv_ae", in_channels=4, out_channels=1)
+
+
 def test_categorical_reconstruction_term_is_cross_entropy():
     model = build_model(AutoencoderConfig(name="dense_ae", in_channels=3, input_size=(2,), latent_dim=2, hidden=(4,), recon_loss="categorical"))
     logits = torch.tensor([[[2.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])

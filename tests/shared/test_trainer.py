@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
 from shared.models import build_model
-from shared.trainer import DistributedContext, TrainerConfig, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
+from shared.trainer import DistributedContext, TrainerConfig, WeightAverage, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
 
 MODEL = {"name": "conv_dae", "channels": [4, 8], "strides": [2, 2], "dropout": 0.1, "corruption": {"kind": "gaussian", "level": [0.05, 0.2]}}
 DATA = torch.randn(40, 1, 32, generator=torch.Generator().manual_seed(0))
@@ -77,6 +77,34 @@ def test_returns_best_validation_weights_and_stops_early(tmp_path):
     assert result.best_val_loss == best
     val = evaluate_loss(model, DataLoader(VAL, batch_size=8), torch.device("cpu"), {"device_type": "cpu", "enabled": False})
     assert val["loss"] == pytest.approx(best, rel=1e-5)
+
+
+def test_weight_average_matches_hand_computed_updates():
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    average = WeightAverage(layer, decay=0.5)
+    for value in (3.0, 5.0):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        average.update(layer)
+    # decays: min(0.5, 2/11) = 2/11, then min(0.5, 3/12) = 1/4
+    first = 2 / 11 * 1.0 + 9 / 11 * 3.0
+    assert average.state_dict(layer)["weight"].item() == pytest.approx(0.25 * first + 0.75 * 5.0)
+    assert layer.weight.item() == 5.0
+
+
+def test_weight_average_resumes_and_is_what_validation_and_the_result_use(tmp_path):
+    full, full_result = train(tmp_path / "full", ema_decay=0.9)
+    with pytest.raises(Interrupted):
+        train(tmp_path / "cut", stop_after=1, ema_decay=0.9)
+    resumed, result = train(tmp_path / "cut", ema_decay=0.9)
+    assert result.resumed_from == 2 and same(weights(full), weights(resumed))
+    assert result.history == full_result.history
+    val = evaluate_loss(full, DataLoader(VAL, batch_size=8), torch.device("cpu"), {"device_type": "cpu", "enabled": False})
+    assert val["loss"] == pytest.approx(full_result.best_val_loss, rel=1e-5)
+    plain, _ = train(tmp_path / "plain")
+    assert not same(weights(plain), weights(full))
 
 
 def test_learning_rate_schedule():
