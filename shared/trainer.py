@@ -96,7 +96,7 @@ class WeightAverage:
         torch._foreach_lerp_([self.average[n] for n in self.names], [state[n].detach() for n in self.names], weight)
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The model's state with the averaged parameters in place of the current ones."""
+        """The model's state with the averaged values in place of the current ones."""
         return {k: (self.average[k] if k in self.average else v).detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
