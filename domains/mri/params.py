@@ -60,8 +60,6 @@ class TrainParams(StrictParams):
         cfg = self.model
         if cfg.architecture != "conv" or cfg.spatial_dims != 2 or cfg.latent_dim is not None:
             raise ValueError("the MRI denoiser is a 2-D convolutional model with a code map (no latent_dim)")
-        if cfg.in_channels % 2 == 0:
-            raise ValueError("in_channels is the number of adjacent axial slices: 2·context + 1, an odd number")
         if cfg.outputs != 1:
             raise ValueError("out_channels must be 1: the centre slice is denoised, its neighbours are context")
         if cfg.corruption is None or cfg.corruption.kind not in ("rician", "gaussian"):
