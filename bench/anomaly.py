@@ -50,10 +50,10 @@ def best_of(repeats: int, func) -> float:
 
 def throughput(detector, rows: pd.DataFrame, n: int) -> dict:
     """Rows per second of in-memory scoring (model: windows + SKAB rule + shares; PCA: T², Q, medians)."""
-    from domains.anomaly.baselines import PCAT2Q
-    from domains.anomaly.data import DataReport, Series
-    from domains.anomaly.params import PCABaselineParams
-    from domains.anomaly.scoring import score_series
+    from latente.domains.anomaly.baselines import PCAT2Q
+    from latente.domains.anomaly.data import DataReport, Series
+    from latente.domains.anomaly.params import PCABaselineParams
+    from latente.domains.anomaly.scoring import score_series
 
     values = tiled(rows, n)[detector.sensors].to_numpy(dtype=np.float64)
     series = Series(Path("tiled"), detector.sensors, values, np.arange(1, n + 1), None, None, None, DataReport())
@@ -67,7 +67,7 @@ def throughput(detector, rows: pd.DataFrame, n: int) -> dict:
 
 CHILD = """
 import json, resource, sys
-import domains.cli, domains.anomaly.output, domains.anomaly.data, shared.models  # what `score` imports
+import latente.domains.cli, latente.domains.anomaly.output, latente.domains.anomaly.data, latente.shared.models  # what `score` imports
 
 
 def status(key):
@@ -82,7 +82,7 @@ with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) so it c
     fh.write("5")
 sys.argv = ["latente", *sys.argv[1:]]
 try:
-    domains.cli.main()
+    latente.domains.cli.main()
 except SystemExit as exit_:
     if exit_.code:
         raise
@@ -117,9 +117,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from domains.anomaly.data import read_series
-    from domains.anomaly.detector import fit_detector
-    from domains.anomaly.params import DetectorConfig, ReaderConfig
+    from latente.domains.anomaly.data import read_series
+    from latente.domains.anomaly.detector import fit_detector
+    from latente.domains.anomaly.params import DetectorConfig, ReaderConfig
 
     reader = ReaderConfig()
     first = read_series(MIRROR / "anomaly/skab/valve1/0.csv", reader)

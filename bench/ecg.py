@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from domains.ecg import codec, wavelet
-from domains.ecg.records import read_lead
-from shared.io import write_json
-from shared.models import build_model, load_model
+from latente.domains.ecg import codec, wavelet
+from latente.domains.ecg.records import read_lead
+from latente.shared.io import write_json
+from latente.shared.models import build_model, load_model
 from bench import cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]

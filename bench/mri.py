@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from domains.mri import DOMAIN
-from domains.mri.baselines import denoise_slices
-from domains.mri.denoiser import denoise_values, prepare_for_inference
-from domains.mri.evaluation import central_slices
-from domains.mri.volumes import read_volume, unit_scale
-from shared.io import write_json
-from shared.models import load_model
-from shared.noise import corrupt
-from shared.report import markdown_table
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.baselines import denoise_slices
+from latente.domains.mri.denoiser import denoise_values, prepare_for_inference
+from latente.domains.mri.evaluation import central_slices
+from latente.domains.mri.volumes import read_volume, unit_scale
+from latente.shared.io import write_json
+from latente.shared.models import load_model
+from latente.shared.noise import corrupt
+from latente.shared.report import markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))

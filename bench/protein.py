@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from domains.protein.alignment import encode, read_alignment
-from domains.protein.model import FamilyVAE, elbo
-from domains.protein.params import EvaluateParams, PrepareParams, TrainParams
-from domains.protein.sources import ALIGNMENT
-from domains.protein.training import OneHotSequences, model_config
-from domains.protein.weights import sequence_weights, sequence_weights_loop
-from shared.io import write_json
-from shared.models import build_model
-from shared.params import stage_params
-from shared.report import markdown_table
+from latente.domains.protein.alignment import encode, read_alignment
+from latente.domains.protein.model import FamilyVAE, elbo
+from latente.domains.protein.params import EvaluateParams, PrepareParams, TrainParams
+from latente.domains.protein.sources import ALIGNMENT
+from latente.domains.protein.training import OneHotSequences, model_config
+from latente.domains.protein.weights import sequence_weights, sequence_weights_loop
+from latente.shared.io import write_json
+from latente.shared.models import build_model
+from latente.shared.params import stage_params
+from latente.shared.report import markdown_table
 
 RESULTS = Path("bench/results/protein.json")
 

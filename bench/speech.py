@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from domains.speech.audio import load_audio
-from domains.speech.data import labelled_folder
-from domains.speech.features import LogMel, Mfcc, Normaliser
-from domains.speech.model import ENCODE_BATCH, LinearClassifier, SpeechModel
-from domains.speech.params import FSDD_PATTERN, ClassifierParams, EvaluateParams, PrepareParams, TrainParams
-from shared.io import write_json
-from shared.models import build_model
-from shared.params import stage_params
-from shared.report import markdown_table
+from latente.domains.speech.audio import load_audio
+from latente.domains.speech.data import labelled_folder
+from latente.domains.speech.features import LogMel, Mfcc, Normaliser
+from latente.domains.speech.model import ENCODE_BATCH, LinearClassifier, SpeechModel
+from latente.domains.speech.params import FSDD_PATTERN, ClassifierParams, EvaluateParams, PrepareParams, TrainParams
+from latente.shared.io import write_json
+from latente.shared.models import build_model
+from latente.shared.params import stage_params
+from latente.shared.report import markdown_table
 from bench import cpu_seconds
 
 RESULTS = Path("bench/results/speech.json")

@@ -7,8 +7,8 @@ import pkgutil
 
 import typer
 
-import domains
-from shared.errors import exit_on_user_error
+import latente.domains
+from latente.shared.errors import exit_on_user_error
 
 app = typer.Typer(
     name="latente",
@@ -17,9 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for _module in sorted(pkgutil.iter_modules(domains.__path__), key=lambda m: m.name):
-    if _module.ispkg and importlib.util.find_spec(f"domains.{_module.name}.cli") is not None:
-        app.add_typer(importlib.import_module(f"domains.{_module.name}.cli").app, name=_module.name)
+for _module in sorted(pkgutil.iter_modules(latente.domains.__path__), key=lambda m: m.name):
+    if _module.ispkg and importlib.util.find_spec(f"latente.domains.{_module.name}.cli") is not None:
+        app.add_typer(importlib.import_module(f"latente.domains.{_module.name}.cli").app, name=_module.name)
 
 
 @exit_on_user_error

@@ -8,16 +8,16 @@ that `latente anomaly score` accepts.
 """
 from __future__ import annotations
 
-from domains.anomaly.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
-from shared.stage import DomainPaths, run_stage
+from latente.domains.anomaly.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.shared.stage import DomainPaths, run_stage
 
 DOMAIN = "anomaly"
 
 
 def fetch(params: FetchParams, paths: DomainPaths) -> None:
-    from domains.anomaly.sources import canonical_downloader
-    from shared.io import atomic_dir
-    from shared.sources import fetch_files
+    from latente.domains.anomaly.sources import canonical_downloader
+    from latente.shared.io import atomic_dir
+    from latente.shared.sources import fetch_files
 
     with atomic_dir(paths.raw) as tmp:
         origin = fetch_files(DOMAIN, params.source, tmp, canonical=canonical_downloader())
@@ -25,7 +25,7 @@ def fetch(params: FetchParams, paths: DomainPaths) -> None:
 
 
 def prepare(params: PrepareParams, paths: DomainPaths) -> None:
-    from domains.anomaly.prepared import prepare as prepare_files
+    from latente.domains.anomaly.prepared import prepare as prepare_files
 
     manifest = prepare_files(paths.raw, paths.prepared, params)
     for entry in manifest["files"]:
@@ -36,13 +36,13 @@ def prepare(params: PrepareParams, paths: DomainPaths) -> None:
 
 
 def train(params: TrainParams, paths: DomainPaths) -> None:
-    from domains.anomaly.training import train_all
+    from latente.domains.anomaly.training import train_all
 
     train_all(params, paths)
 
 
 def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
-    from domains.anomaly.report import evaluate_and_report
+    from latente.domains.anomaly.report import evaluate_and_report
 
     evaluate_and_report(params, paths)
 

@@ -1,21 +1,21 @@
-"""DVC stages of the ECG domain: `python -m pipelines.ecg fetch|prepare|train|evaluate`."""
+"""DVC stages of the ECG domain: `python -m latente.pipelines.ecg fetch|prepare|train|evaluate`."""
 from __future__ import annotations
 
 from functools import partial
 
 
-from domains.ecg.data import save_signals
-from domains.ecg.evaluate import Codec, evaluate_codecs, load_cases
-from domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
-from domains.ecg.records import read_lead
-from domains.ecg.report import rate_distortion, write_report
-from domains.ecg.sources import download_physionet
-from domains.ecg.train import train_codec
-from shared.io import atomic_dir, read_json, write_json
-from shared.models import load_model
-from shared.results import Results
-from shared.sources import fetch_files
-from shared.stage import DomainPaths, run_stage
+from latente.domains.ecg.data import save_signals
+from latente.domains.ecg.evaluate import Codec, evaluate_codecs, load_cases
+from latente.domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.domains.ecg.records import read_lead
+from latente.domains.ecg.report import rate_distortion, write_report
+from latente.domains.ecg.sources import download_physionet
+from latente.domains.ecg.train import train_codec
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.models import load_model
+from latente.shared.results import Results
+from latente.shared.sources import fetch_files
+from latente.shared.stage import DomainPaths, run_stage
 
 DOMAIN = "ecg"
 

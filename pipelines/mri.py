@@ -1,22 +1,22 @@
-"""DVC stages of the MRI domain: `python -m pipelines.mri fetch|prepare|train|evaluate`."""
+"""DVC stages of the MRI domain: `python -m latente.pipelines.mri fetch|prepare|train|evaluate`."""
 from __future__ import annotations
 
 import time
 
-from shared.io import atomic_dir, write_json
-from shared.models import load_model
-from shared.results import Results
-from shared.sources import fetch_files
-from shared.stage import DomainPaths, run_stage
+from latente.shared.io import atomic_dir, write_json
+from latente.shared.models import load_model
+from latente.shared.results import Results
+from latente.shared.sources import fetch_files
+from latente.shared.stage import DomainPaths, run_stage
 
-from domains.mri import DOMAIN
-from domains.mri.data import prepare as prepare_slices
-from domains.mri.denoiser import denoise_values, prepare_for_inference
-from domains.mri.evaluation import evaluate_cases, load_case
-from domains.mri.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
-from domains.mri.report import write_report
-from domains.mri.sources import download_canonical
-from domains.mri.training import save, train as train_denoiser
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.data import prepare as prepare_slices
+from latente.domains.mri.denoiser import denoise_values, prepare_for_inference
+from latente.domains.mri.evaluation import evaluate_cases, load_case
+from latente.domains.mri.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.domains.mri.report import write_report
+from latente.domains.mri.sources import download_canonical
+from latente.domains.mri.training import save, train as train_denoiser
 
 
 def fetch(params: FetchParams, paths: DomainPaths) -> None:

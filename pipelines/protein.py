@@ -1,16 +1,16 @@
 """DVC stages of the protein domain: fetch → prepare → train → evaluate (BLAT_ECOLX by default)."""
 from __future__ import annotations
 
-from domains.protein.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
-from shared.stage import DomainPaths, run_stage
+from latente.domains.protein.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.shared.stage import DomainPaths, run_stage
 
 DOMAIN = "protein"
 
 
 def fetch(params: FetchParams, paths: DomainPaths) -> None:
-    from domains.protein.sources import download_canonical
-    from shared.io import atomic_dir
-    from shared.sources import fetch_files
+    from latente.domains.protein.sources import download_canonical
+    from latente.shared.io import atomic_dir
+    from latente.shared.sources import fetch_files
 
     with atomic_dir(paths.raw) as tmp:
         origin = fetch_files(DOMAIN, params.source, tmp, canonical=download_canonical)
@@ -18,7 +18,7 @@ def fetch(params: FetchParams, paths: DomainPaths) -> None:
 
 
 def prepare(params: PrepareParams, paths: DomainPaths) -> None:
-    from domains.protein.prepared import save_prepared, weigh
+    from latente.domains.protein.prepared import save_prepared, weigh
 
     data = weigh(paths.raw / params.alignment, params.focus, params.theta)
     save_prepared(data, paths.prepared)
@@ -28,8 +28,8 @@ def prepare(params: PrepareParams, paths: DomainPaths) -> None:
 
 
 def train(params: TrainParams, paths: DomainPaths) -> None:
-    from domains.protein.prepared import load_prepared
-    from domains.protein.training import save_family_vae, train_family_vae
+    from latente.domains.protein.prepared import load_prepared
+    from latente.domains.protein.training import save_family_vae, train_family_vae
 
     data = load_prepared(paths.prepared)
     fingerprint = {"params": params.model_dump(mode="json"), "data": {"source": data.alignment.source, "neff": data.neff,
@@ -43,7 +43,7 @@ def train(params: TrainParams, paths: DomainPaths) -> None:
 
 
 def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
-    from domains.protein.report import evaluate_and_report
+    from latente.domains.protein.report import evaluate_and_report
 
     evaluate_and_report(params, paths)
 

@@ -1,4 +1,4 @@
-"""The `publish` DVC stage: `python -m pipelines.publish` builds reports/site from every domain's reports.
+"""The `publish` DVC stage: `python -m latente.pipelines.publish` builds reports/site from every domain's reports.
 
 It also writes reports/summary.json, the aggregate metrics of every domain as one flat DVC
 metrics file, so that `dvc metrics diff --targets reports/summary.json` and `dvc exp show`
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import sys
 
-from shared.errors import UserError, exit_on_user_error
-from shared.params import PARAMS_FILE, load_params, validate
-from shared.site import PublishParams, build_site
+from latente.shared.errors import UserError, exit_on_user_error
+from latente.shared.params import PARAMS_FILE, load_params, validate
+from latente.site import PublishParams, build_site
 
 
 @exit_on_user_error

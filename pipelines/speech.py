@@ -1,19 +1,19 @@
-"""Speech stages: `python -m pipelines.speech fetch|prepare|train|evaluate`."""
+"""Speech stages: `python -m latente.pipelines.speech fetch|prepare|train|evaluate`."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from domains.speech.data import load_dataset, speaker_folds
-from domains.speech.evaluation import Corpus, compare
-from domains.speech.fetch import fetch_fsdd
-from domains.speech.model import SpeechModel
-from domains.speech.params import ClassifierParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
-from domains.speech.prepared import read_prepared, write_prepared
-from domains.speech.report import build_report
-from domains.speech.training import fold_name, train_models
-from shared.errors import UserError
-from shared.io import atomic_dir, write_text
-from shared.stage import DomainPaths, run_stage
+from latente.domains.speech.data import load_dataset, speaker_folds
+from latente.domains.speech.evaluation import Corpus, compare
+from latente.domains.speech.fetch import fetch_fsdd
+from latente.domains.speech.model import SpeechModel
+from latente.domains.speech.params import ClassifierParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.domains.speech.prepared import read_prepared, write_prepared
+from latente.domains.speech.report import build_report
+from latente.domains.speech.training import fold_name, train_models
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, write_text
+from latente.shared.stage import DomainPaths, run_stage
 
 
 def fetch(params: FetchParams, paths: DomainPaths) -> None:

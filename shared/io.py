@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from shared.errors import UserError
+from latente.shared.errors import UserError
 
 
 def _umask() -> int:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from shared.errors import UserError
+from latente.shared.errors import UserError
 
 PARAMS_FILE = "params.yaml"
 

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from shared.io import atomic_path, write_text
+from latente.shared.io import atomic_path, write_text
 
 
 def fmt(value: Any, digits: int = 3) -> str:

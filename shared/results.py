@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.io import write_json
+from latente.shared.io import write_json
 
 
 def _plain(value: Any) -> Any:

@@ -13,9 +13,9 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Literal
 
-from shared.errors import UserError
-from shared.io import atomic_path
-from shared.params import StrictParams
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_path
+from latente.shared.params import StrictParams
 
 MIRROR_ENV = "LATENTE_MIRROR"
 MIRROR_HINT = f"set {MIRROR_ENV} to a folder laid out as <domain>/... (e.g. ../shared/datasets)"

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from shared.errors import UserError, exit_on_user_error
-from shared.params import PARAMS_FILE, StrictParams, stage_params
+from latente.shared.errors import UserError, exit_on_user_error
+from latente.shared.params import PARAMS_FILE, StrictParams, stage_params
 
 STAGE_NAMES = ("fetch", "prepare", "train", "evaluate")
 

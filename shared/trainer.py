@@ -26,9 +26,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from shared.io import atomic_dir, read_json, write_json
-from shared.models.store import save_tensors
-from shared.params import StrictParams
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.models.store import save_tensors
+from latente.shared.params import StrictParams
 
 
 class TrainerConfig(StrictParams):

@@ -38,18 +38,18 @@ def run_latente(*args: str, cwd: Path | None = None, env: dict | None = None) ->
     """Run the real `latente` entry point in a subprocess, exactly as a user would."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "domains.cli", *map(str, args)],
+        [sys.executable, "-m", "latente.domains.cli", *map(str, args)],
         cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=600,
     )
 
 
 def call_latente(*args: str) -> subprocess.CompletedProcess:
-    """Run the same entry point (`domains.cli.main`) in this process: no interpreter start-up.
+    """Run the same entry point (`latente.domains.cli.main`) in this process: no interpreter start-up.
 
     stdout/stderr are captured and the exit status is taken from SystemExit, so the result
     reads like a subprocess's; an unexpected exception becomes status 1 with its traceback.
     """
-    from domains.cli import main
+    from latente.domains.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv

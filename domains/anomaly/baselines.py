@@ -22,7 +22,7 @@ import scipy.stats as stats
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 
-from domains.anomaly.params import IsolationForestParams, PCABaselineParams
+from latente.domains.anomaly.params import IsolationForestParams, PCABaselineParams
 
 _GRID = np.linspace(0, 15, 10000)
 

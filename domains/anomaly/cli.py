@@ -20,8 +20,8 @@ def _log(message: str) -> None:
 
 
 def _reader(sep: str, timestamp: str, sensors: Optional[str], label: str, changepoint: str, nan_policy: str):
-    from domains.anomaly.params import ReaderConfig
-    from shared.params import validate
+    from latente.domains.anomaly.params import ReaderConfig
+    from latente.shared.params import validate
 
     values = {"sep": sep, "timestamp": timestamp or None, "label": label or None, "changepoint": changepoint or None,
               "nan_policy": nan_policy,
@@ -31,7 +31,7 @@ def _reader(sep: str, timestamp: str, sensors: Optional[str], label: str, change
 
 def _rows(text: Optional[str], n: int) -> slice:
     """'START:END' (0-based, END exclusive, either may be empty) → a slice of the cleaned rows."""
-    from shared.errors import UserError
+    from latente.shared.errors import UserError
 
     if not text:
         return slice(0, n)
@@ -63,10 +63,10 @@ def fit_command(
     force: bool = typer.Option(False, "--force", help="overwrite --model-out if it exists"),
 ) -> None:
     """Train a detector (standardisation, autoencoder, threshold) on normal-operation rows."""
-    from domains.anomaly.data import read_series
-    from domains.anomaly.detector import fit_detector
-    from domains.anomaly.params import DetectorConfig, DetectorTrainer
-    from shared.io import refuse_existing
+    from latente.domains.anomaly.data import read_series
+    from latente.domains.anomaly.detector import fit_detector
+    from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer
+    from latente.shared.io import refuse_existing
 
     refuse_existing(model_out, force)
     reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
@@ -96,10 +96,10 @@ def score_command(
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
 ) -> None:
     """Stream a CSV in chunks; write each row's score, flag and top contributing sensor; explain every alarm."""
-    from domains.anomaly.data import stream_series
-    from domains.anomaly.detector import load_detector
-    from domains.anomaly.output import check_model_columns, write_scores
-    from shared.io import refuse_existing
+    from latente.domains.anomaly.data import stream_series
+    from latente.domains.anomaly.detector import load_detector
+    from latente.domains.anomaly.output import check_model_columns, write_scores
+    from latente.shared.io import refuse_existing
 
     refuse_existing(out, force)
     detector = load_detector(model)
@@ -129,10 +129,10 @@ def evaluate_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """SKAB's per-file protocol on any folder: F1, FAR, MAR (and NAB) for the model and the baselines."""
-    from domains.anomaly.params import DetectorConfig, DetectorTrainer, EvaluateParams
-    from domains.anomaly.protocol import evaluate_folder
-    from domains.anomaly.report import results_table
-    from shared.errors import UserError
+    from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer, EvaluateParams
+    from latente.domains.anomaly.protocol import evaluate_folder
+    from latente.domains.anomaly.report import results_table
+    from latente.shared.errors import UserError
 
     if not data.is_dir():
         raise UserError(data, "not a folder", "--data takes a folder of labelled CSV files")

@@ -14,8 +14,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from domains.anomaly.params import ReaderConfig
-from shared.errors import UserError
+from latente.domains.anomaly.params import ReaderConfig
+from latente.shared.errors import UserError
 
 GAP_FACTOR = 1.5
 

@@ -20,10 +20,10 @@ import numpy as np
 import pydantic
 import torch
 
-from domains.anomaly.params import DetectorConfig, ReaderConfig
-from shared.errors import UserError
-from shared.models import Autoencoder, AutoencoderConfig, build_model, load_model, save_model
-from shared.trainer import TrainerConfig, fit, seed_everything
+from latente.domains.anomaly.params import DetectorConfig, ReaderConfig
+from latente.shared.errors import UserError
+from latente.shared.models import Autoencoder, AutoencoderConfig, build_model, load_model, save_model
+from latente.shared.trainer import TrainerConfig, fit, seed_everything
 
 DOMAIN = "anomaly"
 SCORE_BATCH = 2048  # windows per forward pass, aligned to the window index so chunking never changes a result

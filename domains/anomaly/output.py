@@ -8,11 +8,11 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from domains.anomaly.data import Series
-from domains.anomaly.detector import Detector
-from domains.anomaly.scoring import Alarm, AlarmTracker, ScoredRows, score_chunks
-from shared.errors import UserError
-from shared.io import atomic_path
+from latente.domains.anomaly.data import Series
+from latente.domains.anomaly.detector import Detector
+from latente.domains.anomaly.scoring import Alarm, AlarmTracker, ScoredRows, score_chunks
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_path
 
 COLUMNS = ["row", "timestamp", "score", "flag", "top_sensor", "top_share"]
 

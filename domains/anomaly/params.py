@@ -5,9 +5,9 @@ from typing import Literal
 
 import pydantic
 
-from shared.models import AutoencoderConfig
-from shared.params import StrictParams
-from shared.sources import SourceParams
+from latente.shared.models import AutoencoderConfig
+from latente.shared.params import StrictParams
+from latente.shared.sources import SourceParams
 
 
 class ReaderConfig(StrictParams):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.anomaly.data import DataReport, Series, read_series
-from domains.anomaly.params import PrepareParams, ReaderConfig
-from shared.errors import UserError
-from shared.io import atomic_dir, read_json, write_json
+from latente.domains.anomaly.data import DataReport, Series, read_series
+from latente.domains.anomaly.params import PrepareParams, ReaderConfig
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json
 
 MANIFEST = "manifest.json"
 

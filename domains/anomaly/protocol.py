@@ -13,14 +13,14 @@ from typing import Callable
 
 import numpy as np
 
-from domains.anomaly.baselines import isolation_forest, pca_t2q
-from domains.anomaly.data import Series, read_series
-from domains.anomaly.detector import Detector, fit_detector, short_term_weights, threshold
-from domains.anomaly.metrics import Confusion, confusion, nab_counts, nab_scores, predicted_changepoints
-from domains.anomaly.params import DetectorConfig, EvaluateParams, ReaderConfig
-from domains.anomaly.scoring import ScoredRows, score_series
-from shared.errors import UserError
-from shared.results import Results
+from latente.domains.anomaly.baselines import isolation_forest, pca_t2q
+from latente.domains.anomaly.data import Series, read_series
+from latente.domains.anomaly.detector import Detector, fit_detector, short_term_weights, threshold
+from latente.domains.anomaly.metrics import Confusion, confusion, nab_counts, nab_scores, predicted_changepoints
+from latente.domains.anomaly.params import DetectorConfig, EvaluateParams, ReaderConfig
+from latente.domains.anomaly.scoring import ScoredRows, score_series
+from latente.shared.errors import UserError
+from latente.shared.results import Results
 
 BASELINES = ("pca_t2q", "isolation_forest")
 

@@ -6,19 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.anomaly.detector import load_detector
-from domains.anomaly.output import format_stamps
-from domains.anomaly.params import DetectorConfig, EvaluateParams
-from domains.anomaly.prepared import load_prepared
-from domains.anomaly.protocol import FileRun, run_file, split, summarize
-from domains.anomaly.metrics import Confusion, confusion
-from domains.anomaly.scoring import find_alarms, score_series
-from domains.anomaly.training import PROTOCOL
-from shared.errors import UserError
-from shared.io import read_json, write_text
-from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
-from shared.results import Results
-from shared.stage import DomainPaths
+from latente.domains.anomaly.detector import load_detector
+from latente.domains.anomaly.output import format_stamps
+from latente.domains.anomaly.params import DetectorConfig, EvaluateParams
+from latente.domains.anomaly.prepared import load_prepared
+from latente.domains.anomaly.protocol import FileRun, run_file, split, summarize
+from latente.domains.anomaly.metrics import Confusion, confusion
+from latente.domains.anomaly.scoring import find_alarms, score_series
+from latente.domains.anomaly.training import PROTOCOL
+from latente.shared.errors import UserError
+from latente.shared.io import read_json, write_text
+from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.results import Results
+from latente.shared.stage import DomainPaths
 
 SOURCE = "SKAB v0.9 (waico/SKAB@b2c0d46), valve1 + valve2"
 METHOD_LABELS = {

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from domains.anomaly.data import Series
-from domains.anomaly.detector import SCORE_BATCH, Detector
+from latente.domains.anomaly.data import Series
+from latente.domains.anomaly.detector import SCORE_BATCH, Detector
 
 
 @dataclass

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.errors import UserError
-from shared.sources import download_file
+from latente.shared.errors import UserError
+from latente.shared.sources import download_file
 
 SKAB_RAW = "https://raw.githubusercontent.com/waico/SKAB/b2c0d46/data"
 PREFIX = "skab/"

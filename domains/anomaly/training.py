@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.anomaly.detector import Detector, fit_detector
-from domains.anomaly.params import TrainParams
-from domains.anomaly.prepared import load_prepared
-from domains.anomaly.protocol import fit_file
-from shared.io import atomic_dir, read_json, write_json
-from shared.stage import DomainPaths
+from latente.domains.anomaly.detector import Detector, fit_detector
+from latente.domains.anomaly.params import TrainParams
+from latente.domains.anomaly.prepared import load_prepared
+from latente.domains.anomaly.protocol import fit_file
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.stage import DomainPaths
 
 PROTOCOL = "protocol.json"
 TIMING = "fit_seconds.json"  # beside a finished checkpoint (the trainer rewrites the folder only while training)

@@ -7,13 +7,13 @@ from typing import Optional
 
 import typer
 
-from domains.ecg import codec
-from domains.ecg.evaluate import Codec, evaluate_codecs, load_cases
-from domains.ecg.records import list_records, read_lead, record_stem, write_lead
-from shared.errors import UserError
-from shared.io import write_bytes
-from shared.models import LoadedModel, load_model
-from shared.results import Results
+from latente.domains.ecg import codec
+from latente.domains.ecg.evaluate import Codec, evaluate_codecs, load_cases
+from latente.domains.ecg.records import list_records, read_lead, record_stem, write_lead
+from latente.shared.errors import UserError
+from latente.shared.io import write_bytes
+from latente.shared.models import LoadedModel, load_model
+from latente.shared.results import Results
 
 DOMAIN = "ecg"
 DEFAULT_MODEL = Path("models/ecg/A")

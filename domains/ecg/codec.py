@@ -19,10 +19,10 @@ import constriction
 import numpy as np
 import torch
 
-from domains.ecg.records import Lead
-from shared.errors import UserError
-from shared.models import LoadedModel
-from shared.models.autoencoders import quantize, symbol_range
+from latente.domains.ecg.records import Lead
+from latente.shared.errors import UserError
+from latente.shared.models import LoadedModel
+from latente.shared.models.autoencoders import quantize, symbol_range
 
 MAGIC = b"LTEC"
 FORMAT_VERSION = 1

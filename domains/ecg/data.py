@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
-from shared.errors import UserError
+from latente.shared.errors import UserError
 
 
 def save_signals(signals: dict[str, np.ndarray], path: Path) -> None:

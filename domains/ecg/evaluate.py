@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.ecg import codec, wavelet
-from domains.ecg.metrics import detect_rpeaks, distortion, prd, quality_score, rpeak_scores
-from domains.ecg.records import Lead, read_beats, read_lead
-from shared.models import LoadedModel
-from shared.results import Results
+from latente.domains.ecg import codec, wavelet
+from latente.domains.ecg.metrics import detect_rpeaks, distortion, prd, quality_score, rpeak_scores
+from latente.domains.ecg.records import Lead, read_beats, read_lead
+from latente.shared.models import LoadedModel
+from latente.shared.results import Results
 
 DOMAIN = "ecg"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pydantic
 
-from shared.models import AutoencoderConfig
-from shared.params import StrictParams
-from shared.sources import SourceParams
-from shared.trainer import TrainerConfig
+from latente.shared.models import AutoencoderConfig
+from latente.shared.params import StrictParams
+from latente.shared.sources import SourceParams
+from latente.shared.trainer import TrainerConfig
 
 
 class FetchParams(StrictParams):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
-from shared.errors import UserError
-from shared.io import refuse_existing
+from latente.shared.errors import UserError
+from latente.shared.io import refuse_existing
 
 
 @dataclass

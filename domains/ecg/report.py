@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.ecg import codec, wavelet
-from domains.ecg.evaluate import Codec, RecordCase, wavelet_at_cr, wavelet_cr_at_prd
-from domains.ecg.metrics import prd, prdn
-from domains.ecg.params import EvaluateParams
-from shared.io import write_text
-from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
-from shared.results import Results
-from shared.stage import DomainPaths
+from latente.domains.ecg import codec, wavelet
+from latente.domains.ecg.evaluate import Codec, RecordCase, wavelet_at_cr, wavelet_cr_at_prd
+from latente.domains.ecg.metrics import prd, prdn
+from latente.domains.ecg.params import EvaluateParams
+from latente.shared.io import write_text
+from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.results import Results
+from latente.shared.stage import DomainPaths
 
 WAVELET_STEPS = (4.0, 8.0, 12.0, 18.0, 24.0, 32.0, 45.0, 60.0, 80.0, 110.0)
 LITERATURE = [

@@ -10,9 +10,9 @@ from pathlib import Path
 from wfdb.io import _url
 from wfdb.io.download import dl_full_file
 
-from shared.errors import UserError
-from shared.io import atomic_path
-from shared.sources import MIRROR_HINT, file_sha256
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_path
+from latente.shared.sources import MIRROR_HINT, file_sha256
 
 PHYSIONET_MITDB = "https://physionet.org/files/mitdb/1.0.0"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from domains.ecg.data import WindowDataset, load_signals
-from shared.models import AutoencoderConfig, build_model, save_model
-from shared.trainer import FitResult, TrainerConfig, fit, seed_everything
+from latente.domains.ecg.data import WindowDataset, load_signals
+from latente.shared.models import AutoencoderConfig, build_model, save_model
+from latente.shared.trainer import FitResult, TrainerConfig, fit, seed_everything
 
 DOMAIN = "ecg"
 

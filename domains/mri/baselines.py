@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from domains.mri.metrics import psnr
+from latente.domains.mri.metrics import psnr
 
 BASELINES = ("noisy", "gaussian", "nlm", "bm3d")
 GAUSSIAN_WIDTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4)

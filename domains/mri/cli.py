@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from shared.errors import UserError
-from shared.io import refuse_existing
-from shared.models import LoadedModel, load_model
-from shared.report import markdown_table
-from shared.results import Results
+from latente.shared.errors import UserError
+from latente.shared.io import refuse_existing
+from latente.shared.models import LoadedModel, load_model
+from latente.shared.report import markdown_table
+from latente.shared.results import Results
 
-from domains.mri import DOMAIN
-from domains.mri.baselines import BASELINES
-from domains.mri.denoiser import denoise_values, prepare_for_inference
-from domains.mri.evaluation import evaluate_cases, load_case
-from domains.mri.volumes import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.baselines import BASELINES
+from latente.domains.mri.denoiser import denoise_values, prepare_for_inference
+from latente.domains.mri.evaluation import evaluate_cases, load_case
+from latente.domains.mri.volumes import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
 
 DEFAULT_MODEL = Path("models/mri")
 

@@ -14,13 +14,13 @@ from scipy.ndimage import gaussian_filter
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
-from shared.errors import UserError
-from shared.io import atomic_dir, read_json, write_json
-from shared.models.store import save_tensors
-from shared.noise import corrupt
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.models.store import save_tensors
+from latente.shared.noise import corrupt
 
-from domains.mri.params import PatchParams, PrepareParams
-from domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
+from latente.domains.mri.params import PatchParams, PrepareParams
+from latente.domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
 
 SPLIT_FILE = "split.json"
 TENSOR_FILE = "train.safetensors"

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from shared.models import Autoencoder
+from latente.shared.models import Autoencoder
 
-from domains.mri.volumes import unit_scale
+from latente.domains.mri.volumes import unit_scale
 
 
 def context_of(model: Autoencoder) -> int:

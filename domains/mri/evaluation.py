@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.models import Autoencoder
-from shared.noise import corrupt
-from shared.results import Results
+from latente.shared.models import Autoencoder
+from latente.shared.noise import corrupt
+from latente.shared.results import Results
 
-from domains.mri.baselines import GAUSSIAN_WIDTHS, best_gaussian, denoise_slices
-from domains.mri.denoiser import denoise_values
-from domains.mri.metrics import all_metrics
-from domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
+from latente.domains.mri.baselines import GAUSSIAN_WIDTHS, best_gaussian, denoise_slices
+from latente.domains.mri.denoiser import denoise_values
+from latente.domains.mri.metrics import all_metrics
+from latente.domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
 
 METRICS = ("psnr", "ssim", "psnr_mask", "ssim_mask")
 

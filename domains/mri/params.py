@@ -5,12 +5,12 @@ from typing import Literal
 
 import pydantic
 
-from shared.models import AutoencoderConfig
-from shared.params import StrictParams
-from shared.sources import SourceParams
-from shared.trainer import TrainerConfig
+from latente.shared.models import AutoencoderConfig
+from latente.shared.params import StrictParams
+from latente.shared.sources import SourceParams
+from latente.shared.trainer import TrainerConfig
 
-from domains.mri.baselines import BASELINES
+from latente.domains.mri.baselines import BASELINES
 
 
 class FetchParams(StrictParams):

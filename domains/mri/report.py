@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 
-from shared.io import write_text
-from shared.models import LoadedModel
-from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
-from shared.results import Results
-from shared.stage import DomainPaths
+from latente.shared.io import write_text
+from latente.shared.models import LoadedModel
+from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.results import Results
+from latente.shared.stage import DomainPaths
 
-from domains.mri.evaluation import Case, CaseOutputs
-from domains.mri.params import EvaluateParams
+from latente.domains.mri.evaluation import Case, CaseOutputs
+from latente.domains.mri.params import EvaluateParams
 
 # ../shared/BASELINES.md: in-mask PSNR (dB) on MNI152, central 40 axial slices, measured independently
 REFERENCE_PSNR_MASK = {

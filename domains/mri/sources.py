@@ -12,9 +12,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from shared.errors import UserError
-from shared.io import write_bytes
-from shared.sources import download_file
+from latente.shared.errors import UserError
+from latente.shared.io import write_bytes
+from latente.shared.sources import download_file
 
 DEB_URL = "https://deb.debian.org/debian/pool/main/m/mricron/mricron-data_1.2.20211006+dfsg-4_all.deb"
 WHEEL_URL = "https://files.pythonhosted.org/packages/py3/n/nilearn/nilearn-0.14.1-py3-none-any.whl"

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import torch
 
-from shared.models import Autoencoder, build_model, save_model
-from shared.sources import file_sha256
-from shared.trainer import FitResult, fit, seed_everything
+from latente.shared.models import Autoencoder, build_model, save_model
+from latente.shared.sources import file_sha256
+from latente.shared.trainer import FitResult, fit, seed_everything
 
-from domains.mri import DOMAIN
-from domains.mri.data import SPLIT_FILE, TENSOR_FILE, PatchDataset, Prepared, ValidationDataset
-from domains.mri.denoiser import prepare_for_inference
-from domains.mri.params import TrainParams
-from domains.mri.volumes import TRAINING_ORIENTATION
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.data import SPLIT_FILE, TENSOR_FILE, PatchDataset, Prepared, ValidationDataset
+from latente.domains.mri.denoiser import prepare_for_inference
+from latente.domains.mri.params import TrainParams
+from latente.domains.mri.volumes import TRAINING_ORIENTATION
 
 
 def start_as_identity(model: Autoencoder) -> Autoencoder:

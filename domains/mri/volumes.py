@@ -15,8 +15,8 @@ import numpy as np
 from nibabel.openers import ImageOpener
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
-from shared.errors import UserError
-from shared.io import write_bytes
+from latente.shared.errors import UserError
+from latente.shared.io import write_bytes
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 TRAINING_ORIENTATION = ("R", "A", "S")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from Bio import AlignIO, SeqIO
 
-from shared.errors import UserError
+from latente.shared.errors import UserError
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 GAP = "-"

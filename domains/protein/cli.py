@@ -15,7 +15,7 @@ MUTATIONS_HELP = "DMS CSV with a mutant column (A23V, multi-mutants joined by ':
 
 
 def _results(alignment: Path, mutations: Path):
-    from shared.results import Results
+    from latente.shared.results import Results
 
     return Results("protein", f"{alignment} + {mutations}", [alignment.name, mutations.name])
 
@@ -36,11 +36,11 @@ def score_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS."""
-    from domains.protein.evaluation import add_rows, check_same_focus, score
-    from domains.protein.mutations import read_mutations
-    from domains.protein.prepared import weigh
-    from shared.io import refuse_existing
-    from shared.models import load_model
+    from latente.domains.protein.evaluation import add_rows, check_same_focus, score
+    from latente.domains.protein.mutations import read_mutations
+    from latente.domains.protein.prepared import weigh
+    from latente.shared.io import refuse_existing
+    from latente.shared.models import load_model
 
     if out is not None:
         refuse_existing(out, force)
@@ -73,13 +73,13 @@ def evaluate_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """Train a family VAE on any alignment with the configured profile, then score the DMS."""
-    from domains.protein.evaluation import add_rows, score
-    from domains.protein.mutations import read_mutations
-    from domains.protein.params import TrainParams
-    from domains.protein.prepared import weigh
-    from domains.protein.training import save_family_vae, train_family_vae
-    from shared.io import refuse_existing
-    from shared.params import stage_params
+    from latente.domains.protein.evaluation import add_rows, score
+    from latente.domains.protein.mutations import read_mutations
+    from latente.domains.protein.params import TrainParams
+    from latente.domains.protein.prepared import weigh
+    from latente.domains.protein.training import save_family_vae, train_family_vae
+    from latente.shared.io import refuse_existing
+    from latente.shared.params import stage_params
 
     if model_out is not None:
         refuse_existing(model_out, force)
@@ -114,10 +114,10 @@ def sample_command(
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
 ) -> None:
     """Sample sequences from the prior (z ~ N(0, I)) and decode them; writes focus-column FASTA."""
-    from domains.protein.alignment import decode
-    from domains.protein.model import sample_sequences
-    from shared.io import refuse_existing, write_text
-    from shared.models import load_model
+    from latente.domains.protein.alignment import decode
+    from latente.domains.protein.model import sample_sequences
+    from latente.shared.io import refuse_existing, write_text
+    from latente.shared.models import load_model
 
     refuse_existing(out, force)
     loaded = load_model(model, domain="protein")
@@ -129,7 +129,7 @@ def sample_command(
 
 
 def _write_predictions(path: Path, mset, scores) -> None:
-    from shared.report import write_plot_csv
+    from latente.shared.report import write_plot_csv
 
     write_plot_csv(path, [{"mutant": m, "score": float(s), "model": float(p), "site_independent": float(b)}
                           for m, s, p, b in zip(mset.mutants, mset.scores, scores.model, scores.baseline)])

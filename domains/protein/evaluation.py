@@ -8,15 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import spearmanr
 
-from domains.protein.alignment import Focus, encode
-from domains.protein.model import elbo
-from domains.protein.mutations import MutationSet
-from domains.protein.prepared import WeightedAlignment
-from domains.protein.site_independent import profile, site_independent_effects
-from shared.errors import UserError
-from shared.models import LoadedModel
-from shared.models.autoencoders import VariationalAutoencoder
-from shared.results import Results
+from latente.domains.protein.alignment import Focus, encode
+from latente.domains.protein.model import elbo
+from latente.domains.protein.mutations import MutationSet
+from latente.domains.protein.prepared import WeightedAlignment
+from latente.domains.protein.site_independent import profile, site_independent_effects
+from latente.shared.errors import UserError
+from latente.shared.models import LoadedModel
+from latente.shared.models.autoencoders import VariationalAutoencoder
+from latente.shared.results import Results
 
 
 def model_effects(model: VariationalAutoencoder, focus: Focus, mutations: MutationSet, samples: int, seed: int) -> np.ndarray:

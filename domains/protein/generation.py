@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.protein.alignment import ALPHABET, GAP_CODE
-from domains.protein.weights import identities
+from latente.domains.protein.alignment import ALPHABET, GAP_CODE
+from latente.domains.protein.weights import identities
 
 
 def nearest_identity(query: np.ndarray, reference: np.ndarray, exclude_same_index: bool = False) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from domains.protein.alignment import one_hot
+from latente.domains.protein.alignment import one_hot
 
 SPECIES = re.compile(r"_([0-9A-Z]{3,5})(?:/\d+-\d+)?$")
 

@@ -27,10 +27,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from domains.protein.alignment import ALPHABET, one_hot
-from domains.protein.params import DecoderParams
-from shared.models import AutoencoderConfig, build_model
-from shared.models.autoencoders import VariationalAutoencoder
+from latente.domains.protein.alignment import ALPHABET, one_hot
+from latente.domains.protein.params import DecoderParams
+from latente.shared.models import AutoencoderConfig, build_model
+from latente.shared.models.autoencoders import VariationalAutoencoder
 
 
 class SparseOutput(nn.Module):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from domains.protein.alignment import AMINO_ACIDS, Focus, encode
-from shared.errors import UserError
+from latente.domains.protein.alignment import AMINO_ACIDS, Focus, encode
+from latente.shared.errors import UserError
 
 MUTANT = re.compile(rf"^([{AMINO_ACIDS}])(-?\d+)([{AMINO_ACIDS}])$")
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pydantic
 
-from shared.params import StrictParams
-from shared.sources import SourceParams
-from shared.trainer import TrainerConfig
+from latente.shared.params import StrictParams
+from latente.shared.sources import SourceParams
+from latente.shared.trainer import TrainerConfig
 
 
 class FetchParams(StrictParams):

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from domains.protein.alignment import Alignment, Focus, read_alignment
-from domains.protein.weights import sequence_weights
-from shared.errors import UserError
-from shared.io import atomic_dir, read_json, write_json
+from latente.domains.protein.alignment import Alignment, Focus, read_alignment
+from latente.domains.protein.weights import sequence_weights
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json
 
 TENSORS = "alignment.safetensors"
 META = "alignment.json"

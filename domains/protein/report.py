@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.protein.alignment import decode
-from domains.protein.evaluation import add_rows, check_same_focus, score, spearman
-from domains.protein.generation import compare_with_natural
-from domains.protein.latent import project, sequence_clusters, species_code
-from domains.protein.model import latent_means, sample_sequences
-from domains.protein.mutations import read_mutations
-from domains.protein.params import EvaluateParams
-from domains.protein.prepared import load_prepared
-from shared.io import write_text
-from shared.models import load_model
-from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
-from shared.results import Results
-from shared.stage import DomainPaths
+from latente.domains.protein.alignment import decode
+from latente.domains.protein.evaluation import add_rows, check_same_focus, score, spearman
+from latente.domains.protein.generation import compare_with_natural
+from latente.domains.protein.latent import project, sequence_clusters, species_code
+from latente.domains.protein.model import latent_means, sample_sequences
+from latente.domains.protein.mutations import read_mutations
+from latente.domains.protein.params import EvaluateParams
+from latente.domains.protein.prepared import load_prepared
+from latente.shared.io import write_text
+from latente.shared.models import load_model
+from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.results import Results
+from latente.shared.stage import DomainPaths
 
 # Published Spearman ρ on BLAT_ECOLX / Stiffler 2015 (see datasets/protein/SOURCE.md).
 LITERATURE = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.protein.alignment import ALPHABET
+from latente.domains.protein.alignment import ALPHABET
 
 
 def profile(codes: np.ndarray, weights: np.ndarray, pseudocount: float = 1.0) -> np.ndarray:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.errors import UserError
-from shared.sources import download_file
+from latente.shared.errors import UserError
+from latente.shared.sources import download_file
 
 ALIGNMENT = "BLAT_ECOLX_hmmerbit_plmc_n5_m30_f50_t0.2_r24-286_id100_b105.a2m"
 DMS = "BLAT_ECOLX_Ranganathan2015.csv"

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from domains.protein.alignment import ALPHABET
-from domains.protein.model import FamilyVAE
-from domains.protein.params import TrainParams
-from domains.protein.prepared import WeightedAlignment
-from shared.errors import UserError
-from shared.models import AutoencoderConfig, save_model
-from shared.trainer import FitResult, fit, seed_everything
+from latente.domains.protein.alignment import ALPHABET
+from latente.domains.protein.model import FamilyVAE
+from latente.domains.protein.params import TrainParams
+from latente.domains.protein.prepared import WeightedAlignment
+from latente.shared.errors import UserError
+from latente.shared.models import AutoencoderConfig, save_model
+from latente.shared.trainer import FitResult, fit, seed_everything
 
 MIN_SEQUENCES = 10
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from domains.protein.alignment import AMINO_ACIDS, GAP_CODE
+from latente.domains.protein.alignment import AMINO_ACIDS, GAP_CODE
 
 
 # bfloat16 holds integers up to 256 exactly, so a product over at most 256 positions

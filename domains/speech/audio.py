@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from shared.errors import UserError
+from latente.shared.errors import UserError
 
 MIN_SAMPLE_RATE = 1000
 # Windowed-sinc resampling builds a (new/g) × (orig/g) kernel, g = gcd of the two rates:

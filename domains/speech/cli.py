@@ -9,15 +9,15 @@ from typing import List, Optional
 
 import typer
 
-from domains.speech.audio import load_audio, warn
-from domains.speech.data import audio_files, labelled_folder
-from domains.speech.evaluation import Corpus, compare
-from domains.speech.model import SpeechModel
-from domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
-from domains.speech.report import condition_name, pct
-from shared.errors import UserError
-from shared.io import refuse_existing, write_text
-from shared.report import markdown_table
+from latente.domains.speech.audio import load_audio, warn
+from latente.domains.speech.data import audio_files, labelled_folder
+from latente.domains.speech.evaluation import Corpus, compare
+from latente.domains.speech.model import SpeechModel
+from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
+from latente.domains.speech.report import condition_name, pct
+from latente.shared.errors import UserError
+from latente.shared.io import refuse_existing, write_text
+from latente.shared.report import markdown_table
 
 app = typer.Typer(no_args_is_help=True, help="Spoken words: spectrogram-autoencoder codes as features, compared with MFCCs.")
 

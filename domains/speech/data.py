@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from domains.speech.params import DatasetParams
-from shared.errors import UserError
+from latente.domains.speech.params import DatasetParams
+from latente.shared.errors import UserError
 
 AUDIO_SUFFIX = ".wav"
 CSV_COLUMNS = ("file", "label", "speaker")

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from domains.speech.audio import add_white_noise, load_audio, warn
-from domains.speech.data import Utterance, held_out_mask
-from domains.speech.features import Mfcc
-from domains.speech.model import LinearClassifier, SpeechModel
-from domains.speech.params import ClassifierParams, MfccParams
-from shared.results import Results
+from latente.domains.speech.audio import add_white_noise, load_audio, warn
+from latente.domains.speech.data import Utterance, held_out_mask
+from latente.domains.speech.features import Mfcc
+from latente.domains.speech.model import LinearClassifier, SpeechModel
+from latente.domains.speech.params import ClassifierParams, MfccParams
+from latente.shared.results import Results
 
 METHODS = ("model", "mfcc")
 Condition = float | None  # SNR in dB; None is clean

@@ -10,8 +10,8 @@ from typing import Sequence
 import torch
 import torchaudio.transforms as T
 
-from domains.speech.audio import fix_duration
-from domains.speech.params import FeatureParams, MfccParams
+from latente.domains.speech.audio import fix_duration
+from latente.domains.speech.params import FeatureParams, MfccParams
 
 
 class LogMel:

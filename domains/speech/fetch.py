@@ -9,10 +9,10 @@ import functools
 import hashlib
 from pathlib import Path
 
-from domains.speech.params import FetchParams
-from shared.errors import UserError
-from shared.io import atomic_dir, write_json
-from shared.sources import download_file, fetch_files, file_sha256
+from latente.domains.speech.params import FetchParams
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, write_json
+from latente.shared.sources import download_file, fetch_files, file_sha256
 
 # Release tag v1.0.10; its recordings are identical to commit 26eb9aa (2024-05-02).
 FSDD_BASE = "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/v1.0.10"

@@ -11,11 +11,11 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from domains.speech.features import LogMel, Normaliser
-from domains.speech.params import ClassifierParams, FeatureParams
-from shared.errors import UserError
-from shared.models import load_model, save_model
-from shared.models.autoencoders import Autoencoder
+from latente.domains.speech.features import LogMel, Normaliser
+from latente.domains.speech.params import ClassifierParams, FeatureParams
+from latente.shared.errors import UserError
+from latente.shared.models import load_model, save_model
+from latente.shared.models.autoencoders import Autoencoder
 
 DOMAIN = "speech"
 ENCODE_BATCH = 256

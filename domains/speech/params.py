@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 import pydantic
 
-from shared.models.config import AutoencoderConfig
-from shared.errors import UserError
-from shared.params import PARAMS_FILE, StrictParams, validate
-from shared.sources import SourceParams
-from shared.trainer import TrainerConfig
+from latente.shared.models.config import AutoencoderConfig
+from latente.shared.errors import UserError
+from latente.shared.params import PARAMS_FILE, StrictParams, validate
+from latente.shared.sources import SourceParams
+from latente.shared.trainer import TrainerConfig
 
 FSDD_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler", "lucas")
 FSDD_PATTERN = r"(?P<label>[0-9])_(?P<speaker>[A-Za-z]+)_(?P<index>[0-9]+)\.wav"

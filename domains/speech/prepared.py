@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from domains.speech.evaluation import Corpus
-from domains.speech.params import DatasetParams, FeatureParams
-from shared.errors import UserError
-from shared.io import atomic_dir, read_json, write_json, write_text
-from shared.models.store import save_tensors
+from latente.domains.speech.evaluation import Corpus
+from latente.domains.speech.params import DatasetParams, FeatureParams
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json, write_text
+from latente.shared.models.store import save_tensors
 
 ITEMS = "items.csv"
 AUDIO = "audio.safetensors"

@@ -9,12 +9,12 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from domains.speech.audio import fix_duration
-from domains.speech.evaluation import Comparison, Condition, Corpus, noisy
-from domains.speech.features import GriffinLimInverter
-from domains.speech.model import SpeechModel
-from shared.io import write_bytes
-from shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.domains.speech.audio import fix_duration
+from latente.domains.speech.evaluation import Comparison, Condition, Corpus, noisy
+from latente.domains.speech.features import GriffinLimInverter
+from latente.domains.speech.model import SpeechModel
+from latente.shared.io import write_bytes
+from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
 
 # ../shared/BASELINES.md, measured independently on the same 5 speakers (MFCC + logistic regression).
 REFERENCE_MFCC = {None: 0.644, 20.0: 0.557, 10.0: 0.347, 0.0: 0.168}
@@ -305,7 +305,7 @@ def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, au
         f"{main.features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {main.features.n_fft}, hop {main.features.hop_length}, "
         f"{main.features.n_mels} mels) and `AmplitudeToDB` (top_db {main.features.top_db:g}) relative to each clip's maximum; "
         "standardised with the mean and standard deviation of the training speakers only.",
-        f"- **Model.** `{main.autoencoder.config.name}` from `shared.models` (channels {list(main.autoencoder.config.channels)}, "
+        f"- **Model.** `{main.autoencoder.config.name}` from `latente.shared.models` (channels {list(main.autoencoder.config.channels)}, "
         f"strides {list(main.autoencoder.config.strides)}, flat code of {main.code_dims} dims). Denoising training: "
         "each training clip is also presented with white noise added to its recording at a random SNR, with the clean "
         "spectrogram as target (Vincent et al., 2008). The held-out speaker is never used, not even for validation or normalisation.",

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from domains.speech.audio import add_white_noise
-from domains.speech.data import held_out_mask, validation_split
-from domains.speech.features import LogMel, Normaliser
-from domains.speech.model import LinearClassifier, SpeechModel, encode_batches
-from domains.speech.params import AugmentParams, FeatureParams, TrainParams
-from shared.io import atomic_dir
-from shared.models import AutoencoderConfig, build_model
-from shared.trainer import FitResult, fit, seed_everything
+from latente.domains.speech.audio import add_white_noise
+from latente.domains.speech.data import held_out_mask, validation_split
+from latente.domains.speech.features import LogMel, Normaliser
+from latente.domains.speech.model import LinearClassifier, SpeechModel, encode_batches
+from latente.domains.speech.params import AugmentParams, FeatureParams, TrainParams
+from latente.shared.io import atomic_dir
+from latente.shared.models import AutoencoderConfig, build_model
+from latente.shared.trainer import FitResult, fit, seed_everything
 
 
 @dataclass

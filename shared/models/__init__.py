@@ -1,7 +1,7 @@
 """Dimension-generic autoencoders: one config, one registry, one loader."""
-from shared.models.autoencoders import AEOutput, Autoencoder, build_model
-from shared.models.config import MODEL_NAMES, AutoencoderConfig, CorruptionConfig, SparsityConfig
-from shared.models.store import LoadedModel, load_model, save_model
+from latente.shared.models.autoencoders import AEOutput, Autoencoder, build_model
+from latente.shared.models.config import MODEL_NAMES, AutoencoderConfig, CorruptionConfig, SparsityConfig
+from latente.shared.models.store import LoadedModel, load_model, save_model
 
 __all__ = [
     "AEOutput", "Autoencoder", "AutoencoderConfig", "CorruptionConfig", "LoadedModel",

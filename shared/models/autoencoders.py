@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.models.backbones import build_backbone
-from shared.models.config import AutoencoderConfig
-from shared.noise import corrupt
+from latente.shared.models.backbones import build_backbone
+from latente.shared.models.config import AutoencoderConfig
+from latente.shared.noise import corrupt
 
 
 @dataclass

@@ -8,7 +8,7 @@ from monai.networks.blocks import Convolution, ResidualUnit
 from monai.networks.layers.factories import Act
 from torch import nn
 
-from shared.models.config import AutoencoderConfig
+from latente.shared.models.config import AutoencoderConfig
 
 
 def _conv_block(cfg: AutoencoderConfig, cin: int, cout: int, stride: int, transposed: bool) -> nn.Module:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pydantic
 
-from shared.params import StrictParams
+from latente.shared.params import StrictParams
 
 ARCHITECTURES = ("conv", "dense")
 VARIANTS = ("ae", "dae", "sae", "vae")

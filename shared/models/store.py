@@ -10,11 +10,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from shared import __version__
-from shared.errors import UserError
-from shared.io import atomic_dir, read_json, write_json
-from shared.models.autoencoders import Autoencoder, build_model
-from shared.models.config import AutoencoderConfig
+from latente.shared import __version__
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.models.autoencoders import Autoencoder, build_model
+from latente.shared.models.config import AutoencoderConfig
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domains.anomaly.baselines import PCAT2Q, isolation_forest, pca_t2q
-from domains.anomaly.data import read_series
-from domains.anomaly.metrics import Confusion, confusion
-from domains.anomaly.params import IsolationForestParams, PCABaselineParams, ReaderConfig
-from domains.anomaly.protocol import split
+from latente.domains.anomaly.baselines import PCAT2Q, isolation_forest, pca_t2q
+from latente.domains.anomaly.data import read_series
+from latente.domains.anomaly.metrics import Confusion, confusion
+from latente.domains.anomaly.params import IsolationForestParams, PCABaselineParams, ReaderConfig
+from latente.domains.anomaly.protocol import split
 
 
 @pytest.fixture(scope="module")

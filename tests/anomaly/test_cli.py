@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from conftest import assert_user_error, run_latente
 
-from domains.anomaly.baselines import pca_t2q
-from domains.anomaly.data import read_series
-from domains.anomaly.metrics import Confusion, confusion
-from domains.anomaly.params import PCABaselineParams, ReaderConfig
-from domains.anomaly.protocol import split
+from latente.domains.anomaly.baselines import pca_t2q
+from latente.domains.anomaly.data import read_series
+from latente.domains.anomaly.metrics import Confusion, confusion
+from latente.domains.anomaly.params import PCABaselineParams, ReaderConfig
+from latente.domains.anomaly.protocol import split
 
 
 def cli(capsys, *args) -> subprocess.CompletedProcess:
-    """The real entry point (`domains.cli.main`) in-process: exit status, stdout, stderr."""
-    from domains.cli import main
+    """The real entry point (`latente.domains.cli.main`) in-process: exit status, stdout, stderr."""
+    from latente.domains.cli import main
 
     argv, sys.argv = sys.argv, ["latente", *map(str, args)]
     try:
@@ -57,7 +57,7 @@ def fitted(tmp_path_factory, mirror):
 
 
 def test_fit_writes_a_loadable_model_folder(fitted):
-    from domains.anomaly.detector import load_detector
+    from latente.domains.anomaly.detector import load_detector
 
     assert {p.name for p in fitted.iterdir()} == {"config.json", "model.safetensors"}
     d = load_detector(fitted)
@@ -80,7 +80,7 @@ def test_score_streams_in_chunks_and_equals_whole_file(capsys, fitted, mirror, t
     scored = out["score"].notna()
     assert scored.sum() == 1148 - 59 - 118  # SKAB's rule: first W−1 and last 2W−2 rows have no label
     assert (out.loc[scored, "top_share"].between(0, 1)).all() and (out.loc[~scored, "flag"] == 0).all()
-    from domains.anomaly.detector import load_detector
+    from latente.domains.anomaly.detector import load_detector
 
     limit = load_detector(fitted).threshold  # scores are written with 6 significant digits
     assert (out.loc[out["score"] > limit * 1.0001, "flag"] == 1).all()

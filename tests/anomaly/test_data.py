@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domains.anomaly.data import Series, read_series, stream_series
-from domains.anomaly.params import ReaderConfig
-from shared.errors import UserError
+from latente.domains.anomaly.data import Series, read_series, stream_series
+from latente.domains.anomaly.params import ReaderConfig
+from latente.shared.errors import UserError
 
 SKAB = ReaderConfig()
 HEADER = "datetime;a;b;anomaly;changepoint\n"

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from domains.anomaly.metrics import (
+from latente.domains.anomaly.metrics import (
     Confusion, confusion, nab_counts, nab_scores, nab_windows, predicted_changepoints,
 )
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from domains.anomaly.params import DetectorConfig, EvaluateParams, FetchParams, PrepareParams, TrainParams
-from domains.anomaly.sources import SKAB_RAW, canonical_downloader, upstream_url
-from shared.errors import UserError
-from shared.params import stage_params
-from shared.sources import fetch_files, file_sha256
+from latente.domains.anomaly.params import DetectorConfig, EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.domains.anomaly.sources import SKAB_RAW, canonical_downloader, upstream_url
+from latente.shared.errors import UserError
+from latente.shared.params import stage_params
+from latente.shared.sources import fetch_files, file_sha256
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import domains.anomaly.detector as detector_module
-from domains.anomaly.data import DataReport, Series
-from domains.anomaly.detector import fit_detector, short_term_weights, threshold, windows
-from domains.anomaly.params import DetectorConfig, DetectorTrainer, ReaderConfig
-from domains.anomaly.scoring import ScoredRows, find_alarms, score_chunks, score_series, skab_point_labels
+import latente.domains.anomaly.detector as detector_module
+from latente.domains.anomaly.data import DataReport, Series
+from latente.domains.anomaly.detector import fit_detector, short_term_weights, threshold, windows
+from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer, ReaderConfig
+from latente.domains.anomaly.scoring import ScoredRows, find_alarms, score_chunks, score_series, skab_point_labels
 
 SENSORS = ["a", "b", "c"]
 SMALL = DetectorConfig(window=8, model={"name": "conv_ae", "channels": [8, 8], "strides": [2, 2], "kernel_size": 3,
@@ -84,7 +84,7 @@ def test_row_score_flags_exactly_skab_rule(detector):
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
 def test_streaming_equals_whole_file(detector, chunk, monkeypatch):
     monkeypatch.setattr(detector_module, "SCORE_BATCH", 16)  # forward passes cross chunk boundaries
-    monkeypatch.setattr("domains.anomaly.scoring.SCORE_BATCH", 16)
+    monkeypatch.setattr("latente.domains.anomaly.scoring.SCORE_BATCH", 16)
     test = as_series(synthetic(257, seed=2) + np.where(np.arange(257)[:, None] > 120, 1.0, 0.0))
     whole = score_series(detector, test)
     parts = [test.crop(i, i + chunk) for i in range(0, len(test), chunk)]
@@ -95,7 +95,7 @@ def test_streaming_equals_whole_file(detector, chunk, monkeypatch):
     np.testing.assert_array_equal(streamed.flag, whole.flag)
     np.testing.assert_array_equal(streamed.contributions, whole.contributions)
     whole_alarms = find_alarms(whole, 3)
-    from domains.anomaly.scoring import AlarmTracker
+    from latente.domains.anomaly.scoring import AlarmTracker
 
     tracker = AlarmTracker(3)
     for part in score_chunks(detector, iter(parts)):

@@ -2,11 +2,11 @@
 import pytest
 import wfdb
 
-from domains.ecg.data import save_signals
-from domains.ecg.records import read_lead
-from domains.ecg.train import train_codec
-from shared.models import AutoencoderConfig, load_model
-from shared.trainer import TrainerConfig
+from latente.domains.ecg.data import save_signals
+from latente.domains.ecg.records import read_lead
+from latente.domains.ecg.train import train_codec
+from latente.shared.models import AutoencoderConfig, load_model
+from latente.shared.trainer import TrainerConfig
 
 TINY_MODEL = AutoencoderConfig(name="conv_ae", channels=(8, 8), strides=(2, 4), kernel_size=5, latent_channels=2, code_bits=6, rate_weight=0.01, norm=None)
 WINDOW = 256

@@ -6,8 +6,8 @@ import numpy as np
 import wfdb
 
 from conftest import assert_user_error
-from domains.ecg.records import read_lead
-from shared.models import build_model, save_model
+from latente.domains.ecg.records import read_lead
+from latente.shared.models import build_model, save_model
 
 
 def test_compress_decompress_round_trip(latente_subprocess, tiny_codec, short_record, tmp_path):

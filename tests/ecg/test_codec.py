@@ -7,9 +7,9 @@ import pytest
 import torch
 import wfdb
 
-from domains.ecg import codec, wavelet
-from domains.ecg.records import read_lead, write_lead
-from shared.errors import UserError
+from latente.domains.ecg import codec, wavelet
+from latente.domains.ecg.records import read_lead, write_lead
+from latente.shared.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from domains.ecg.codec import compression_ratio
-from domains.ecg.metrics import prd, prdn, quality_score, rpeak_scores, snr
+from latente.domains.ecg.codec import compression_ratio
+from latente.domains.ecg.metrics import prd, prdn, quality_score, rpeak_scores, snr
 
 
 def test_prd_uses_the_1024_baseline():

@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from domains.ecg.sources import download_physionet
-from shared.errors import UserError
+from latente.domains.ecg.sources import download_physionet
+from latente.shared.errors import UserError
 
 
 @pytest.fixture

@@ -53,18 +53,18 @@ SMALL_PARAMS = {
 
 
 def run_stage(workdir: Path, stage: str, mirror_root: Path) -> subprocess.CompletedProcess:
-    """`python -m pipelines.mri STAGE` in `workdir`, as DVC runs it."""
+    """`python -m latente.pipelines.mri STAGE` in `workdir`, as DVC runs it."""
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTE_MIRROR": str(mirror_root), "PYTHONPATH": str(repo)}
-    return subprocess.run([sys.executable, "-m", "pipelines.mri", stage], cwd=workdir, env=env,
+    return subprocess.run([sys.executable, "-m", "latente.pipelines.mri", stage], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 def run_stages_in_process(workdir: Path, stages: tuple[str, ...], mirror_root: Path) -> None:
     """The stage functions of pipelines/mri.py with workdir's params.yaml (one process: no re-imports)."""
-    from pipelines import mri
-    from shared.params import stage_params
-    from shared.stage import DomainPaths
+    from latente.pipelines import mri
+    from latente.shared.params import stage_params
+    from latente.shared.stage import DomainPaths
 
     schemas = {"fetch": mri.FetchParams, "prepare": mri.PrepareParams, "train": mri.TrainParams, "evaluate": mri.EvaluateParams}
     saved = os.environ.get("LATENTE_MIRROR")
@@ -101,8 +101,8 @@ def mri_cli(capsys):
     Starting a fresh interpreter costs seconds of imports; the `latente` fixture covers the real
     subprocess path in a few tests.
     """
-    from domains.mri.cli import app
-    from shared.errors import exit_on_user_error
+    from latente.domains.mri.cli import app
+    from latente.shared.errors import exit_on_user_error
 
     def run(*args) -> subprocess.CompletedProcess:
         argv = [str(a) for a in args]

@@ -10,9 +10,9 @@ import torch
 from nibabel.openers import ImageOpener
 
 from conftest import assert_user_error
-from domains.mri.evaluation import noise_seed
-from shared.models import AutoencoderConfig, build_model, save_model
-from shared.noise import corrupt
+from latente.domains.mri.evaluation import noise_seed
+from latente.shared.models import AutoencoderConfig, build_model, save_model
+from latente.shared.noise import corrupt
 
 TEST = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 

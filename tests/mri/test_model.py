@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from domains.mri.data import FOREGROUND, PatchDataset, Prepared, split_slices
-from domains.mri.params import PatchParams
-from domains.mri.denoiser import denoise_unit, denoise_values, prepare_for_inference
-from domains.mri.training import start_as_identity
-from shared.models import AutoencoderConfig, build_model
+from latente.domains.mri.data import FOREGROUND, PatchDataset, Prepared, split_slices
+from latente.domains.mri.params import PatchParams
+from latente.domains.mri.denoiser import denoise_unit, denoise_values, prepare_for_inference
+from latente.domains.mri.training import start_as_identity
+from latente.shared.models import AutoencoderConfig, build_model
 
 
 def residual_model(in_channels: int):

@@ -9,8 +9,8 @@ import torch
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-from domains.mri.metrics import psnr, ssim
-from shared.noise import corrupt
+from latente.domains.mri.metrics import psnr, ssim
+from latente.shared.noise import corrupt
 
 
 @pytest.mark.parametrize("signal", [0.0, 0.02, 0.3])

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from conftest import assert_user_error
-from domains.mri.params import TrainParams
-from domains.mri.sources import DEB_MEMBERS, WHEEL_MEMBERS, download_canonical
-from shared.errors import UserError
-from shared.models import load_model
-from shared.params import validate
-from shared.sources import SourceParams, fetch_files, file_sha256
+from latente.domains.mri.params import TrainParams
+from latente.domains.mri.sources import DEB_MEMBERS, WHEEL_MEMBERS, download_canonical
+from latente.shared.errors import UserError
+from latente.shared.models import load_model
+from latente.shared.params import validate
+from latente.shared.sources import SourceParams, fetch_files, file_sha256
 
 from tests.mri.conftest import MASK, SMALL_PARAMS, TEST, TRAIN, run_stage, run_stages_in_process
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from nibabel.openers import ImageOpener
 
-from domains.mri.volumes import from_orientation, read_volume, to_orientation, write_like
-from shared.errors import UserError
+from latente.domains.mri.volumes import from_orientation, read_volume, to_orientation, write_like
+from latente.shared.errors import UserError
 
 
 def disk_header(path):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from domains.protein.params import TrainParams
-from domains.protein.prepared import weigh
-from domains.protein.sources import ALIGNMENT, DMS
-from domains.protein.training import save_family_vae, train_family_vae
+from latente.domains.protein.params import TrainParams
+from latente.domains.protein.prepared import weigh
+from latente.domains.protein.sources import ALIGNMENT, DMS
+from latente.domains.protein.training import save_family_vae, train_family_vae
 
 TINY = {
     "model": {"hidden": [96], "latent_dim": 6, "decoder_hidden": [32, 64]},

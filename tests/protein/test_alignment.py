@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domains.protein.alignment import ALPHABET, decode, encode, one_hot, read_alignment
-from shared.errors import UserError
+from latente.domains.protein.alignment import ALPHABET, decode, encode, one_hot, read_alignment
+from latente.shared.errors import UserError
 
 # Focus with lower-case first/last residues (non-focus), an insert column ('.' / lower case)
 # in the middle, a sequence with 'X' in a focus column and one with 'X' in a dropped column.

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from domains.protein.alignment import read_alignment
-from domains.protein.evaluation import check_same_focus
-from domains.protein.params import TrainParams
-from shared.errors import UserError
-from shared.models import load_model
-from shared.params import stage_params
+from latente.domains.protein.alignment import read_alignment
+from latente.domains.protein.evaluation import check_same_focus
+from latente.domains.protein.params import TrainParams
+from latente.shared.errors import UserError
+from latente.shared.models import load_model
+from latente.shared.params import stage_params
 from tests.protein.conftest import TINY
 
 

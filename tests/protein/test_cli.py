@@ -5,7 +5,7 @@ import json
 
 import yaml
 
-from domains.protein.alignment import ALPHABET
+from latente.domains.protein.alignment import ALPHABET
 from tests.conftest import assert_user_error
 from tests.protein.conftest import TINY
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from domains.protein.alignment import ALPHABET, one_hot
-from domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, sample_sequences
-from domains.protein.params import DecoderParams, TrainParams
-from domains.protein.training import model_config
-from shared.errors import UserError
-from shared.models import load_model, save_model
-from shared.models.autoencoders import VariationalAutoencoder
+from latente.domains.protein.alignment import ALPHABET, one_hot
+from latente.domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, sample_sequences
+from latente.domains.protein.params import DecoderParams, TrainParams
+from latente.domains.protein.training import model_config
+from latente.shared.errors import UserError
+from latente.shared.models import load_model, save_model
+from latente.shared.models.autoencoders import VariationalAutoencoder
 
 LENGTH = 12
 

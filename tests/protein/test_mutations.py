@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domains.protein.alignment import encode, read_alignment
-from domains.protein.mutations import Substitution, parse_mutant, read_mutations
-from shared.errors import UserError
+from latente.domains.protein.alignment import encode, read_alignment
+from latente.domains.protein.mutations import Substitution, parse_mutant, read_mutations
+from latente.shared.errors import UserError
 
 # focus residues m K L V A G y r numbered 10..17; focus columns K L V A G (11..15)
 A2M = ">WT/10-17\nmKLV.AGyr\n>s1\n.KIVdAG..\n>s2\n.RLVeSG..\n"

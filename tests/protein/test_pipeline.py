@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
-from domains.protein import sources
-from domains.protein.params import EvaluateParams, FetchParams, PrepareParams
-from domains.protein.prepared import load_prepared
-from pipelines import protein as stages
-from shared.errors import UserError
-from shared.stage import DomainPaths
+from latente.domains.protein import sources
+from latente.domains.protein.params import EvaluateParams, FetchParams, PrepareParams
+from latente.domains.protein.prepared import load_prepared
+from latente.pipelines import protein as stages
+from latente.shared.errors import UserError
+from latente.shared.stage import DomainPaths
 
 FILES = [sources.ALIGNMENT, sources.DMS]
 SHA = {sources.ALIGNMENT: "68e0c67d86159e6e6363aa3131d6275634d9c7c80decba32cbf055a6a0218320",

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from domains.protein.alignment import read_alignment
-from domains.protein.evaluation import model_effects, spearman
-from domains.protein.model import elbo
-from domains.protein.mutations import read_mutations
-from shared.models import load_model
+from latente.domains.protein.alignment import read_alignment
+from latente.domains.protein.evaluation import model_effects, spearman
+from latente.domains.protein.model import elbo
+from latente.domains.protein.mutations import read_mutations
+from latente.shared.models import load_model
 
 
 def test_short_training_beats_random(tiny_model, cropped_alignment, blat_dms):

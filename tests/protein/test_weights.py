@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from domains.protein.alignment import encode, read_alignment
-from domains.protein.weights import sequence_weights, sequence_weights_loop
+from latente.domains.protein.alignment import encode, read_alignment
+from latente.domains.protein.weights import sequence_weights, sequence_weights_loop
 
 
 def random_family(n: int, length: int, seed: int) -> np.ndarray:

@@ -6,8 +6,8 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch.utils.data import TensorDataset
 
-from shared.models import build_model
-from shared.trainer import TrainerConfig, fit, seed_everything
+from latente.shared.models import build_model
+from latente.shared.trainer import TrainerConfig, fit, seed_everything
 
 out = sys.argv[1]
 torch.set_num_threads(1)

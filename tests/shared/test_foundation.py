@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from shared.errors import UserError, exit_on_user_error
-from shared.io import atomic_dir, atomic_path, write_json
-from shared.models import AutoencoderConfig
-from shared.params import StrictParams, stage_params
-from shared.results import Results
-from shared.sources import SourceParams, fetch_files
-from shared.trainer import TrainerConfig
+from latente.shared.errors import UserError, exit_on_user_error
+from latente.shared.io import atomic_dir, atomic_path, write_json
+from latente.shared.models import AutoencoderConfig
+from latente.shared.params import StrictParams, stage_params
+from latente.shared.results import Results
+from latente.shared.sources import SourceParams, fetch_files
+from latente.shared.trainer import TrainerConfig
 
 
 class TrainSchema(StrictParams):
@@ -151,5 +151,5 @@ def test_fetch_without_any_source_says_how_to_set_the_mirror(tmp_path, monkeypat
 
 
 def test_cli_without_arguments_lists_domains(repo_root):
-    result = subprocess.run([sys.executable, "-m", "domains.cli", "--help"], capture_output=True, text=True, cwd=repo_root)
+    result = subprocess.run([sys.executable, "-m", "latente.domains.cli", "--help"], capture_output=True, text=True, cwd=repo_root)
     assert result.returncode == 0 and "ecg" in result.stdout

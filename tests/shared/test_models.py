@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from shared.errors import UserError
-from shared.models import MODEL_NAMES, AutoencoderConfig, build_model, load_model, save_model
-from shared.models.autoencoders import quantize, symbol_range
+from latente.shared.errors import UserError
+from latente.shared.models import MODEL_NAMES, AutoencoderConfig, build_model, load_model, save_model
+from latente.shared.models.autoencoders import quantize, symbol_range
 
 SIZES = {1: (50,), 2: (18, 14), 3: (10, 9, 7)}
 

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
-from shared.models import build_model
-from shared.trainer import DistributedContext, TrainerConfig, WeightAverage, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
+from latente.shared.models import build_model
+from latente.shared.trainer import DistributedContext, TrainerConfig, WeightAverage, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
 
 MODEL = {"name": "conv_dae", "channels": [4, 8], "strides": [2, 2], "dropout": 0.1, "corruption": {"kind": "gaussian", "level": [0.05, 0.2]}}
 DATA = torch.randn(40, 1, 32, generator=torch.Generator().manual_seed(0))

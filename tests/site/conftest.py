@@ -15,10 +15,10 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from shared.params import validate
-from shared.site import PublishParams, build_site
-from shared.sources import SourceParams
-from shared.stage import DomainPaths
+from latente.shared.params import validate
+from latente.site import PublishParams, build_site
+from latente.shared.sources import SourceParams
+from latente.shared.stage import DomainPaths
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package; `make test` installs it
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
@@ -26,8 +26,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def _ecg(root: Path, mirror: Path) -> None:
-    import pipelines.ecg as stages
-    from domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+    import latente.pipelines.ecg as stages
+    from latente.domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
 
     paths = DomainPaths("ecg", root)
     files = ["records/100.hea", "records/100.dat", "records/100.atr", "records/105.hea", "records/105.dat", "records/116.hea", "records/116.dat"]
@@ -47,8 +47,8 @@ def _ecg(root: Path, mirror: Path) -> None:
 
 
 def _speech(root: Path, mirror: Path) -> None:
-    import pipelines.speech as stages
-    from domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
+    import latente.pipelines.speech as stages
+    from latente.domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
 
     paths = DomainPaths("speech", root)
     stages.fetch(FetchParams(source=SourceParams(kind="local", location=str(mirror / "speech")), speakers=("jackson", "theo"), takes=3), paths)
@@ -62,9 +62,9 @@ def _speech(root: Path, mirror: Path) -> None:
 
 
 def _protein(root: Path, mirror: Path) -> None:
-    import pipelines.protein as stages
-    from domains.protein.params import EvaluateParams, PrepareParams, TrainParams
-    from domains.protein.sources import ALIGNMENT, DMS
+    import latente.pipelines.protein as stages
+    from latente.domains.protein.params import EvaluateParams, PrepareParams, TrainParams
+    from latente.domains.protein.sources import ALIGNMENT, DMS
 
     paths = DomainPaths("protein", root)
     paths.raw.mkdir(parents=True)

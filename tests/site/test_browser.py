@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 
-from shared.site.build import page_file
+from latente.site.build import page_file
 
 OTHER_LANGUAGE = {"en": "pt-BR", "pt-BR": "en"}
 

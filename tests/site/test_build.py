@@ -11,11 +11,11 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from shared.errors import UserError
-from shared.site.build import HERE, compare, format_number, load_strings, page_file
-from shared.site.content import DomainView
-from shared.site.markdown import report_html
-from shared.site.results import load_results, summarise
+from latente.shared.errors import UserError
+from latente.site.build import HERE, compare, format_number, load_strings, page_file
+from latente.site.content import DomainView
+from latente.site.markdown import report_html
+from latente.site.results import load_results, summarise
 
 PRESENT = ("ecg", "speech", "protein")
 MISSING = ("mri", "anomaly")
@@ -161,7 +161,7 @@ def test_explorer_data_is_the_domains_projection(built_site):
     (lambda d: d.update(domain="mri"), ["reports/ecg/metrics.json: domain", "expected 'ecg'"]),
 ])
 def test_malformed_metrics_is_one_line_error_and_writes_nothing(copy_reports, edit_metrics, tmp_path, monkeypatch, capsys, damage, fragments):
-    from pipelines.publish import main
+    from latente.pipelines.publish import main
 
     root = copy_reports(tmp_path / "repo", ("ecg",))
     edit_metrics(root / "reports/ecg/metrics.json", damage)
@@ -175,7 +175,7 @@ def test_malformed_metrics_is_one_line_error_and_writes_nothing(copy_reports, ed
 
 
 def test_not_json_and_missing_explorer_column_name_the_file(copy_reports, tmp_path, publish_params):
-    from shared.site import build_site
+    from latente.site import build_site
 
     root = copy_reports(tmp_path / "a", ("ecg",))
     (root / "reports/ecg/metrics.json").write_text("{not json")
@@ -190,7 +190,7 @@ def test_not_json_and_missing_explorer_column_name_the_file(copy_reports, tmp_pa
 
 
 def test_bad_params_name_the_key(tmp_path, monkeypatch, capsys, copy_reports):
-    from pipelines.publish import main
+    from latente.pipelines.publish import main
 
     root = copy_reports(tmp_path / "repo", ())
     params = (root / "params.yaml").read_text()
@@ -242,4 +242,4 @@ def test_site_package_does_not_import_domains():
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n == "domains" or n.startswith("domains.") or n.startswith("pipelines") for n in names), path
+            assert not any(n.startswith("latente.domains") or n.startswith("latente.pipelines") for n in names), path

@@ -7,10 +7,10 @@ import subprocess
 
 import yaml
 
-from shared.site.build import format_number
+from latente.site.build import format_number
 
 PUBLISH_STAGE = {
-    "cmd": "python -m pipelines.publish",
+    "cmd": "python -m latente.pipelines.publish",
     "deps": ["reports/ecg/metrics.json", "reports/ecg/report.md", "reports/ecg/figures", "reports/ecg/plots"],
     "params": ["publish"],
     "outs": ["reports/site"],

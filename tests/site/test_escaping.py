@@ -8,8 +8,8 @@ import shutil
 import pytest
 import yaml
 
-from shared.params import validate
-from shared.site import PublishParams, build_site
+from latente.shared.params import validate
+from latente.site import PublishParams, build_site
 
 HOSTILE = """<script>alert("x")</script><img src=x onerror=alert(1)>"'&amp;"""
 HOSTILE_FILE = "<img src=x onerror=alert(2)>.png"

@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from domains.speech.audio import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
-from shared.errors import UserError
+from latente.domains.speech.audio import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
+from latente.shared.errors import UserError
 
 
 @pytest.fixture

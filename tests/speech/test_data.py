@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domains.speech.data import audio_files, held_out_mask, labelled_folder, load_dataset, parse_name, speaker_folds, validation_split
-from domains.speech.params import FSDD_PATTERN, DatasetParams
-from shared.errors import UserError
-from shared.params import validate
+from latente.domains.speech.data import audio_files, held_out_mask, labelled_folder, load_dataset, parse_name, speaker_folds, validation_split
+from latente.domains.speech.params import FSDD_PATTERN, DatasetParams
+from latente.shared.errors import UserError
+from latente.shared.params import validate
 
 
 def test_fsdd_folder_labels(mirror):

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from domains.speech.audio import fix_duration, load_audio
-from domains.speech.features import GriffinLimInverter, LogMel, Mfcc, Normaliser
-from domains.speech.params import FeatureParams, MfccParams
+from latente.domains.speech.audio import fix_duration, load_audio
+from latente.domains.speech.features import GriffinLimInverter, LogMel, Mfcc, Normaliser
+from latente.domains.speech.params import FeatureParams, MfccParams
 
 
 @pytest.fixture

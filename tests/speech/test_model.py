@@ -10,13 +10,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from domains.speech.audio import load_audio
-from domains.speech.data import labelled_folder
-from domains.speech.features import Mfcc, Normaliser
-from domains.speech.model import LinearClassifier, SpeechModel
-from domains.speech.params import FSDD_PATTERN, ClassifierParams, FeatureParams, MfccParams, TrainParams
-from shared.errors import UserError
-from shared.models import build_model
+from latente.domains.speech.audio import load_audio
+from latente.domains.speech.data import labelled_folder
+from latente.domains.speech.features import Mfcc, Normaliser
+from latente.domains.speech.model import LinearClassifier, SpeechModel
+from latente.domains.speech.params import FSDD_PATTERN, ClassifierParams, FeatureParams, MfccParams, TrainParams
+from latente.shared.errors import UserError
+from latente.shared.models import build_model
 
 
 @pytest.fixture(scope="module")

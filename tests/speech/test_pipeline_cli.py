@@ -10,13 +10,13 @@ import pytest
 import soundfile as sf
 
 from conftest import assert_user_error
-from domains.speech.audio import load_audio
-from domains.speech.fetch import fetch_fsdd, fsdd_files, manifest_sha256
-from domains.speech.model import SpeechModel
-from domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
-from shared.errors import UserError
-from shared.sources import SourceParams
-from shared.stage import DomainPaths
+from latente.domains.speech.audio import load_audio
+from latente.domains.speech.fetch import fetch_fsdd, fsdd_files, manifest_sha256
+from latente.domains.speech.model import SpeechModel
+from latente.domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.shared.errors import UserError
+from latente.shared.sources import SourceParams
+from latente.shared.stage import DomainPaths
 
 SPEAKERS = ("jackson", "nicolas", "theo")
 TAKES = 8
@@ -24,7 +24,7 @@ TAKES = 8
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, mirror):
-    import pipelines.speech as stages
+    import latente.pipelines.speech as stages
 
     paths = DomainPaths("speech", tmp_path_factory.mktemp("repo"))
     fetch = FetchParams(source=SourceParams(kind="local", location=str(mirror / "speech")), speakers=SPEAKERS, takes=TAKES)
@@ -131,7 +131,7 @@ def test_embed_writes_one_row_per_file(run, latente, tmp_path):
 
 
 def test_embed_bad_input_leaves_no_output(run, latente_subprocess, tmp_path):
-    """Through a real `python -m domains.cli` process: one error line, exit 2, no CSV."""
+    """Through a real `python -m latente.domains.cli` process: one error line, exit 2, no CSV."""
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunkjunk")
     out = tmp_path / "codes.csv"

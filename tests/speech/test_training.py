@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from domains.speech.audio import load_audio
-from domains.speech.data import labelled_folder
-from domains.speech.params import FSDD_PATTERN, AugmentParams, FeatureParams, TrainParams
-from domains.speech.training import Spectrograms, noisy_copies, spectrograms, train_fold
+from latente.domains.speech.audio import load_audio
+from latente.domains.speech.data import labelled_folder
+from latente.domains.speech.params import FSDD_PATTERN, AugmentParams, FeatureParams, TrainParams
+from latente.domains.speech.training import Spectrograms, noisy_copies, spectrograms, train_fold
 
 
 @pytest.fixture(scope="module")

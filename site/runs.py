@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import yaml
 
-from shared.params import PARAMS_FILE
+from latente.shared.params import PARAMS_FILE
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from typing import Any, Optional
 import jinja2
 import yaml
 
-from shared.io import atomic_dir, write_json
-from shared.site.content import DomainView, explorer_script, load_domain
-from shared.site.params import LANGUAGES, PublishParams
-from shared.site.results import flatten, summarise
-from shared.site.runs import Previous, Revision, git_revision, now, previous_summary
+from latente.shared.io import atomic_dir, write_json
+from latente.site.content import DomainView, explorer_script, load_domain
+from latente.site.params import LANGUAGES, PublishParams
+from latente.site.results import flatten, summarise
+from latente.site.runs import Previous, Revision, git_revision, now, previous_summary
 
 HERE = Path(__file__).parent
 STRINGS_FILE = HERE / "strings.yaml"

@@ -6,8 +6,8 @@ from typing import Annotated, Any, Optional
 
 import pydantic
 
-from shared.errors import UserError
-from shared.io import read_json
+from latente.shared.errors import UserError
+from latente.shared.io import read_json
 
 def _number(value: Any) -> Any:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -11,11 +11,11 @@ from pathlib import Path, PurePath
 from typing import Any, Optional
 from urllib.parse import quote
 
-from shared.errors import UserError
-from shared.site.markdown import report_html
-from shared.site.params import Anchor, DomainSite, Explorer
-from shared.site.results import ResultsFile, load_results
-from shared.site.runs import file_date, flat_params, recorded_params
+from latente.shared.errors import UserError
+from latente.site.markdown import report_html
+from latente.site.params import Anchor, DomainSite, Explorer
+from latente.site.results import ResultsFile, load_results
+from latente.site.runs import file_date, flat_params, recorded_params
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".flac"}

@@ -3,7 +3,7 @@
 Built only from report files (reports/<domain>/metrics.json, report.md, figures/, plots/)
 and the `publish:` params; nothing here imports `domains/`.
 """
-from shared.site.build import SITE, SUMMARY, build_site
-from shared.site.params import PublishParams
+from latente.site.build import SITE, SUMMARY, build_site
+from latente.site.params import PublishParams
 
 __all__ = ["SITE", "SUMMARY", "PublishParams", "build_site"]

@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 import pydantic
 
-from shared.params import StrictParams
+from latente.shared.params import StrictParams
 
 LANGUAGES = ("en", "pt-BR")
 Scalar = str | int | float | bool
