@@ -1,6 +1,7 @@
 """The frame every DVC stage script shares: argv → validated params → domain function."""
 from __future__ import annotations
 
+import importlib
 import sys
 import typing
 from dataclasses import dataclass
@@ -65,20 +66,32 @@ class DomainPaths:
 StageFunction = Callable[[Any, DomainPaths], None]
 
 
-def run_stage(domain: str, *stages: StageFunction, argv: list[str] | None = None) -> None:
-    """`python -m pipelines.<domain> <stage>`: validate `<domain>.<stage>` params, then run.
+@dataclass(frozen=True)
+class Stage:
+    """One DVC stage of a domain: the function called `name` in `module`, imported only when it runs.
 
-    Each stage is a function named after the stage whose `params` annotation is its schema,
+    Importing lazily keeps `fetch` from importing the training code, so each stage's DVC deps can
+    list exactly the modules it runs. The function's `params` annotation is the stage's schema,
     e.g. `def train(params: TrainParams, paths: DomainPaths)`.
     """
+
+    name: str
+    module: str
+
+    def function(self) -> StageFunction:
+        return getattr(importlib.import_module(self.module), self.name)
+
+
+def run_stage(domain: str, stages: tuple[Stage, ...], argv: list[str] | None = None) -> None:
+    """`python -m latente.pipelines.<domain> <stage>`: validate `<domain>.<stage>` params, then run."""
     argv = sys.argv[1:] if argv is None else argv
-    by_name = {func.__name__: func for func in stages}
+    by_name = {stage.name: stage for stage in stages}
 
     @exit_on_user_error
     def main() -> None:
         if len(argv) != 1 or argv[0] not in by_name:
             raise UserError(f"pipelines/{domain}.py", f"expected one stage name, one of {', '.join(by_name)}")
-        func = by_name[argv[0]]
+        func = by_name[argv[0]].function()
         schema: type[StrictParams] = typing.get_type_hints(func)["params"]
         func(stage_params(domain, argv[0], schema, PARAMS_FILE), DomainPaths(domain))
 

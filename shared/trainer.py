@@ -13,7 +13,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -49,13 +49,24 @@ class TrainerConfig(StrictParams):
 
 @dataclass
 class FitResult:
+    """The one training record every domain saves (`to_json`), whatever the model.
+
+    `seconds` and `cpu_seconds` are cumulative over every run that built the weights, so a
+    resumed training reports the time of the whole training, not of its last piece;
+    `resumed_from_epoch` is the number of epochs already done when this run started (0: fresh).
+    """
+
     epochs_run: int
     best_val_loss: float
     best_epoch: int
     stopped_early: bool
-    resumed_from: int
+    resumed_from_epoch: int
     seconds: float
+    cpu_seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def seed_everything(seed: int) -> None:
@@ -236,7 +247,7 @@ def fit(
     `fingerprint` identifies the run (params, data); a checkpoint with another fingerprint
     is ignored, so a changed experiment never resumes from a stale one.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -249,11 +260,13 @@ def fit(
 
     checkpoint = Checkpoint(Path(checkpoint_dir))
     start_epoch, best_val, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
+    seconds_before, cpu_seconds_before = 0.0, 0.0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if checkpoint.exists() and read_json(checkpoint.folder / "state.json").get("fingerprint") == fingerprint:
         state, best_state = checkpoint.load(model, optimizer)
         start_epoch, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
         bad_epochs, history = state["bad_epochs"], state["history"]
+        seconds_before, cpu_seconds_before = state["seconds"], state["cpu_seconds"]
         if ctx.main:
             print(f"resuming from checkpoint {checkpoint.folder} after epoch {state['epoch'] + 1}", file=sys.stderr)
     model.to(device)
@@ -328,6 +341,8 @@ def fit(
             checkpoint.save(model, best_state, optimizer, {
                 "fingerprint": fingerprint, "epoch": epoch, "best_val": best_val, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "history": history,
+                "seconds": seconds_before + time.perf_counter() - started,
+                "cpu_seconds": cpu_seconds_before + time.process_time() - cpu_started,
             }, average)
         if ctx.world > 1:
             dist.barrier()
@@ -339,7 +354,8 @@ def fit(
     model.to("cpu").eval()
     return FitResult(
         epochs_run=len(history), best_val_loss=best_val, best_epoch=best_epoch + 1, stopped_early=stopped_early,
-        resumed_from=start_epoch, seconds=time.perf_counter() - started, history=history,
+        resumed_from_epoch=start_epoch, seconds=seconds_before + time.perf_counter() - started,
+        cpu_seconds=cpu_seconds_before + time.process_time() - cpu_started, history=history,
     )
 
 

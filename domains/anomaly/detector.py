@@ -171,7 +171,7 @@ def fit_detector(
     detector.info = {
         "train_rows": len(values), "train_windows": n_windows - n_val, "val_windows": n_val,
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
-        "fit_seconds": result.seconds, "resumed_from_epoch": result.resumed_from, "constant_sensors": constant, "sensor_weights": config.sensor_weights,
+        "fit_seconds": result.seconds, "resumed_from_epoch": result.resumed_from_epoch, "constant_sensors": constant, "sensor_weights": config.sensor_weights,
         "threshold_rule": f"quantile {config.threshold_quantile} of training residuals × {config.threshold_factor:.6g}",
     }
     return detector

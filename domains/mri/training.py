@@ -70,6 +70,6 @@ def save(model: Autoencoder, folder: Path, params: TrainParams, prepared: Prepar
         },
         info={
             "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss, "train_seconds": result.seconds, "resumed_after_epoch": result.resumed_from,
+            "best_val_loss": result.best_val_loss, "train_seconds": result.seconds, "resumed_after_epoch": result.resumed_from_epoch,
         },
     )

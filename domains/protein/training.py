@@ -92,5 +92,5 @@ def save_family_vae(trained: Trained, data: WeightedAlignment, folder: str | Pat
               "theta": data.theta, "neff": data.neff},
         info={"decoder": model.params.model_dump(mode="json"), "seconds": result.seconds,
               "cpu_seconds": trained.cpu_seconds, "threads": torch.get_num_threads(), "epochs_run": result.epochs_run,
-              "best_epoch": result.best_epoch, "resumed_from": result.resumed_from, "history": result.history},
+              "best_epoch": result.best_epoch, "resumed_from": result.resumed_from_epoch, "history": result.history},
     )

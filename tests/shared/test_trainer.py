@@ -56,7 +56,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     state = json.loads((tmp_path / "cut" / "ckpt" / "state.json").read_text())
     assert state["epoch"] == 1
     resumed, result = train(tmp_path / "cut")
-    assert result.resumed_from == 2 and result.epochs_run == 4
+    assert result.resumed_from_epoch == 2 and result.epochs_run == 4
     assert same(weights(full), weights(resumed))
     assert result.history == full_result.history
     # the DVCLive curves are whole after the resume
@@ -67,7 +67,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
 def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path):
     train(tmp_path / "run", epochs=2)
     _, result = train(tmp_path / "run", epochs=3)
-    assert result.resumed_from == 0 and result.epochs_run == 3
+    assert result.resumed_from_epoch == 0 and result.epochs_run == 3
 
 
 def test_returns_best_validation_weights_and_stops_early(tmp_path):
@@ -99,7 +99,7 @@ def test_weight_average_resumes_and_is_what_validation_and_the_result_use(tmp_pa
     with pytest.raises(Interrupted):
         train(tmp_path / "cut", stop_after=1, ema_decay=0.9)
     resumed, result = train(tmp_path / "cut", ema_decay=0.9)
-    assert result.resumed_from == 2 and same(weights(full), weights(resumed))
+    assert result.resumed_from_epoch == 2 and same(weights(full), weights(resumed))
     assert result.history == full_result.history
     val = evaluate_loss(full, DataLoader(VAL, batch_size=8), torch.device("cpu"), {"device_type": "cpu", "enabled": False})
     assert val["loss"] == pytest.approx(full_result.best_val_loss, rel=1e-5)
