@@ -52,8 +52,8 @@ def throughput(detector, rows: pd.DataFrame, n: int) -> dict:
     """Rows per second of in-memory scoring (model: windows + SKAB rule + shares; PCA: T², Q, medians)."""
     from latente.domains.anomaly.baselines import PCAT2Q
     from latente.domains.anomaly.data import DataReport, Series
+    from latente.domains.anomaly.model import score_series
     from latente.domains.anomaly.params import PCABaselineParams
-    from latente.domains.anomaly.scoring import score_series
 
     values = tiled(rows, n)[detector.sensors].to_numpy(dtype=np.float64)
     series = Series(Path("tiled"), detector.sensors, values, np.arange(1, n + 1), None, None, None, DataReport())
@@ -67,7 +67,7 @@ def throughput(detector, rows: pd.DataFrame, n: int) -> dict:
 
 CHILD = """
 import json, resource, sys
-import latente.domains.cli, latente.domains.anomaly.output, latente.domains.anomaly.data, latente.shared.models  # what `score` imports
+import latente.domains.cli, latente.domains.anomaly.model, latente.domains.anomaly.data, latente.shared.models  # what `score` imports
 
 
 def status(key):
@@ -118,13 +118,13 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from latente.domains.anomaly.data import read_series
-    from latente.domains.anomaly.detector import fit_detector
     from latente.domains.anomaly.params import DetectorConfig, ReaderConfig
+    from latente.domains.anomaly.training import fit_detector
 
     reader = ReaderConfig()
     first = read_series(MIRROR / "anomaly/skab/valve1/0.csv", reader)
-    detector = fit_detector(first.values[:400], first.sensors, DetectorConfig(), reader=reader, step_s=1.0,
-                            where="valve1/0.csv", epochs=10)
+    detector = fit_detector(first.values[:400], first.sensors, DetectorConfig().with_trainer(epochs=10), reader=reader,
+                            step_s=1.0, where="valve1/0.csv")
     rows = valve_rows()
     result = {"threads": 1, "torch": torch.__version__, "cpu": os.cpu_count(), "detector": "conv_ae, valve1/0.csv rows 0:400",
               "throughput": throughput(detector, rows, args.throughput_rows)}

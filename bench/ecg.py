@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latente.domains.ecg import codec, wavelet
-from latente.domains.ecg.records import read_lead
+from latente.domains.ecg import baselines as wavelet
+from latente.domains.ecg import model as codec
+from latente.domains.ecg.data import read_lead
+from latente.domains.ecg.metrics import compression_ratio
 from latente.shared.io import write_json
 from latente.shared.models import build_model, load_model
 from bench import cpu_seconds
@@ -74,8 +76,8 @@ def main() -> None:
     leads = [read_lead(MIRROR / "ecg" / "records" / name, "MLII") for name in args.records.split(",")]
     bits = loaded.model.config.code_bits
     # the wavelet runs at the CR the model reaches on the first record, so both do comparable work
-    target = codec.compression_ratio(len(leads[0].adc), len(codec.compress(loaded, leads[0], bits)))
-    step = wavelet.step_for(lambda s: codec.compression_ratio(len(leads[0].adc), len(wavelet.encode(leads[0].adc, leads[0].baseline, s))), target)
+    target = compression_ratio(len(leads[0].adc), len(codec.compress(loaded, leads[0], bits)))
+    step = wavelet.step_for(lambda s: compression_ratio(len(leads[0].adc), len(wavelet.encode(leads[0].adc, leads[0].baseline, s))), target)
     result = {
         "model": str(args.model), "records": args.records.split(","), "threads": 1, "matched_cr": target,
         "codec": codec_throughput(loaded, leads, bits, step, args.repeats),

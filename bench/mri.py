@@ -20,14 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from latente.domains.mri import DOMAIN
 from latente.domains.mri.baselines import denoise_slices
-from latente.domains.mri.denoiser import denoise_values, prepare_for_inference
+from latente.domains.mri.data import read_volume, unit_scale
 from latente.domains.mri.evaluation import central_slices
-from latente.domains.mri.volumes import read_volume, unit_scale
+from latente.domains.mri.model import denoise_values, prepare_for_inference
 from latente.shared.io import write_json
 from latente.shared.models import load_model
 from latente.shared.noise import corrupt

@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latente.domains.protein.alignment import encode, read_alignment
-from latente.domains.protein.model import FamilyVAE, elbo
+from latente.domains.protein.data import encode, read_alignment, sequence_weights, sequence_weights_loop
+from latente.domains.protein.model import FamilyVAE, elbo, model_config
 from latente.domains.protein.params import EvaluateParams, PrepareParams, TrainParams
 from latente.domains.protein.sources import ALIGNMENT
-from latente.domains.protein.training import OneHotSequences, model_config
-from latente.domains.protein.weights import sequence_weights, sequence_weights_loop
+from latente.domains.protein.training import OneHotSequences
 from latente.shared.io import write_json
 from latente.shared.models import build_model
 from latente.shared.params import stage_params
@@ -73,7 +72,7 @@ def main() -> None:
         raise SystemExit("blocked and loop weights differ")
 
     length = codes.shape[1]
-    config = model_config(train, length)
+    config = model_config(train.model, length)
     batch_size = train.trainer.batch_size
     rows = np.random.default_rng(0).choice(len(codes), batch_size, p=fast / fast.sum())
     batch = torch.stack([OneHotSequences(codes)[int(i)] for i in rows])

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latente.domains.speech.audio import load_audio
-from latente.domains.speech.data import labelled_folder
-from latente.domains.speech.features import LogMel, Mfcc, Normaliser
-from latente.domains.speech.model import ENCODE_BATCH, LinearClassifier, SpeechModel
+from latente.domains.speech.baselines import Mfcc
+from latente.domains.speech.data import LogMel, Normaliser, labelled_folder, load_audio
+from latente.domains.speech.model import ENCODE_BATCH, LinearClassifier, SpeechModel, model_config
 from latente.domains.speech.params import FSDD_PATTERN, ClassifierParams, EvaluateParams, PrepareParams, TrainParams
 from latente.shared.io import write_json
 from latente.shared.models import build_model
@@ -34,7 +33,7 @@ def bench_model() -> tuple[SpeechModel, str]:
     if (Path("models/speech") / "config.json").is_file():
         return SpeechModel.load("models/speech"), "models/speech"
     features = stage_params("speech", "prepare", PrepareParams).features
-    autoencoder = build_model(stage_params("speech", "train", TrainParams).autoencoder_config(features))
+    autoencoder = build_model(model_config(stage_params("speech", "train", TrainParams).model, features))
     # Untrained weights and a classifier on random codes: only the arithmetic is timed.
     codes = np.random.default_rng(0).normal(size=(20, autoencoder.config.latent_dim))
     classifier = LinearClassifier.fit(codes, ["a", "b"] * 10, ClassifierParams())

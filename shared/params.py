@@ -6,7 +6,7 @@ validates its own section of params.yaml against a pydantic schema on load.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 import yaml
@@ -61,3 +61,22 @@ def stage_params(domain: str, stage: str, schema: type[M], file: str | Path = PA
     except (KeyError, TypeError):
         raise UserError(f"{file}: {domain}.{stage}", "section is missing") from None
     return validate(schema, section, f"{domain}.{stage}", file)
+
+
+class TrainerConfig(StrictParams):
+    """The shared trainer's settings (`<domain>.train.trainer`); here, not in the trainer, so that params
+    validate without importing torch."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 0
+    patience: int | None = 10
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True
+    threads: int | None = None
+    ema_decay: float | None = pydantic.Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights

@@ -15,36 +15,20 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
-from pydantic import Field
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.models.autoencoders import AEOutput
 from latente.shared.models.store import save_tensors
-from latente.shared.params import StrictParams
-
-
-class TrainerConfig(StrictParams):
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float | None = 1.0
-    scheduler: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 0
-    patience: int | None = 10
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
-    threads: int | None = None
-    ema_decay: float | None = Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights
+from latente.shared.params import TrainerConfig
 
 
 @dataclass
@@ -91,20 +75,23 @@ class WeightAverage:
     The decay ramps up as (1 + n) / (10 + n) over the first updates, so early averages are not
     dominated by the random initialisation. Averaged weights are smoother and usually generalise
     better than the last step's, without a second training run.
+
+    The model's floating-point tensors are looked up once: `update` runs every optimiser step and
+    reads them in place, so the model must not be moved to another device while it is averaged.
     """
 
     def __init__(self, model: nn.Module, decay: float, updates: int = 0, average: dict[str, torch.Tensor] | None = None):
         self.decay, self.updates = decay, updates
-        state = model.state_dict()
-        self.names = [name for name, value in state.items() if value.dtype.is_floating_point]
-        self.average = average if average is not None else {n: state[n].detach().clone() for n in self.names}
+        self.live = [(name, value) for name, value in model.state_dict().items() if value.dtype.is_floating_point]
+        self.average = average if average is not None else {name: value.clone() for name, value in self.live}
+        self.averaged = [self.average[name] for name, _ in self.live]
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self) -> None:
+        """Move the average towards the model's current weights (call after every optimiser step)."""
         self.updates += 1
         weight = 1.0 - min(self.decay, (1 + self.updates) / (10 + self.updates))
-        state = model.state_dict()
-        torch._foreach_lerp_([self.average[n] for n in self.names], [state[n].detach() for n in self.names], weight)
+        torch._foreach_lerp_(self.averaged, [value for _, value in self.live], weight)
 
     def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """The model's state with the averaged values in place of the current ones."""
@@ -147,6 +134,35 @@ def _split(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(batch, (list, tuple)):
         return batch[0], (batch[1] if len(batch) > 1 else None)
     return batch, None
+
+
+def forward(model: nn.Module, batch: Any, device: torch.device, autocast: dict[str, Any]) -> tuple[AEOutput, int]:
+    """The one forward pass of training and validation: batch → device → autocast → model(x, target).
+
+    Returns the model's output and the number of samples in the batch.
+    """
+    x, target = _split(batch)
+    x = x.to(device)
+    target = target.to(device) if target is not None else None
+    with torch.autocast(**autocast):
+        return model(x, target), x.shape[0]
+
+
+class LossMeans:
+    """Per-sample means of the loss and of each loss term over the batches of one pass."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.seen = 0
+
+    def add(self, out: AEOutput, n: int) -> None:
+        self.seen += n
+        self.sums["loss"] = self.sums.get("loss", 0.0) + out.loss.detach().float().item() * n
+        for name, term in out.terms.items():
+            self.sums[name] = self.sums.get(name, 0.0) + term.detach().float().sum().item()
+
+    def means(self) -> dict[str, float]:
+        return {k: v / max(self.seen, 1) for k, v in self.sums.items()}
 
 
 def epoch_order(n: int, seed: int, epoch: int, weights: torch.Tensor | None, ctx: DistributedContext) -> list[int]:
@@ -230,6 +246,138 @@ def _log(live, row: dict[str, float]) -> None:
     live.next_step()
 
 
+class Training:
+    """One `fit` call: the device, optimiser, checkpoint and progress that its steps share.
+
+    The steps are `resume`, then per epoch `train_epoch`, `validate` and `end_epoch`, then
+    `result`; `fit` runs them in that order.
+    """
+
+    def __init__(self, model: nn.Module, config: TrainerConfig, checkpoint_dir: Path, fingerprint: dict[str, Any]):
+        self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device = resolve_device(config.device)
+        self.ctx = init_distributed(device)
+        self.device = torch.device("cuda", self.ctx.local_rank) if device.type == "cuda" else device
+        self.model, self.config = model.to(self.device), config
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.fingerprint = json.loads(json.dumps({**fingerprint, "trainer": config.model_dump(mode="json"), "world": self.ctx.world}))
+        self.checkpoint = Checkpoint(checkpoint_dir)
+        self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda" and config.bf16)
+        self.average: WeightAverage | None = None
+        # progress; `best_epoch` is 0-based, and the seconds are those of the runs before this one
+        self.start_epoch, self.best_val, self.best_epoch, self.bad_epochs = 0, math.inf, -1, 0
+        self.history: list[dict[str, float]] = []
+        self.seconds_before, self.cpu_seconds_before = 0.0, 0.0
+        self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.config.patience is not None and self.bad_epochs >= self.config.patience)
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_seconds_before + time.process_time() - self.cpu_started
+
+    def resume(self) -> None:
+        """Restore weights, optimiser, RNG, progress and weight average from a checkpoint of this run.
+
+        A checkpoint with another fingerprint is ignored, so a changed experiment never resumes from a
+        stale one; without one the weight average (if any) starts from the current weights.
+        """
+        model, checkpoint = self.model, self.checkpoint
+        if checkpoint.exists() and read_json(checkpoint.folder / "state.json").get("fingerprint") == self.fingerprint:
+            state, self.best_state = checkpoint.load(model, self.optimizer)
+            self.start_epoch, self.best_val, self.best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
+            self.bad_epochs, self.history = state["bad_epochs"], state["history"]
+            self.seconds_before, self.cpu_seconds_before = state["seconds"], state["cpu_seconds"]
+            if self.ctx.main:
+                print(f"resuming from checkpoint {checkpoint.folder} after epoch {state['epoch'] + 1}", file=sys.stderr)
+        model.to(self.device)
+        for slots in self.optimizer.state.values():
+            for key, value in slots.items():
+                if torch.is_tensor(value) and key != "step":
+                    slots[key] = value.to(self.device)
+        decay = self.config.ema_decay
+        if decay is not None:
+            resumed = self.start_epoch > 0 and (checkpoint.folder / "average.safetensors").is_file()
+            self.average = checkpoint.load_average(model, decay, self.device) if resumed else WeightAverage(model, decay)
+
+    def train_epoch(self, net: nn.Module, train_set: Dataset, epoch: int, lr: float, sample_weights: torch.Tensor | None) -> dict[str, float]:
+        """One optimisation pass over the epoch's sample order (`net` is the model or its DDP wrapper);
+        returns the mean training loss and terms."""
+        config = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        order = epoch_order(len(train_set), config.seed, epoch, sample_weights, self.ctx)
+        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order, drop_last=False)
+        net.train()
+        means = LossMeans()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr, disable=None if self.ctx.main else True)
+        for batch in bar:
+            out, n = forward(net, batch, self.device, self.autocast)
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if config.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
+            means.add(out, n)
+            bar.set_postfix(loss=f"{out.loss.item():.4g}")
+        return means.means()
+
+    def validate(self, loader: DataLoader) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        """Validation loss and terms of the epoch's candidate weights (the average's, if one is kept),
+        and those weights."""
+        model = self.model
+        if self.average is None:
+            return evaluate_loss(model, loader, self.device, self.autocast), model.state_dict()
+        candidate = self.average.state_dict(model)
+        current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(candidate)
+        val = evaluate_loss(model, loader, self.device, self.autocast)
+        model.load_state_dict(current)
+        return val, candidate
+
+    def end_epoch(self, epoch: int, lr: float, train: dict[str, float], val: dict[str, float],
+                  candidate: dict[str, torch.Tensor], live: Any) -> dict[str, float]:
+        """Record the epoch, keep the candidate if it is the best so far, log and checkpoint; the history row."""
+        row = {"epoch": epoch + 1, "lr": lr, **{f"train/{k}": v for k, v in train.items()}, **{f"val/{k}": v for k, v in val.items()}}
+        self.history.append(row)
+        if val["loss"] < self.best_val:
+            self.best_val, self.best_epoch, self.bad_epochs = val["loss"], epoch, 0
+            self.best_state = {k: v.detach().cpu().clone() for k, v in candidate.items()}
+        else:
+            self.bad_epochs += 1
+        if self.ctx.main:
+            tqdm.write(f"epoch {epoch + 1}: train {row['train/loss']:.5g}  val {val['loss']:.5g}  lr {lr:.3g}", file=sys.stderr)
+            if live is not None:
+                _log(live, row)
+            self.checkpoint.save(self.model, self.best_state, self.optimizer, {
+                "fingerprint": self.fingerprint, "epoch": epoch, "best_val": self.best_val, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "history": self.history, "seconds": self.seconds, "cpu_seconds": self.cpu_seconds,
+            }, self.average)
+        if self.ctx.world > 1:
+            dist.barrier()
+        return row
+
+    def result(self) -> FitResult:
+        """Put the best weights back in the model (on the CPU, in eval mode) and return the record."""
+        self.model.load_state_dict(self.best_state)
+        self.model.to("cpu").eval()
+        return FitResult(
+            epochs_run=len(self.history), best_val_loss=self.best_val, best_epoch=self.best_epoch + 1,
+            stopped_early=self.stopped_early, resumed_from_epoch=self.start_epoch, seconds=self.seconds,
+            cpu_seconds=self.cpu_seconds, history=self.history,
+        )
+
+
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -247,133 +395,31 @@ def fit(
     `fingerprint` identifies the run (params, data); a checkpoint with another fingerprint
     is ignored, so a changed experiment never resumes from a stale one.
     """
-    started, cpu_started = time.perf_counter(), time.process_time()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    ctx = init_distributed(device)
-    if device.type == "cuda":
-        device = torch.device("cuda", ctx.local_rank)
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    fingerprint = json.loads(json.dumps({**fingerprint, "trainer": config.model_dump(mode="json"), "world": ctx.world}))
-
-    checkpoint = Checkpoint(Path(checkpoint_dir))
-    start_epoch, best_val, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
-    seconds_before, cpu_seconds_before = 0.0, 0.0
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    if checkpoint.exists() and read_json(checkpoint.folder / "state.json").get("fingerprint") == fingerprint:
-        state, best_state = checkpoint.load(model, optimizer)
-        start_epoch, best_val, best_epoch = state["epoch"] + 1, state["best_val"], state["best_epoch"]
-        bad_epochs, history = state["bad_epochs"], state["history"]
-        seconds_before, cpu_seconds_before = state["seconds"], state["cpu_seconds"]
-        if ctx.main:
-            print(f"resuming from checkpoint {checkpoint.folder} after epoch {state['epoch'] + 1}", file=sys.stderr)
-    model.to(device)
-    for slots in optimizer.state.values():
-        for key, value in slots.items():
-            if torch.is_tensor(value) and key != "step":
-                slots[key] = value.to(device)
-
-    average = None
-    if config.ema_decay is not None:
-        resumed = start_epoch > 0 and (checkpoint.folder / "average.safetensors").is_file()
-        average = checkpoint.load_average(model, config.ema_decay, device) if resumed else WeightAverage(model, config.ema_decay)
-    net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if device.type == "cuda" else None) if ctx.world > 1 else model
-    live = _open_live(Path(live_dir), history) if (live_dir is not None and ctx.main) else None
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and config.bf16)
+    training = Training(model, config, Path(checkpoint_dir), fingerprint)
+    training.resume()
+    ctx = training.ctx
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if training.device.type == "cuda" else None) if ctx.world > 1 else model
+    live = _open_live(Path(live_dir), training.history) if (live_dir is not None and ctx.main) else None
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False)
-    stopped_early = bool(config.patience is not None and bad_epochs >= config.patience)
-
-    epoch = start_epoch
-    for epoch in range(start_epoch, config.epochs):
-        if stopped_early:
+    for epoch in range(training.start_epoch, config.epochs):
+        if training.stopped_early:
             break
         lr = learning_rate(config, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        order = epoch_order(len(train_set), config.seed, epoch, sample_weights, ctx)
-        loader = DataLoader(train_set, batch_size=config.batch_size, sampler=order, drop_last=False)
-        net.train()
-        sums: dict[str, float] = {}
-        seen = 0
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, file=sys.stderr, disable=None if ctx.main else True)
-        for batch in bar:
-            x, target = _split(batch)
-            x = x.to(device)
-            target = target.to(device) if target is not None else None
-            with torch.autocast(**autocast):
-                out = net(x, target)
-            optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            if config.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if average is not None:
-                average.update(model)
-            n = x.shape[0]
-            seen += n
-            sums["loss"] = sums.get("loss", 0.0) + out.loss.item() * n
-            for name, term in out.terms.items():
-                sums[name] = sums.get(name, 0.0) + term.detach().float().sum().item()
-            bar.set_postfix(loss=f"{out.loss.item():.4g}")
-        if average is None:
-            val = evaluate_loss(model, val_loader, device, autocast)
-            candidate = model.state_dict()
-        else:
-            candidate = average.state_dict(model)
-            current = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(candidate)
-            val = evaluate_loss(model, val_loader, device, autocast)
-            model.load_state_dict(current)
-        row = {"epoch": epoch + 1, "lr": lr, **{f"train/{k}": v / max(seen, 1) for k, v in sums.items()}, **{f"val/{k}": v for k, v in val.items()}}
-        history.append(row)
-        if val["loss"] < best_val:
-            best_val, best_epoch, bad_epochs = val["loss"], epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in candidate.items()}
-        else:
-            bad_epochs += 1
-        stopped_early = config.patience is not None and bad_epochs >= config.patience
-        if ctx.main:
-            tqdm.write(f"epoch {epoch + 1}: train {row['train/loss']:.5g}  val {val['loss']:.5g}  lr {lr:.3g}", file=sys.stderr)
-            if live is not None:
-                _log(live, row)
-            checkpoint.save(model, best_state, optimizer, {
-                "fingerprint": fingerprint, "epoch": epoch, "best_val": best_val, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs, "history": history,
-                "seconds": seconds_before + time.perf_counter() - started,
-                "cpu_seconds": cpu_seconds_before + time.process_time() - cpu_started,
-            }, average)
-        if ctx.world > 1:
-            dist.barrier()
+        train = training.train_epoch(net, train_set, epoch, lr, sample_weights)
+        val, candidate = training.validate(val_loader)
+        row = training.end_epoch(epoch, lr, train, val, candidate, live)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
     if live is not None:
         live.end()
-    model.load_state_dict(best_state)
-    model.to("cpu").eval()
-    return FitResult(
-        epochs_run=len(history), best_val_loss=best_val, best_epoch=best_epoch + 1, stopped_early=stopped_early,
-        resumed_from_epoch=start_epoch, seconds=seconds_before + time.perf_counter() - started,
-        cpu_seconds=cpu_seconds_before + time.process_time() - cpu_started, history=history,
-    )
+    return training.result()
 
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loader: DataLoader, device: torch.device, autocast: dict) -> dict[str, float]:
     """Mean loss and mean per-sample terms over a loader, in eval mode."""
     model.eval()
-    sums: dict[str, float] = {}
-    seen = 0
+    means = LossMeans()
     for batch in loader:
-        x, target = _split(batch)
-        x = x.to(device)
-        target = target.to(device) if target is not None else None
-        with torch.autocast(**autocast):
-            out = model(x, target)
-        n = x.shape[0]
-        seen += n
-        sums["loss"] = sums.get("loss", 0.0) + out.loss.float().item() * n
-        for name, term in out.terms.items():
-            sums[name] = sums.get(name, 0.0) + term.float().sum().item()
-    return {k: v / max(seen, 1) for k, v in sums.items()}
+        means.add(*forward(model, batch, device, autocast))
+    return means.means()

@@ -29,6 +29,13 @@ def _reader(sep: str, timestamp: str, sensors: Optional[str], label: str, change
     return validate(ReaderConfig, values, "option", file="command line")
 
 
+def _detector_config(seed: int, epochs: Optional[int]):
+    """The pipeline's default detector with the command line's seed and epoch limit."""
+    from latente.domains.anomaly.params import DetectorConfig
+
+    return DetectorConfig().with_trainer(seed=seed, **({"epochs": epochs} if epochs else {}))
+
+
 def _rows(text: Optional[str], n: int) -> slice:
     """'START:END' (0-based, END exclusive, either may be empty) → a slice of the cleaned rows."""
     from latente.shared.errors import UserError
@@ -64,8 +71,7 @@ def fit_command(
 ) -> None:
     """Train a detector (standardisation, autoencoder, threshold) on normal-operation rows."""
     from latente.domains.anomaly.data import read_series
-    from latente.domains.anomaly.detector import fit_detector
-    from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer
+    from latente.domains.anomaly.training import fit_detector
     from latente.shared.io import refuse_existing
 
     refuse_existing(model_out, force)
@@ -73,9 +79,9 @@ def fit_command(
     series = read_series(csv, reader)
     part = _rows(rows, len(series))
     train = series.crop(part.start, part.stop)
-    config = DetectorConfig(trainer=DetectorTrainer(seed=seed))
+    config = _detector_config(seed, epochs)
     detector = fit_detector(train.values, series.sensors, config, reader=reader, step_s=series.report.step_s,
-                            where=f"{csv} rows {part.start}:{part.stop}", epochs=epochs)
+                            where=f"{csv} rows {part.start}:{part.stop}")
     detector.save(model_out, data={"file": str(csv), "rows": [part.start, part.stop]}, force=force)
     _report_data(csv, series.report, reader.nan_policy)
     if train.labels is not None and train.labels.any():
@@ -83,8 +89,9 @@ def fit_command(
     constant = detector.info["constant_sensors"]
     if constant:
         _log(f"warning: constant in the training rows (scale 1, raw units): {', '.join(constant)}")
-    _log(f"fitted on {len(train)} rows × {len(series.sensors)} sensors in {detector.info['fit_seconds']:.1f} s "
-         f"({detector.info['epochs_run']} epochs); threshold {detector.threshold:.4g}; saved {model_out}")
+    record = detector.info["fit"]
+    _log(f"fitted on {len(train)} rows × {len(series.sensors)} sensors in {record['seconds']:.1f} s "
+         f"({record['epochs_run']} epochs); threshold {detector.threshold:.4g}; saved {model_out}")
 
 
 @app.command("score")
@@ -97,8 +104,7 @@ def score_command(
 ) -> None:
     """Stream a CSV in chunks; write each row's score, flag and top contributing sensor; explain every alarm."""
     from latente.domains.anomaly.data import stream_series
-    from latente.domains.anomaly.detector import load_detector
-    from latente.domains.anomaly.output import check_model_columns, write_scores
+    from latente.domains.anomaly.model import check_model_columns, load_detector, write_scores
     from latente.shared.io import refuse_existing
 
     refuse_existing(out, force)
@@ -129,8 +135,8 @@ def evaluate_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """SKAB's per-file protocol on any folder: F1, FAR, MAR (and NAB) for the model and the baselines."""
-    from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer, EvaluateParams
-    from latente.domains.anomaly.protocol import evaluate_folder
+    from latente.domains.anomaly.evaluation import evaluate_folder
+    from latente.domains.anomaly.params import EvaluateParams
     from latente.domains.anomaly.report import results_table
     from latente.shared.errors import UserError
 
@@ -139,8 +145,8 @@ def evaluate_command(
     reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
     if not reader.label:
         raise UserError("--label", "evaluation needs a label column")
-    config = DetectorConfig(trainer=DetectorTrainer(seed=seed))
-    results, _ = evaluate_folder(data, reader, train_rows, config, EvaluateParams(), epochs=epochs, progress=_log)
+    config = _detector_config(seed, epochs)
+    results, _ = evaluate_folder(data, reader, train_rows, config, EvaluateParams(), progress=_log)
     if json_output:
         results.print_json()
     else:

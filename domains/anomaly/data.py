@@ -1,4 +1,5 @@
-"""Reading multivariate sensor CSVs, whole or in chunks, with data problems handled and reported.
+"""Reading multivariate sensor CSVs, whole or in chunks, with data problems handled and reported;
+the prepare stage and its output (cleaned series as .npz, no pickle, plus a manifest).
 
 One cleaner serves both modes, so a file read whole and the same file streamed in chunks
 give the same rows: unsorted timestamps are sorted (whole file) or refused (stream, which
@@ -14,10 +15,14 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from latente.domains.anomaly.params import ReaderConfig
+from latente.domains.anomaly import DOMAIN
+from latente.domains.anomaly.params import PrepareParams, ReaderConfig
 from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.stage import DomainPaths
 
 GAP_FACTOR = 1.5
+MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -294,3 +299,83 @@ def stream_series(path: str | Path, reader: ReaderConfig, sensors: list[str], st
             yield cleaner.clean(frame)
 
     return chunks(), cleaner.report
+
+
+def format_stamps(stamps: np.ndarray) -> np.ndarray:
+    """int64 ns timestamps → 'YYYY-MM-DD hh:mm:ss' strings."""
+    text = np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s")
+    return np.char.replace(text, "T", " ")
+
+
+def split(series: Series, train_rows: int, window: int, key: str) -> tuple[np.ndarray, Series]:
+    """SKAB's per-file split: (training values, test part); the file must hold both a training
+    segment and one test window."""
+    if series.labels is None:
+        raise UserError(key, "has no label column", "evaluation needs labelled files (set the label column)")
+    if len(series) < train_rows + window:
+        raise UserError(key, f"has {len(series)} rows, fewer than the {train_rows} training rows plus one window of {window}")
+    return series.values[:train_rows], series.crop(train_rows)
+
+
+def _natural(path: Path) -> tuple:
+    return (path.parent.as_posix(), int(path.stem) if path.stem.isdigit() else float("inf"), path.stem)
+
+
+def benchmark_files(raw: Path, groups: tuple[str, ...]) -> list[Path]:
+    files = []
+    for group in groups:
+        folder = raw / group
+        found = sorted(folder.glob("*.csv"), key=_natural)
+        if not found:
+            raise UserError(folder, "no CSV files in this benchmark group", f"check {DOMAIN}.prepare.benchmark in params.yaml")
+        files += found
+    return files
+
+
+def _save_series(series: Series, path: Path) -> None:
+    arrays = {"values": series.values, "rows": series.rows}
+    for name in ("timestamps", "labels", "changepoints"):
+        value = getattr(series, name)
+        if value is not None:
+            arrays[name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)
+
+
+def _load_series(folder: Path, entry: dict) -> Series:
+    with np.load(folder / entry["arrays"], allow_pickle=False) as data:
+        get = lambda name: data[name] if name in data.files else None  # noqa: E731
+        return Series(Path(entry["key"]), list(entry["sensors"]), data["values"], data["rows"], get("timestamps"),
+                      get("labels"), get("changepoints"), DataReport(**entry["report"]))
+
+
+def prepare(params: PrepareParams, paths: DomainPaths) -> None:
+    """The prepare stage: read, check and clean every benchmark file (labels required) and the normal run."""
+    entries = []
+    jobs = [(path, True) for path in benchmark_files(paths.raw, params.benchmark)]
+    if params.normal_file:
+        jobs.append((paths.raw / params.normal_file, False))
+    with atomic_dir(paths.prepared) as tmp:
+        for path, labelled in jobs:
+            key = path.relative_to(paths.raw).as_posix()
+            series = read_series(path, params.reader, labels_required=labelled)
+            arrays = Path(key).with_suffix(".npz").as_posix()
+            _save_series(series, tmp / arrays)
+            entries.append({"key": key, "labelled": labelled, "arrays": arrays, "sensors": series.sensors,
+                            "report": series.report.to_dict(), "anomalous_rows": int(series.labels.sum()) if series.labels is not None else 0})
+        write_json(tmp / MANIFEST, {"reader": params.reader.model_dump(mode="json"), "files": entries})
+    for entry in entries:
+        r = entry["report"]
+        print(f"{entry['key']}: {r['rows_kept']} rows, {entry['anomalous_rows']} anomalous, {r['gaps']} gaps "
+              f"(largest {r['largest_gap_s']:g} s), {r['duplicate_rows']} duplicates, {r['unsorted_rows']} unsorted, "
+              f"{r['nan_cells']} NaN")
+
+
+def load_prepared(folder: Path) -> tuple[ReaderConfig, dict[str, Series], Series | None]:
+    """(reader, labelled benchmark series by key, the normal run or None)."""
+    if not (folder / MANIFEST).is_file():
+        raise UserError(folder, "no prepared data", f"run `dvc repro prepare@{DOMAIN}` first")
+    manifest = read_json(folder / MANIFEST)
+    labelled = {e["key"]: _load_series(folder, e) for e in manifest["files"] if e["labelled"]}
+    normal = [_load_series(folder, e) for e in manifest["files"] if not e["labelled"]]
+    return ReaderConfig.model_validate(manifest["reader"]), labelled, (normal[0] if normal else None)

@@ -8,6 +8,7 @@ import pydantic
 from latente.shared.models import AutoencoderConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
+from latente.shared.params import TrainerConfig
 
 
 class ReaderConfig(StrictParams):
@@ -24,38 +25,32 @@ class ReaderConfig(StrictParams):
         return tuple(c for c in (self.label, self.changepoint) if c)
 
 
-class DetectorTrainer(StrictParams):
-    """Per-fit training settings (SKAB's Conv-AE: Adam 1e-3, batch 32, ≤100 epochs, patience 5)."""
-
-    epochs: int = pydantic.Field(100, ge=1)
-    batch_size: int = pydantic.Field(32, ge=1)
-    lr: float = 1e-3
-    patience: int | None = 5
-    val_fraction: float = pydantic.Field(0.1, ge=0.0, lt=1.0)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-
-
 class DetectorConfig(StrictParams):
-    """Everything that defines one fitted detector, apart from its data."""
+    """Everything that defines one fitted detector, apart from its data.
+
+    `model` leaves the data-derived fields (spatial_dims, in_channels, input_size) to
+    `model.model_config`, which sets them from the sensors and `window`. The defaults follow
+    SKAB's Conv-AE notebook: Adam 1e-3 at a constant rate, batch 32, at most 100 epochs,
+    early stopping with patience 5 on the last 10 % of the training windows.
+    """
 
     window: int = pydantic.Field(60, ge=2)
     threshold_quantile: float = pydantic.Field(0.999, gt=0.0, le=1.0)
     threshold_factor: float = pydantic.Field(4 / 3, gt=0.0)
     sensor_weights: Literal["short_term", "uniform"] = "short_term"
-    model: dict = {
-        "name": "conv_ae", "channels": [32, 16], "strides": [2, 2], "kernel_size": 7,
-        "latent_channels": 8, "act": "RELU", "norm": None, "dropout": 0.2,
-    }
-    trainer: DetectorTrainer = DetectorTrainer()
+    val_fraction: float = pydantic.Field(0.1, ge=0.0, lt=1.0)  # the last windows validate, as Keras's validation_split
+    model: AutoencoderConfig = AutoencoderConfig(
+        name="conv_ae", channels=(32, 16), strides=(2, 2), kernel_size=7, latent_channels=8, act="RELU", norm=None,
+        dropout=0.2,
+    )
+    trainer: TrainerConfig = TrainerConfig(
+        epochs=100, batch_size=32, lr=1e-3, patience=5, scheduler="constant", grad_clip=None, seed=0, device="cpu",
+        bf16=False,
+    )
 
-    @pydantic.field_validator("model")
-    @classmethod
-    def _valid_model(cls, value: dict) -> dict:
-        if "in_channels" in value or "spatial_dims" in value:
-            raise ValueError("in_channels and spatial_dims are set from the data (1-D, one channel per sensor)")
-        AutoencoderConfig.model_validate({**value, "spatial_dims": 1, "in_channels": 1})
-        return value
+    def with_trainer(self, **changes) -> "DetectorConfig":
+        """The same detector trained with other trainer settings (a seed replica, fewer epochs)."""
+        return self.model_copy(update={"trainer": self.trainer.model_copy(update=changes)})
 
 
 class FetchParams(StrictParams):

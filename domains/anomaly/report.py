@@ -1,90 +1,65 @@
-"""The evaluate stage: score every benchmark file with its detector and the baselines; write the report."""
+"""report.md, figures and plot data of the evaluate stage, and the CLI's results table.
+
+Every description of a method is rendered from what was trained and evaluated (the saved
+model config, protocol.json, the evaluate params); published figures and targets come from
+`references.anomaly` of params.yaml.
+"""
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latente.domains.anomaly.detector import load_detector
-from latente.domains.anomaly.output import format_stamps
+from latente.domains.anomaly import DOMAIN
+from latente.domains.anomaly.data import format_stamps
+from latente.domains.anomaly.model import Detector, find_alarms
 from latente.domains.anomaly.params import DetectorConfig, EvaluateParams
-from latente.domains.anomaly.prepared import load_prepared
-from latente.domains.anomaly.protocol import FileRun, run_file, split, summarize
-from latente.domains.anomaly.metrics import Confusion, confusion
-from latente.domains.anomaly.scoring import find_alarms, score_series
-from latente.domains.anomaly.training import PROTOCOL
 from latente.shared.errors import UserError
 from latente.shared.io import read_json, write_text
-from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.models import AutoencoderConfig
+from latente.shared.report import (
+    References, check_target, figure_backend, load_references, markdown_table, save_figure, target_table,
+    write_plot_csv,
+)
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
-SOURCE = "SKAB v0.9 (waico/SKAB@b2c0d46), valve1 + valve2"
-METHOD_LABELS = {
-    "model": "latente 1-D conv AE (short-term sensor weights)",
-    "model_unweighted": "latente 1-D conv AE, SKAB's unweighted residual",
-    "model_global": "latente conv AE trained on anomaly-free.csv, calibrated per file",
-    "pca_t2q": "PCA T²+Q (SKAB's t2.py)",
-    "isolation_forest": "Isolation Forest (SKAB's notebook)",
-}
-# SKAB's outlier-detection leaderboard (README of waico/SKAB): all 34 labelled files.
-LEADERBOARD = [("Conv-AE", 0.78, 13.55, 28.02), ("MSET", 0.78, 39.73, 14.13), ("T²+Q", 0.76, 26.62, 24.92),
-               ("LSTM-AE", 0.74, 29.96, 25.92), ("Isolation Forest", 0.29, 2.56, 82.89)]
-# shared/BASELINES.md: the same baselines measured independently on these 20 files.
-REFERENCE = {"pca_t2q": (0.75, 26.83, 26.19), "isolation_forest": (0.20, 1.17, 88.61)}
-TARGET = {"f1": 0.80, "far": 13.5, "mar": 28.0}
-NAB_LEADERBOARD = [("Conv-AE", 23.61, 21.54, 27.55), ("LSTM-AE", 23.51, 20.11, 25.91), ("Vanilla AE", 11.41, 6.53, 13.91)]
+if TYPE_CHECKING:
+    from latente.domains.anomaly.evaluation import FileRun
+
+POINT_METRICS = (("f1", "F1"), ("far", "FAR %"), ("mar", "MAR %"))
+NAB_METRICS = (("nab_standard", "Standard"), ("nab_low_fp", "LowFP"), ("nab_low_fn", "LowFN"))
 
 
 def results_table(results: Results) -> str:
     """Pooled F1/FAR/MAR per method, for the CLI's human-readable output."""
-    rows = [(row["method"], row["metrics"]["f1"], row["metrics"]["far"], row["metrics"]["mar"])
-            for row in results.rows if not row["condition"]]
-    return markdown_table(["method", "F1", "FAR %", "MAR %"], rows, digits=3)
+    rows = [(row["method"], *(row["metrics"][k] for k, _ in POINT_METRICS)) for row in results.rows if not row["condition"]]
+    return markdown_table(["method", *(h for _, h in POINT_METRICS)], rows, digits=3)
+
+
+def write_report(results: Results, runs: list[FileRun], seeds: list[int], config: DetectorConfig, protocol: dict,
+                 global_network: Detector | None, params: EvaluateParams, paths: DomainPaths) -> None:
+    """Plot data, one figure per `plot_files` entry, and report.md."""
+    _write_plot_data(runs, paths)
+    figure_backend()
+    figures = [_plot_file(_run(runs, key), paths.figures, int(protocol["train_rows"])) for key in params.plot_files]
+    global_file = read_json(paths.model / protocol["global"] / "config.json")["data"]["file"] if global_network else None
+    text = _report(results, runs, seeds, figures, _run(runs, params.explain_file), config, protocol, global_network,
+                   global_file, params, load_references(DOMAIN))
+    write_text(paths.report, text)
 
 
 def _safe(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", Path(key).with_suffix("").as_posix()).strip("_")
 
 
-def evaluate_and_report(params: EvaluateParams, paths: DomainPaths) -> None:
-    _, labelled, _ = load_prepared(paths.prepared)
-    protocol = read_json(paths.model / PROTOCOL)
-    config = DetectorConfig.model_validate(protocol["detector"])
-    train_rows = int(protocol["train_rows"])
-    global_network = load_detector(paths.model / protocol["global"]) if protocol.get("global") else None
-    runs: list[FileRun] = []
-    for key, series in labelled.items():
-        if key not in protocol["files"]:
-            raise UserError(paths.model / PROTOCOL, f"has no detector for {key}", "rerun `dvc repro train@anomaly`")
-        detector = load_detector(paths.model / protocol["files"][key])
-        runs.append(run_file(series, key, detector, train_rows, config, params, global_network))
-        print(f"{key}: " + ", ".join(f"{m} F1 {runs[-1].confusion(m).metrics()['f1']:.2f}" for m in runs[-1].predictions))
-    results = summarize(runs, params, SOURCE)  # `seconds`: scoring only; training time is in the report
-    seeds = {0: results.find("model")}
-    for seed, folders in protocol.get("robustness_seeds", {}).items():
-        pooled = Confusion()
-        for key, series in labelled.items():
-            _, test = split(series, train_rows, config.window, key)
-            pooled += confusion(test.labels, score_series(load_detector(paths.model / folders[key]), test).flag)
-        results.add("model", pooled.metrics(), seed=int(seed))
-        seeds[int(seed)] = results.find("model", seed=int(seed))
-    results.write(paths.metrics)
-    _write_plot_data(runs, paths)
-    figure_backend()
-    figures = [_plot_file(_run(runs, key), paths.figures) for key in params.plot_files]
-    explained = _run(runs, params.explain_file)
-    write_text(paths.report, _report(results, runs, seeds, figures, explained, protocol, params))
-    overall = results.find("model")
-    print(f"model: F1 {overall['f1']:.3f}, FAR {overall['far']:.2f} %, MAR {overall['mar']:.2f} % → {paths.report}")
-
-
 def _run(runs: list[FileRun], key: str) -> FileRun:
     for run in runs:
         if run.key == key:
             return run
-    raise UserError(f"params.yaml: anomaly.evaluate: {key}", "is not a benchmark file", f"choose one of {', '.join(r.key for r in runs)}")
+    raise UserError(f"params.yaml: {DOMAIN}.evaluate: {key}", "is not a benchmark file", f"choose one of {', '.join(r.key for r in runs)}")
 
 
 def _write_plot_data(runs: list[FileRun], paths: DomainPaths) -> None:
@@ -101,7 +76,7 @@ def _write_plot_data(runs: list[FileRun], paths: DomainPaths) -> None:
             for r, y, a, v in zip(run.test.rows - 1, run.test.labels, run.predictions["model"], run.scored.score)])
 
 
-def _plot_file(run: FileRun, folder: Path) -> str:
+def _plot_file(run: FileRun, folder: Path, train_rows: int) -> str:
     import matplotlib.pyplot as plt
 
     test, scored, d = run.test, run.scored, run.detector
@@ -121,7 +96,7 @@ def _plot_file(run: FileRun, folder: Path) -> str:
     axes[2].plot(x, 0.5 * run.predictions["model"], drawstyle="steps-mid", color="tab:blue", label="model alarm")
     axes[2].plot(x, 0.25 * run.predictions["pca_t2q"], drawstyle="steps-mid", color="tab:green", lw=0.8, label="T²+Q alarm")
     axes[2].set_yticks([])
-    axes[2].set_xlabel("row of the file (training rows 0–399 not shown)")
+    axes[2].set_xlabel(f"row of the file (training rows 0–{train_rows - 1} not shown)")
     axes[2].legend(fontsize=7, ncol=3, loc="upper left")
     m = run.confusion("model").metrics()
     fig.suptitle(f"{run.key}: F1 {m['f1']:.2f}, FAR {m['far']:.1f} %, MAR {m['mar']:.1f} %")
@@ -134,83 +109,180 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _met(metrics: dict) -> str:
-    ok = metrics["f1"] >= TARGET["f1"] and metrics["far"] <= TARGET["far"] and metrics["mar"] <= TARGET["mar"]
-    return "all three met" if ok else "missed"
+def method_labels(model: AutoencoderConfig, config: DetectorConfig, params: EvaluateParams,
+                  global_network: Detector | None, global_file: str | None) -> dict[str, str]:
+    """What each method row is, from the trained configs and the evaluate params."""
+    weights = "short-term sensor weights" if config.sensor_weights == "short_term" else "SKAB's uniform sensor weights"
+    labels = {
+        "model": f"latente `{model.name}` ({weights})",
+        "model_unweighted": f"latente `{model.name}`, SKAB's unweighted residual",
+        "pca_t2q": "PCA T²+Q (" + ("SKAB's t2.py" if params.pca_t2q.q_limit == "skab" else "Jackson–Mudholkar Q limit") + ")",
+        "isolation_forest": "Isolation Forest (SKAB's notebook)",
+    }
+    if global_network is not None:
+        labels["model_global"] = (f"latente `{global_network.model.config.name}` trained on `{Path(global_file).name}`, "
+                                  "calibrated per file")
+    return labels
+
+
+def model_description(model: AutoencoderConfig, code_shape: tuple[int, ...], config: DetectorConfig) -> str:
+    """The network and its training, as saved in the model config and protocol.json."""
+    window = model.input_size[0]
+    if model.architecture == "conv":
+        layers = "→".join(str(c) for c in (model.in_channels, *model.channels))
+        blocks = ", ".join(filter(None, [f"kernel {model.kernel_size}", f"strides {'·'.join(map(str, model.strides))}",
+                                         model.act, model.norm and f"{model.norm} norm",
+                                         model.dropout and f"dropout {model.dropout:g}"]))
+        code = (f"a {code_shape[0]}-channel code of {code_shape[1]} steps" if len(code_shape) == 2
+                else f"a flat {code_shape[0]}-unit code")
+        net = (f"convolutions {layers} channels ({blocks}), {code}, transposed convolutions back")
+    else:
+        net = (f"dense layers {model.in_channels}×{window}→{'→'.join(map(str, model.hidden))} ({model.act}), "
+               f"a {code_shape[0]}-unit code, and back")
+    variant = {
+        "dae": model.corruption and f"; inputs corrupted with {model.corruption.kind} noise of level "
+                                    f"{model.corruption.level[0]:g}–{model.corruption.level[1]:g} in training",
+        "sae": model.sparsity and f"; {model.sparsity.kind} sparsity penalty, weight {model.sparsity.weight:g}",
+        "vae": f"; variational, β = {model.beta:g}",
+    }.get(model.variant) or ""
+    t = config.trainer
+    schedule = "constant" if t.scheduler == "constant" else "cosine-decayed"
+    warmup = f" after {t.warmup_epochs} warm-up epochs" if t.warmup_epochs else ""
+    stopping = (f"early stopping (patience {t.patience}) on the last {100 * config.val_fraction:g} % of the training windows"
+                if t.patience is not None else f"the best epoch on the last {100 * config.val_fraction:g} % of the training windows kept")
+    clip = f", gradients clipped at norm {t.grad_clip:g}" if t.grad_clip else ""
+    return (f"Per file, `{model.name}` from `shared/` ({model.spatial_dims}-D, one input channel per sensor) over "
+            f"windows of {window} rows: {net}{variant}. Loss {model.recon_loss.upper()}, AdamW (weight decay "
+            f"{t.weight_decay:g}) at a {schedule} learning rate {t.lr:g}{warmup}, batch {t.batch_size}, at most "
+            f"{t.epochs} epochs with {stopping}{clip}; seed {t.seed}, device `{t.device}`.")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _target_rows(results: Results, references: References, **condition) -> list:
+    """The target checks of the model row under `condition` added to each target's own."""
+    return [check_target(results, t.model_copy(update={"condition": {**t.condition, **condition}})) for t in references.targets]
+
+
+def _verdict(checks: list) -> str:
+    if not checks:
+        return "no targets"
+    missed = [c.target.name for c in checks if not c.passed]
+    return "all met" if not missed else "missed: " + ", ".join(missed)
 
 
 def _training_line(runs: list[FileRun]) -> str:
-    """Fit times as trained from scratch (a fit resumed from a finished checkpoint reports the original time)."""
-    epochs = [r.detector.info.get("epochs_run", 0) for r in runs]
-    seconds = np.array([r.detector.info["fit_seconds"] for r in runs
-                        if not r.detector.info.get("resumed_from_epoch") or "fit_seconds_from" in r.detector.info])
-    line = f"- Training: {len(runs)} per-file fits of {min(epochs)}–{max(epochs)} epochs"
-    if len(seconds):
-        line += (f", {seconds.mean():.1f} s on average (max {seconds.max():.1f} s) from scratch over {len(seconds)} of "
-                 "them, on one CPU thread of a shared 2-core machine")
-    if len(seconds) < len(runs):
-        line += f"; {len(runs) - len(seconds)} were reloaded from checkpoints with no recorded time"
+    """Fit times of the whole training of each model (the trainer keeps them across resumes)."""
+    fits = [r.detector.info["fit"] for r in runs]
+    epochs = [f["epochs_run"] for f in fits]
+    seconds = np.array([f["seconds"] for f in fits])
+    cpu = np.array([f["cpu_seconds"] for f in fits])
+    resumed = sum(1 for f in fits if f["resumed_from_epoch"])
+    span = f"{min(epochs)}–{max(epochs)} epochs" if min(epochs) != max(epochs) else _count(epochs[0], "epoch")
+    line = (f"- Training: {len(runs)} per-file fits of {span}, {seconds.mean():.1f} s on average "
+            f"(max {seconds.max():.1f} s) and {cpu.mean():.1f} s of CPU time")
+    if resumed:
+        line += f"; {resumed} of them resumed from checkpoints, their times include the runs before"
     return line + "."
 
 
-def _report(results: Results, runs: list[FileRun], seeds: dict, figures: list[str], explained: FileRun,
-            protocol: dict, params: EvaluateParams) -> str:
+def _drift_line(runs: list[FileRun]) -> str:
+    """How far each sensor's normal (label 0) test rows stray from its training rows, in training σ."""
+    excursion = np.zeros(len(runs[0].detector.sensors))
+    for r in runs:
+        normal = r.test.labels == 0
+        if normal.any():
+            z = np.abs((r.test.values[normal] - r.detector.mean) / r.detector.scale)
+            excursion = np.maximum(excursion, z.max(axis=0))
+    order = np.argsort(-excursion)[:3]
+    sensors = runs[0].detector.sensors
+    return ", ".join(f"{sensors[i]} {excursion[i]:.0f} σ" for i in order)
+
+
+def _global_line(runs: list[FileRun], global_network: Detector, global_file: str) -> str:
+    """The global model's training data against the benchmark files': the sensor that differs most."""
+    file_means = np.median([r.detector.mean for r in runs], axis=0)
+    file_scales = np.median([r.detector.scale for r in runs], axis=0)
+    shift = np.abs(global_network.mean - file_means) / file_scales
+    j = int(np.argmax(shift))
+    fit = global_network.info["fit"]
+    return (f"- **Global model.** One `{global_network.model.config.name}` trained on `{global_file}` "
+            f"({global_network.info['train_rows']} rows, {_count(fit['epochs_run'], 'epoch')}) with its own standardisation; per file it "
+            "is re-standardised and re-thresholded on the training rows, without retraining. Its data sit at another "
+            f"operating point: {global_network.sensors[j]} averages {global_network.mean[j]:.3g} there against "
+            f"{file_means[j]:.3g} (median over the files' training rows), {shift[j]:.0f} training σ apart.")
+
+
+def _report(results: Results, runs: list[FileRun], seeds: list[int], figures: list[str], explained: FileRun,
+            config: DetectorConfig, protocol: dict, global_network: Detector | None, global_file: str | None,
+            params: EvaluateParams, references: References) -> str:
     model = results.find("model")
     methods = list(runs[0].predictions)
+    network = runs[0].detector.model.config
+    labels = method_labels(network, config, params, global_network, global_file)
+    window, train_rows = config.window, int(protocol["train_rows"])
+    groups = " + ".join(dict.fromkeys(Path(r.key).parent.name for r in runs))
     lines = [
-        "# Anomaly detection on SKAB valve1 + valve2",
+        f"# Anomaly detection on SKAB {groups}",
         "",
-        f"SKAB's per-file protocol on the 20 valve files ({sum(len(r.test) for r in runs)} test rows, "
-        f"{sum(int(r.test.labels.sum()) for r in runs)} anomalous): train on the first {protocol['train_rows']} rows of each "
-        f"file, standardise with their statistics, windows of {protocol['detector']['window']}, threshold = the "
-        f"{protocol['detector']['threshold_quantile']} quantile of the training residuals × "
-        f"{protocol['detector']['threshold_factor']:.4g}, SKAB's window-to-point rule; F1, FAR and MAR pool the test rows of all files.",
+        f"SKAB's per-file protocol on {len(runs)} files ({sum(len(r.test) for r in runs)} test rows, "
+        f"{sum(int(r.test.labels.sum()) for r in runs)} anomalous): train on the first {train_rows} rows of each "
+        f"file, standardise with their statistics, windows of {window}, threshold = the {config.threshold_quantile} "
+        f"quantile of the training residuals × {config.threshold_factor:.4g}, SKAB's window-to-point rule; F1, FAR and "
+        "MAR pool the test rows of all files.",
         "",
-        f"**Headline (model, seed 0): F1 {model['f1']:.3f}, FAR {model['far']:.2f} %, MAR {model['mar']:.2f} %** "
-        f"against the target F1 ≥ {TARGET['f1']}, FAR ≤ {TARGET['far']} %, MAR ≤ {TARGET['mar']} % (SKAB's Conv-AE: "
-        f"0.78 / 13.55 / 28.02): {_met(model)}.",
+        f"**Headline (model, seed {config.trainer.seed}): F1 {model['f1']:.3f}, FAR {model['far']:.2f} %, "
+        f"MAR {model['mar']:.2f} %.**",
         "",
-        "## Leaderboard",
+        "## Targets",
         "",
+        target_table(_target_rows(results, references)) if references.targets else "(no targets in params.yaml)\n",
     ]
-    rows = []
-    for method in methods:
-        m = results.find(method)
-        rows.append((METHOD_LABELS.get(method, method), _fmt(m["f1"]), _fmt(m["far"]), _fmt(m["mar"]), "20 valve files, measured here"))
-    for method, (f1, far, mar) in REFERENCE.items():
-        rows.append((f"{METHOD_LABELS[method]}, BASELINES.md", _fmt(f1), _fmt(far), _fmt(mar), "20 valve files, measured independently"))
-    for name, f1, far, mar in LEADERBOARD:
-        rows.append((f"SKAB leaderboard: {name}", _fmt(f1), _fmt(far), _fmt(mar), "all 34 SKAB files (published)"))
-    lines += [markdown_table(["Model", "F1", "FAR %", "MAR %", "Data"], rows),
-              "The SKAB leaderboard rows cover all 34 labelled SKAB files (valve1, valve2 and `other`); this "
-              "repository's data holds the 20 valve files only, so those rows are the published reference, not a "
-              "measurement on the same rows. Our baselines reproduce the independent measurements of BASELINES.md "
-              "on the same 20 files.", ""]
+
+    lines += ["## Leaderboard", ""]
+    rows = [(labels.get(m, m), *(_fmt(results.find(m)[k]) for k, _ in POINT_METRICS), f"{len(runs)} files, measured here")
+            for m in methods]
+    rows += [(a.label, *(_fmt(a.values.get(k)) for k, _ in POINT_METRICS), a.protocol) for a in references.anchors]
+    lines += [markdown_table(["Model", *(h for _, h in POINT_METRICS), "Data"], rows)]
+    if references.anchors:
+        lines += ["Published rows (from `references.anomaly` of params.yaml) were measured as their Data column says:"]
+        lines += [f"- {a.label}: {a.citation}" for a in references.anchors]
+    lines += [""]
 
     lines += ["## Robustness over training seeds", "",
               "The same protocol with the per-file autoencoders retrained under other seeds (everything else equal):", ""]
-    seed_rows = [(s, _fmt(m["f1"], 3), _fmt(m["far"]), _fmt(m["mar"]), _met(m)) for s, m in sorted(seeds.items())]
-    f1s = [m["f1"] for m in seeds.values()]
-    lines += [markdown_table(["seed", "F1", "FAR %", "MAR %", "targets"], seed_rows),
-              f"Mean F1 over {len(seeds)} seeds: {np.mean(f1s):.3f} (min {np.min(f1s):.3f}).", ""]
+    seed_rows, f1s = [], []
+    for seed in [config.trainer.seed, *seeds]:
+        condition = {} if seed == config.trainer.seed else {"seed": seed}
+        m = results.find("model", **condition)
+        if m["f1"] is not None:
+            f1s.append(m["f1"])
+        seed_rows.append((seed, _fmt(m["f1"], 3), _fmt(m["far"]), _fmt(m["mar"]),
+                          _verdict(_target_rows(results, references, **condition))))
+    lines += [markdown_table(["seed", "F1", "FAR %", "MAR %", "targets"], seed_rows)]
+    if f1s:
+        lines += [f"Mean F1 over {len(f1s)} seeds: {np.mean(f1s):.3f} (min {np.min(f1s):.3f})."]
+    lines += [""]
 
     lines += ["## Change points (NAB, extra)", "",
               f"Predicted change points are the edges of the alarm series (SKAB's convention); detection windows are "
               f"{params.nab_window_s:g} s to the right of each labelled change point.", ""]
-    nab_rows = [(METHOD_LABELS.get(m, m), *(_fmt(results.find(m).get(k)) for k in ("nab_standard", "nab_low_fp", "nab_low_fn")))
-                for m in methods]
-    nab_rows += [(f"SKAB leaderboard: {n}", _fmt(a), _fmt(b), _fmt(c)) for n, a, b, c in NAB_LEADERBOARD]
-    lines += [markdown_table(["Model", "Standard", "LowFP", "LowFN"], nab_rows),
-              "The leaderboard's NAB rows again cover all 34 files.", ""]
+    nab_rows = [(labels.get(m, m), *(_fmt(results.find(m).get(k)) for k, _ in NAB_METRICS)) for m in methods]
+    nab_rows += [(a.label, *(_fmt(a.values.get(k)) for k, _ in NAB_METRICS))
+                 for a in references.anchors if any(k in a.values for k, _ in NAB_METRICS)]
+    lines += [markdown_table(["Model", *(h for _, h in NAB_METRICS)], nab_rows), ""]
 
     lines += ["## Per-file scores", ""]
+    others = [b for b in methods if b != "model"]
     per_rows = []
     for run in runs:
         m = run.confusion("model").metrics()
         per_rows.append((run.key, _fmt(m["f1"]), _fmt(m["far"], 1), _fmt(m["mar"], 1),
-                         *(_fmt(run.confusion(b).metrics()["f1"]) for b in methods if b != "model"),
-                         run.detector.info.get("epochs_run"), _fmt(run.detector.threshold)))
-    lines += [markdown_table(["file", "F1", "FAR %", "MAR %", *(f"F1 {b}" for b in methods if b != "model"), "epochs", "threshold"],
+                         *(_fmt(run.confusion(b).metrics()["f1"]) for b in others),
+                         run.detector.info["fit"]["epochs_run"], _fmt(run.detector.threshold)))
+    lines += [markdown_table(["file", "F1", "FAR %", "MAR %", *(f"F1 {b}" for b in others), "epochs", "threshold"],
                              per_rows), ""]
 
     lines += ["## Signal, score, threshold and labels", ""]
@@ -239,48 +311,49 @@ def _report(results: Results, runs: list[FileRun], seeds: dict, figures: list[st
               markdown_table(["file", "rows", "gaps", "largest gap s", "duplicates", "unsorted", "NaN"], data_rows), ""]
 
     weights = np.array([r.detector.weights for r in runs])
-    losses = []
-    if "model_unweighted" in runs[0].predictions:
-        for r in runs:
-            w, u = r.confusion("model").metrics()["f1"], r.confusion("model_unweighted").metrics()["f1"]
-            if u - w > 0.05:
-                losses.append((r, u, w))
+    if config.sensor_weights == "short_term":
+        residual = ("SKAB's window residual is Σ_s mean_t |x̂ − x|. Ours weights sensor s by "
+                    "w_s = min(1, σ(Δx_s) / (√2 σ(x_s))), the short-term share of its variance in the training rows: ≈ 1 "
+                    "for a sensor whose training rows look like noise, small for a slowly drifting one, whose training "
+                    "rows sample too little of its drift for a z-score to mean much. The weights use the training rows only. "
+                    "Mean weights over the files: "
+                    + ", ".join(f"{s} {w:.2f}" for s, w in zip(runs[0].detector.sensors, weights.mean(axis=0))) + ".")
+    else:
+        residual = "SKAB's window residual Σ_s mean_t |x̂ − x|, every sensor weighted 1."
     lines += ["## Method", "",
-              "- **Model.** Per file, a 1-D convolutional autoencoder from `shared/` (`conv_ae`, spatial_dims 1, one input "
-              "channel per sensor) over windows of 60 rows: strided convolutions 8→32→16 channels (kernel 7, ReLU, dropout "
-              "0.2), an 8-channel code of 15 steps, transposed convolutions back; MSE, Adam 1e-3, batch 32, at most 100 "
-              "epochs with early stopping (patience 5) on the last 10 % of the training windows, as SKAB's Conv-AE.",
-              "- **Residual.** SKAB's window residual is Σ_s mean_t |x̂ − x|. Ours weights sensor s by "
-              "w_s = min(1, σ(Δx_s) / (√2 σ(x_s))), the short-term share of its variance in the training rows: ≈ 1 for a "
-              "sensor whose training rows look like noise, small for a slowly drifting one. In SKAB the two temperature "
-              "sensors drift by many training standard deviations during normal operation (e.g. −12σ before the fault in "
-              "valve1/12), which is where most false alarms of the unweighted residual come from. The weights use the "
-              "training rows only. Mean weights over the files: "
-              + ", ".join(f"{s} {w:.2f}" for s, w in zip(runs[0].detector.sensors, weights.mean(axis=0))) + ".",
-              "- **Point labels.** SKAB's rule: row t is anomalous when the residuals of the windows starting at t−59 … t−1 "
-              "all exceed the threshold, for t from 59 to n_windows − 60; the first 59 and last 118 test rows of each file "
-              "are never flagged (as in SKAB's notebook). The row score is the smallest of those residuals, so a row is "
-              "flagged exactly when its score exceeds the threshold.",
-              "- **Baselines.** PCA T²+Q and Isolation Forest as SKAB implements them (`domains/anomaly/baselines.py` "
-              "documents the quirks kept), fitted on the same training rows and scored on the same test rows.",
-              "- **Global model.** One autoencoder trained on `anomaly-free.csv` (its own standardisation); per file it is "
-              "re-standardised and re-thresholded on the training rows, without retraining.",
-              "- **Model folder.** `models/anomaly` holds one detector folder per benchmark file (`skab/valve1/0/`, …), the "
+              f"- **Model.** {model_description(network, runs[0].detector.code_shape(), config)}",
+              f"- **Residual.** {residual} Largest excursions of normal (label 0) test rows from their file's training "
+              f"rows, in training standard deviations: {_drift_line(runs)}.",
+              f"- **Point labels.** SKAB's rule: row t is anomalous when the residuals of the windows starting at "
+              f"t−{window - 1} … t−1 all exceed the threshold, for t from {window - 1} to n_windows − {window}; the first "
+              f"{window - 1} and last {2 * window - 2} test rows of each file are never flagged (as in SKAB's notebook). The "
+              "row score is the smallest of those residuals, so a row is flagged exactly when its score exceeds the threshold.",
+              f"- **Baselines.** PCA T²+Q ({100 * params.pca_t2q.explained_variance:g} % of the variance, p = "
+              f"{params.pca_t2q.p_value:g}, rolling median of {params.pca_t2q.median_window}, "
+              + ("SKAB's Q limit" if params.pca_t2q.q_limit == "skab" else "the Jackson–Mudholkar Q limit")
+              + f") and Isolation Forest ({params.isolation_forest.n_estimators} trees, contamination "
+              f"{params.isolation_forest.contamination:g}, rolling median of {params.isolation_forest.median_window}), "
+              "written after SKAB's code (`domains/anomaly/baselines.py` documents the quirks kept), fitted on the same "
+              "training rows and scored on the same test rows."]
+    if global_network is not None:
+        lines += [_global_line(runs, global_network, global_file)]
+    lines += ["- **Model folder.** `models/anomaly` holds one detector folder per benchmark file (`skab/valve1/0/`, …), the "
               "seed replicas (`seeds/<seed>/…`), the global detector (`global/`) and `protocol.json` (which folder serves "
               "which file, the protocol and the detector settings). Each folder is a complete model for "
-              "`latente anomaly score`. `global/` knows only the anomaly-free run's operating point (flow ≈ 125 against ≈ 32 in "
-              "the valve files), which is why it needs the per-file recalibration above and still trails per-file training.",
-              "",
-              "## Notes", "",
-              "- The sensor weighting and the architecture were chosen while looking at these 20 files (there is no "
-              "held-out SKAB data in this repository), so the margin over Conv-AE is an in-sample comparison, as the "
-              "leaderboard's own hyperparameters are. The seed table above shows how much of the margin is seed noise.",
-              "- Without the weighting (row `model_unweighted`, SKAB's residual with the same networks) the false-alarm "
-              "rate is the limiting figure. The weighting costs detections in some files (F1 unweighted → weighted): "
-              + ", ".join(f"{r.key} F1 {u:.2f} → {w:.2f}" for r, u, w in losses) + ".",
-              _training_line(runs),
-              "",
-              "Sources: Katser & Kozitsin, *Skoltech Anomaly Benchmark (SKAB)*, Kaggle 2020, DOI 10.34740/KAGGLE/DSV/1693952; "
-              "leaderboard and protocol from github.com/waico/SKAB (README, `notebooks/Conv_AE.ipynb`, `core/t2.py`, "
+              "`latente anomaly score`; its `config.json` holds the trainer's record of the fit (`info.fit`).",
+              ""]
+
+    notes = ["- The sensor weighting and the architecture were chosen while looking at these files (there is no held-out "
+             "SKAB data in this repository), so any comparison with the published rows is in-sample, as the "
+             "leaderboard's own hyperparameters are. The seed table above shows how much of a margin is seed noise."]
+    if "model_unweighted" in methods:
+        losses = [(r.key, r.confusion("model_unweighted").metrics()["f1"], r.confusion("model").metrics()["f1"]) for r in runs]
+        losses = [(k, u, w) for k, u, w in losses if u - w > 0.05]
+        if losses:
+            notes += ["- The weighting costs detections in some files (F1 unweighted → weighted): "
+                      + ", ".join(f"{k} F1 {u:.2f} → {w:.2f}" for k, u, w in losses) + "."]
+    notes += [_training_line(runs)]
+    lines += ["## Notes", "", *notes, "",
+              "Protocol, metrics and baselines follow github.com/waico/SKAB (`notebooks/Conv_AE.ipynb`, `core/t2.py`, "
               "`core/metrics.py`).", ""]
     return "\n".join(lines)

@@ -1,27 +1,30 @@
-"""`latente ecg compress | decompress | evaluate`."""
+"""`latente ecg compress | decompress | evaluate`.
+
+Module-level imports stay light so `latente --help` starts fast; each command imports the
+codec (torch, wfdb) when it runs.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from latente.domains.ecg import codec
-from latente.domains.ecg.evaluate import Codec, evaluate_codecs, load_cases
-from latente.domains.ecg.records import list_records, read_lead, record_stem, write_lead
+from latente.domains.ecg import DOMAIN
 from latente.shared.errors import UserError
-from latente.shared.io import write_bytes
-from latente.shared.models import LoadedModel, load_model
-from latente.shared.results import Results
 
-DOMAIN = "ecg"
-DEFAULT_MODEL = Path("models/ecg/A")
+if TYPE_CHECKING:
+    from latente.shared.models import LoadedModel
+
+DEFAULT_MODEL = Path("models") / DOMAIN / "A"
 
 app = typer.Typer(no_args_is_help=True, help="ECG compression with a learned codec (MIT-BIH / any WFDB record).")
 
 
 def _model(folder: Path) -> LoadedModel:
+    from latente.shared.models import load_model
+
     return load_model(folder, domain=DOMAIN)
 
 
@@ -46,13 +49,18 @@ def compress(
     force: bool = typer.Option(False, help="overwrite OUT if it exists"),
 ) -> None:
     """Compress one lead of a WFDB record."""
+    from latente.domains.ecg import model as codec
+    from latente.domains.ecg.data import read_lead
+    from latente.domains.ecg.metrics import compression_ratio
+    from latente.shared.io import write_bytes
+
     loaded = _model(model)
     if out.exists() and not force:
         raise UserError(out, "already exists", "pass --force to overwrite it")
     signal = read_lead(record, lead, min_samples=loaded.preprocessing["window"])
     data = codec.compress(loaded, signal, _bits(loaded, bits), max_error)
     write_bytes(out, data, force=force)
-    cr = codec.compression_ratio(len(signal.adc), len(data))
+    cr = compression_ratio(len(signal.adc), len(data))
     print(f"{out}: {len(data)} bytes, CR {cr:.2f} ({signal.seconds:.0f} s of lead {signal.name})", file=sys.stderr)
 
 
@@ -64,6 +72,9 @@ def decompress(
     force: bool = typer.Option(False, help="overwrite the record if it exists"),
 ) -> None:
     """Decode a compressed file back to a WFDB record readable by wfdb.rdrecord."""
+    from latente.domains.ecg import model as codec
+    from latente.domains.ecg.data import record_stem, write_lead
+
     data = _read_input(compressed)
     codec.read_header(data, str(compressed))
     stem = record_stem(out_record)
@@ -83,6 +94,10 @@ def evaluate(
     json_out: bool = typer.Option(False, "--json", help="print the results JSON on stdout"),
 ) -> None:
     """CR, PRD, PRDN, SNR, QS and R-peak F1 of the model and of the wavelet baseline at matched CR."""
+    from latente.domains.ecg.data import list_records
+    from latente.domains.ecg.evaluation import Codec, evaluate_codecs, load_cases
+    from latente.shared.results import Results
+
     loaded = _model(model)
     stems = list_records(records, names.split(",") if names else None)
     cases = load_cases(stems, lead, loaded.preprocessing["window"])

@@ -1,11 +1,17 @@
-"""ECG compression metrics (PRD on ADC − baseline, PRDN, SNR, QS) and R-peak preservation."""
+"""ECG compression metrics (CR, PRD on ADC − baseline, PRDN, SNR, QS) and R-peak preservation."""
 from __future__ import annotations
 
 import numpy as np
 import wfdb.processing
 
 MIT_BIH_BASELINE = 1024
+BITS_PER_SAMPLE = 11  # MIT-BIH original resolution: the CR reference
 RPEAK_TOLERANCE_S = 0.150
+
+
+def compression_ratio(n_samples: int, n_bytes: int) -> float:
+    """CR: every byte of the file against the original at 11 bits per sample."""
+    return BITS_PER_SAMPLE * n_samples / (8 * n_bytes)
 
 
 def prd(original: np.ndarray, decoded: np.ndarray, baseline: float = MIT_BIH_BASELINE) -> float:

@@ -1,13 +1,12 @@
 """Params schemas of the ECG stages; each stage sees only its own keys."""
 from __future__ import annotations
 
-
 import pydantic
 
-from latente.shared.models import AutoencoderConfig
+from latente.shared.models.config import AutoencoderConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
-from latente.shared.trainer import TrainerConfig
+from latente.shared.params import TrainerConfig
 
 
 class FetchParams(StrictParams):
@@ -22,19 +21,18 @@ class PrepareParams(StrictParams):
     seconds: float | None = pydantic.Field(None, gt=0)  # use only the first seconds of each record
 
 
+class CodecVariant(StrictParams):
+    """What one named model changes in `model`: its rate weight, which sets its operating point."""
+
+    rate_weight: float = pydantic.Field(ge=0)
+
+
 class TrainParams(StrictParams):
     window: int = pydantic.Field(1024, ge=64)
     hop: int | None = pydantic.Field(None, ge=1)  # between training windows; default: the window
     model: AutoencoderConfig
     trainer: TrainerConfig
-    variants: dict[str, dict] = pydantic.Field(default_factory=dict)
-
-    def variant_configs(self) -> dict[str, AutoencoderConfig]:
-        """One model per named variant (overrides of `model`), or just `model` as 'default'."""
-        if not self.variants:
-            return {"default": self.model}
-        base = self.model.model_dump()
-        return {name: AutoencoderConfig.model_validate({**base, **over}) for name, over in self.variants.items()}
+    variants: dict[str, CodecVariant] = pydantic.Field(default_factory=dict)  # none: one model, "default"
 
 
 class OperatingPoint(StrictParams):
@@ -49,5 +47,5 @@ class EvaluateParams(StrictParams):
     seconds: float | None = pydantic.Field(None, gt=0)  # evaluate only the first seconds of each record
     operating_points: dict[str, OperatingPoint]
     rate_distortion: tuple[OperatingPoint, ...] = ()
-    wavelet_target_crs: tuple[float, ...] = (32.25, 50.0)
-    wavelet_target_prd: float = 2.73
+    wavelet_target_crs: tuple[float, ...]  # CRs at which the wavelet baseline's PRD is reported
+    wavelet_target_prd: float = pydantic.Field(gt=0)  # PRD at which its CR is reported

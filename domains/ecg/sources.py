@@ -5,14 +5,18 @@ against it. Mirror paths (`records/100.hea`) map to PhysioNet's flat layout (`10
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from wfdb.io import _url
 from wfdb.io.download import dl_full_file
 
+from latente.domains.ecg import DOMAIN
+from latente.domains.ecg.params import FetchParams
 from latente.shared.errors import UserError
-from latente.shared.io import atomic_path
-from latente.shared.sources import MIRROR_HINT, file_sha256
+from latente.shared.io import atomic_dir, atomic_path, write_json
+from latente.shared.sources import MIRROR_HINT, fetch_files, file_sha256
+from latente.shared.stage import DomainPaths
 
 PHYSIONET_MITDB = "https://physionet.org/files/mitdb/1.0.0"
 
@@ -48,3 +52,11 @@ def download_physionet(files: list[str], dest: Path, base_url: str = PHYSIONET_M
                 raise UserError(url, "not listed in the database's SHA256SUMS.txt")
             if file_sha256(tmp) != sums[name]:
                 raise UserError(url, "sha256 does not match the published SHA256SUMS.txt")
+
+
+def fetch(params: FetchParams, paths: DomainPaths) -> None:
+    """The source's files into data/raw/ecg, with SOURCE.json saying where they came from."""
+    canonical = partial(download_physionet, base_url=params.source.location) if params.source.location else download_physionet
+    with atomic_dir(paths.raw) as tmp:
+        origin = fetch_files(DOMAIN, params.source, tmp, canonical=canonical if params.source.kind == "canonical" else None)
+        write_json(tmp / "SOURCE.json", {"origin": origin, "files": list(params.source.files)})

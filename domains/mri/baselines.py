@@ -3,8 +3,8 @@
 - `gaussian`: a 3-D Gaussian filter whose width is picked per volume and noise level from
   `GAUSSIAN_WIDTHS` by the best in-mask PSNR against the clean volume (an oracle choice,
   which flatters this baseline);
-- `nlm`: skimage's non-local means per axial slice (h = 0.8σ, true σ, fast mode, patch 5,
-  distance 6), the setting of ../shared/BASELINES.md;
+- `nlm`: skimage's non-local means per axial slice, in fast mode with the true σ, h = 0.8σ,
+  5 × 5 patches searched within a distance of 6 (`NLM_SETTINGS`);
 - `bm3d`: the `bm3d` package per axial slice with the true σ (both stages).
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from scipy.ndimage import gaussian_filter
 
 from latente.domains.mri.metrics import psnr
 
-BASELINES = ("noisy", "gaussian", "nlm", "bm3d")
 GAUSSIAN_WIDTHS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.2, 1.4)
+NLM_SETTINGS = {"patch_size": 5, "patch_distance": 6, "h_per_sigma": 0.8}
 
 
 def best_gaussian(noisy: np.ndarray, clean: np.ndarray, mask: np.ndarray, zs: slice) -> tuple[np.ndarray, float]:
@@ -35,7 +35,8 @@ def best_gaussian(noisy: np.ndarray, clean: np.ndarray, mask: np.ndarray, zs: sl
 def nlm_slice(image: np.ndarray, sigma: float) -> np.ndarray:
     from skimage.restoration import denoise_nl_means
 
-    return denoise_nl_means(image, patch_size=5, patch_distance=6, h=0.8 * sigma, sigma=sigma, fast_mode=True)
+    return denoise_nl_means(image, patch_size=NLM_SETTINGS["patch_size"], patch_distance=NLM_SETTINGS["patch_distance"],
+                            h=NLM_SETTINGS["h_per_sigma"] * sigma, sigma=sigma, fast_mode=True)
 
 
 def bm3d_slice(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -1,30 +1,33 @@
-"""`latente mri denoise | evaluate`."""
+"""`latente mri denoise | evaluate`.
+
+Only light modules are imported here, so that `latente --help` starts fast; each command
+imports the heavy ones (torch, MONAI, nibabel) when it runs.
+"""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from latente.shared.errors import UserError
-from latente.shared.io import refuse_existing
-from latente.shared.models import LoadedModel, load_model
-from latente.shared.report import markdown_table
-from latente.shared.results import Results
 
 from latente.domains.mri import DOMAIN
-from latente.domains.mri.baselines import BASELINES
-from latente.domains.mri.denoiser import denoise_values, prepare_for_inference
-from latente.domains.mri.evaluation import evaluate_cases, load_case
-from latente.domains.mri.volumes import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
+from latente.domains.mri.params import BASELINES
 
-DEFAULT_MODEL = Path("models/mri")
+if TYPE_CHECKING:
+    from latente.shared.models import LoadedModel
+
+DEFAULT_MODEL = Path("models") / DOMAIN
 
 app = typer.Typer(no_args_is_help=True, help="MRI denoising with a noise-blind residual denoising autoencoder (NIfTI volumes).")
 
 
 def _model(folder: Path) -> LoadedModel:
+    from latente.domains.mri.model import prepare_for_inference
+    from latente.shared.models import load_model
+
     loaded = load_model(folder, domain=DOMAIN)
     prepare_for_inference(loaded.model)
     return loaded
@@ -42,6 +45,12 @@ def denoise(
     force: bool = typer.Option(False, help="overwrite OUTPUT if it exists"),
 ) -> None:
     """Denoise a volume; the output keeps the input's header, affine, orientation, dtype and intensity range."""
+    import numpy as np
+
+    from latente.domains.mri.data import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
+    from latente.domains.mri.model import denoise_values
+    from latente.shared.io import refuse_existing
+
     loaded = _model(model)
     if not is_nifti_name(output):
         raise UserError(output, "output must end in .nii or .nii.gz")
@@ -98,6 +107,10 @@ def evaluate(
     Rows carry `volume` and `noise`; rows with only `noise` average the volumes; the rows with an
     empty condition give each method's mean `seconds` per axial slice.
     """
+    from latente.domains.mri.evaluation import evaluate_cases, load_case
+    from latente.shared.report import markdown_table
+    from latente.shared.results import Results
+
     extra = [arg for arg in ctx.args]
     for arg in extra:
         if arg.startswith("-"):

@@ -1,31 +1,145 @@
-"""Training data: axial slices of the training volumes, split by slice blocks into train/val.
+"""The MRI data: NIfTI volumes (reading, checking, reorienting, writing) and the training slices.
 
-Volumes are stored axial-first ([Z, X, Y], RAS) on a [0, 1] scale. A model input is a stack
-of `2·context + 1` adjacent axial slices (2.5-D); the model denoises every slice of it.
+Volumes are read with MONAI's `LoadImage` (nibabel reader). Writing goes through nibabel with the
+input's own header: the voxel values are converted back to the input's on-disk dtype and
+scaling (scl_slope / scl_inter), so the written header is byte-identical to the input's.
+
+The prepared training data holds the training volumes axial-first ([Z, X, Y], RAS) on a [0, 1]
+scale, with their brain masks, and the axial slices split by blocks into train and val. A model
+input is a stack of `2·context + 1` adjacent axial slices (2.5-D); the model denoises its centre.
 """
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
+from nibabel.openers import ImageOpener
+from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 from safetensors.torch import load_file
+from scipy.ndimage import gaussian_filter
 from torch.utils.data import Dataset
 
 from latente.shared.errors import UserError
-from latente.shared.io import atomic_dir, read_json, write_json
+from latente.shared.io import atomic_dir, read_json, write_bytes, write_json
 from latente.shared.models.store import save_tensors
 from latente.shared.noise import corrupt
+from latente.shared.stage import DomainPaths
 
 from latente.domains.mri.params import PatchParams, PrepareParams
-from latente.domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+TRAINING_ORIENTATION = ("R", "A", "S")
+
+
+@dataclass
+class Volume:
+    """A checked NIfTI volume: float32 voxels in the file's units, and the nibabel image."""
+
+    path: Path
+    data: np.ndarray
+    image: nib.Nifti1Image
+    disk_header: nib.Nifti1Header  # as stored, scl_slope/scl_inter included (nibabel clears them on load)
+
+    @property
+    def axcodes(self) -> tuple[str, ...]:
+        return tuple(nib.aff2axcodes(self.image.affine))
+
+
+def is_nifti_name(path: Path) -> bool:
+    return path.name.endswith(NIFTI_SUFFIXES)
+
+
+def read_volume(path: str | Path, allow_4d: bool = False) -> Volume:
+    """Load and check a 3-D (or, when allowed, 4-D) NIfTI volume; every problem is a UserError."""
+    from monai.transforms import LoadImage
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(path, "file not found")
+    try:
+        image = nib.load(path)
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as err:
+        raise UserError(path, f"not a readable NIfTI file ({str(err).splitlines()[0]})", "give a .nii or .nii.gz volume") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise UserError(path, f"is a {type(image).__name__}, not a NIfTI file", "convert it to .nii or .nii.gz")
+    dims = len(image.shape)
+    if dims == 4 and image.shape[3] == 1:
+        dims = 3
+    if dims not in ((3, 4) if allow_4d else (3,)):
+        wanted = "a 3-D or 4-D volume" if allow_4d else "a 3-D volume"
+        raise UserError(path, f"has {len(image.shape)} dimensions {tuple(image.shape)}; {wanted} is needed")
+    try:
+        data = np.asarray(LoadImage(reader="NibabelReader", image_only=True, dtype=np.float32)(str(path)))
+    except Exception as err:  # nibabel raises many kinds of errors on truncated or corrupt files
+        raise UserError(path, f"voxel data could not be read ({str(err).splitlines()[0]})") from None
+    data = data.reshape(image.shape[:3] + ((image.shape[3],) if dims == 4 else ()))
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise UserError(path, f"{bad} voxels are NaN or Inf", "fix or mask them before denoising")
+    if not np.any(data):
+        raise UserError(path, "every voxel is zero; there is nothing to denoise")
+    if float(data.min()) == float(data.max()):
+        raise UserError(path, f"every voxel has the same value ({float(data.min()):g}); there is nothing to denoise")
+    with ImageOpener(path) as fh:
+        disk_header = type(image.header).from_fileobj(fh)
+    return Volume(path, data, image, disk_header)
+
+
+def unit_scale(data: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Min–max rescaling to [0, 1] (how clean volumes are scaled for training); returns (scaled, lo, hi)."""
+    lo, hi = float(data.min()), float(data.max())
+    return ((data - lo) / (hi - lo)).astype(np.float32), lo, hi
+
+
+def to_orientation(data: np.ndarray, affine: np.ndarray, codes: tuple[str, ...]) -> np.ndarray:
+    """The first three axes of `data` permuted/flipped so that they run along `codes`."""
+    transform = ornt_transform(io_orientation(affine), axcodes2ornt(codes))
+    return np.ascontiguousarray(apply_orientation(data, transform))
+
+
+def from_orientation(data: np.ndarray, affine: np.ndarray, codes: tuple[str, ...]) -> np.ndarray:
+    """Inverse of `to_orientation`: back to the voxel layout that `affine` describes."""
+    transform = ornt_transform(axcodes2ornt(codes), io_orientation(affine))
+    return np.ascontiguousarray(apply_orientation(data, transform))
+
+
+def on_disk_values(volume: Volume, data: np.ndarray) -> np.ndarray:
+    """`data` (file units) as the raw values the input stores: its dtype, scaling and value range."""
+    proxy = volume.image.dataobj
+    slope = float(getattr(proxy, "slope", 1.0))
+    inter = float(getattr(proxy, "inter", 0.0))
+    dtype = volume.image.get_data_dtype()
+    raw_in = np.asanyarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asanyarray(proxy)
+    raw = (np.clip(data, volume.data.min(), volume.data.max()) - inter) / slope
+    if np.issubdtype(dtype, np.integer):
+        raw = np.rint(raw)
+    raw = np.clip(raw, raw_in.min(), raw_in.max())
+    return raw.reshape(raw_in.shape).astype(dtype)
+
+
+def write_like(volume: Volume, data: np.ndarray, out: str | Path, force: bool = False) -> Path:
+    """Write `data` (file units, same shape) with the input's header, affine, dtype and scaling."""
+    out = Path(out)
+    if not is_nifti_name(out):
+        raise UserError(out, "output must end in .nii or .nii.gz")
+    image = type(volume.image)(on_disk_values(volume, data), volume.image.affine, volume.image.header)
+    for field in ("scl_slope", "scl_inter"):
+        image.header[field] = volume.disk_header[field]
+    payload = image.to_bytes()
+    if out.name.endswith(".gz"):
+        payload = gzip.compress(payload, compresslevel=6, mtime=0)
+    write_bytes(out, payload, force=force)
+    return out
+
 
 SPLIT_FILE = "split.json"
 TENSOR_FILE = "train.safetensors"
-VAL_BLOCK = 10
-FOREGROUND = 0.05  # clean intensity above which a voxel is head, as in the evaluation mask  # slices per validation block: neighbouring slices are near copies of each other
+VAL_BLOCK = 10  # slices per validation block: neighbouring slices are near copies of each other
+FOREGROUND = 0.05  # clean intensity above which a voxel is head, as in the evaluation mask
 
 
 def axial_first(volume: np.ndarray) -> np.ndarray:
@@ -42,8 +156,9 @@ def split_slices(brain: np.ndarray, min_fraction: float, val_fraction: float) ->
     return [z for z in keep if z not in set(val)], val
 
 
-def prepare(params: PrepareParams, raw: Path, out: Path) -> dict:
+def prepare(params: PrepareParams, paths: DomainPaths) -> None:
     """Rescale each training volume to [0, 1], keep its brain mask, pick and split its slices."""
+    raw = paths.raw
     tensors: dict[str, torch.Tensor] = {}
     split = {"volumes": list(params.train_volumes), "test_volumes": list(params.test_volumes), "train": [], "val": [], "brain_scale": []}
     for name in params.test_volumes:
@@ -63,10 +178,9 @@ def prepare(params: PrepareParams, raw: Path, out: Path) -> dict:
         split["train"] += [[i, z] for z in train]
         split["val"] += [[i, z] for z in val]
         split["brain_scale"].append(float(np.percentile(scaled[brain], 99.9)))
-    with atomic_dir(out) as tmp:
+    with atomic_dir(paths.prepared) as tmp:
         save_tensors(tensors, tmp / TENSOR_FILE)
         write_json(tmp / SPLIT_FILE, split)
-    return split
 
 
 @dataclass

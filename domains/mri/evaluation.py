@@ -1,4 +1,4 @@
-"""The evaluation protocol, shared by `evaluate@mri` and `latente mri evaluate`.
+"""The evaluation protocol, shared by the evaluate stage and `latente mri evaluate`.
 
 Each clean test volume is rescaled to [0, 1] (min–max) and put in RAS orientation. For each
 noise level one seeded noisy volume is drawn and every method gets exactly that input. The
@@ -16,14 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from latente.shared.models import Autoencoder
+from latente.shared.models import Autoencoder, load_model
 from latente.shared.noise import corrupt
+from latente.shared.params import PARAMS_FILE, stage_params
 from latente.shared.results import Results
+from latente.shared.report import load_references
+from latente.shared.stage import DomainPaths
 
+from latente.domains.mri import DOMAIN
 from latente.domains.mri.baselines import GAUSSIAN_WIDTHS, best_gaussian, denoise_slices
-from latente.domains.mri.denoiser import denoise_values
+from latente.domains.mri.data import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
 from latente.domains.mri.metrics import all_metrics
-from latente.domains.mri.volumes import TRAINING_ORIENTATION, read_volume, to_orientation, unit_scale
+from latente.domains.mri.model import denoise_values, prepare_for_inference
+from latente.domains.mri.params import EvaluateParams, TrainParams
+from latente.domains.mri.report import write_report
 
 METRICS = ("psnr", "ssim", "psnr_mask", "ssim_mask")
 
@@ -117,3 +123,24 @@ def evaluate_cases(
     for method in every:
         results.add(method, {"seconds": seconds[method] / max(slices_done, 1)})
     return outputs
+
+
+def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
+    """Score the trained model and the baselines on the test volumes; write metrics.json and the report.
+
+    The report describes the model from its saved config and training record, and from the
+    `train` params that trained it (the trainer settings are not saved with the weights).
+    """
+    loaded = load_model(paths.model, domain=DOMAIN)
+    model = prepare_for_inference(loaded.model)
+    names = loaded.meta["data"]["test_volumes"]
+    cases = [load_case(paths.raw / name, params.slices, params.mask_threshold) for name in names]
+    results = Results(DOMAIN, f"{paths.raw} (test volumes; the model trained on {', '.join(loaded.meta['data']['train_volumes'])})", names)
+    outputs = evaluate_cases(cases, model, params.noise, params.kind, params.seed, params.methods, results)
+    started = time.perf_counter()
+    denoise_values(model, cases[0].clean)  # whole test volume, every axial slice
+    whole_volume = {"shape": list(cases[0].clean.shape), "seconds": time.perf_counter() - started}
+    params_file = paths.root / PARAMS_FILE
+    train = stage_params(DOMAIN, "train", TrainParams, params_file)
+    write_report(paths, params, train, load_references(DOMAIN, params_file), results, cases, outputs, loaded, whole_volume)
+    results.write(paths.metrics)

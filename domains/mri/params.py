@@ -5,12 +5,13 @@ from typing import Literal
 
 import pydantic
 
-from latente.shared.models import AutoencoderConfig
+from latente.shared.models.config import AutoencoderConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
-from latente.shared.trainer import TrainerConfig
+from latente.shared.params import TrainerConfig
 
-from latente.domains.mri.baselines import BASELINES
+# the methods the model is scored beside: the noisy input itself and the classical denoisers of baselines.py
+BASELINES = ("noisy", "gaussian", "nlm", "bm3d")
 
 
 class FetchParams(StrictParams):
@@ -51,20 +52,11 @@ class PatchParams(StrictParams):
 
 
 class TrainParams(StrictParams):
+    """`model` declares the denoiser whole; `model.model_config` checks that it fits the 2.5-D slice stacks."""
+
     model: AutoencoderConfig
     patches: PatchParams = PatchParams()
     trainer: TrainerConfig = TrainerConfig()
-
-    @pydantic.model_validator(mode="after")
-    def _denoiser(self) -> "TrainParams":
-        cfg = self.model
-        if cfg.architecture != "conv" or cfg.spatial_dims != 2 or cfg.latent_dim is not None:
-            raise ValueError("the MRI denoiser is a 2-D convolutional model with a code map (no latent_dim)")
-        if cfg.outputs != 1:
-            raise ValueError("out_channels must be 1: the centre slice is denoised, its neighbours are context")
-        if cfg.corruption is None or cfg.corruption.kind not in ("rician", "gaussian"):
-            raise ValueError("model.corruption must be rician or gaussian noise")
-        return self
 
 
 class EvaluateParams(StrictParams):

@@ -1,43 +1,34 @@
-"""reports/mri/report.md: target table, noise curves, slice panels with difference maps, times."""
+"""reports/mri/report.md: targets, every method's figures, noise curves, slice panels, times, the model.
+
+Every sentence about the model is rendered from its saved config, its training record and the
+`train` params that trained it, and every target from `references.mri` of params.yaml, so the
+report of an experiment describes and judges what was actually run.
+"""
 from __future__ import annotations
 
 import json
+import math
+import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from latente.shared.io import write_text
-from latente.shared.models import LoadedModel
-from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.report import References, check_target, figure_backend, markdown_table, save_figure, target_table, write_plot_csv
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
-from latente.domains.mri.evaluation import Case, CaseOutputs
-from latente.domains.mri.params import EvaluateParams
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.baselines import NLM_SETTINGS
+from latente.domains.mri.params import EvaluateParams, TrainParams
 
-# ../shared/BASELINES.md: in-mask PSNR (dB) on MNI152, central 40 axial slices, measured independently
-REFERENCE_PSNR_MASK = {
-    0.03: {"noisy": 30.47, "gaussian": 34.38, "nlm": 35.90, "bm3d": 37.12},
-    0.05: {"noisy": 26.03, "gaussian": 32.43, "nlm": 32.66, "bm3d": 34.23},
-    0.07: {"noisy": 23.12, "gaussian": 31.24, "nlm": 30.31, "bm3d": 32.35},
-    0.09: {"noisy": 20.95, "gaussian": 30.35, "nlm": 28.51, "bm3d": 30.90},
-}
-TARGET_LEVELS = (0.03, 0.05, 0.07, 0.09)
-NLM_MARGIN_DB = 1.5
+if TYPE_CHECKING:
+    from latente.domains.mri.evaluation import Case, CaseOutputs
+    from latente.shared.models import AutoencoderConfig, LoadedModel
+
 LABELS = {"model": "model (DAE)", "noisy": "noisy", "gaussian": "Gaussian 3-D", "nlm": "NLM 2-D", "bm3d": "BM3D 2-D"}
-
-
-def target_rows(results: Results, levels: tuple[float, ...], methods: tuple[str, ...]) -> list[list]:
-    """Per target level: the model's in-mask figures, its margins over NLM and BM3D, and each target's verdict."""
-    rows = []
-    for level in [lv for lv in levels if lv in TARGET_LEVELS and {"nlm", "bm3d"} <= set(methods)]:
-        model, nlm, bm3d = (results.find(m, noise=level) for m in ("model", "nlm", "bm3d"))
-        over_nlm = model["psnr_mask"] - nlm["psnr_mask"]
-        over_bm3d = model["psnr_mask"] - bm3d["psnr_mask"]
-        ssim_gap = model["ssim_mask"] - max(nlm["ssim_mask"], bm3d["ssim_mask"])
-        verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
-        rows.append([level, model["psnr_mask"], model["ssim_mask"], over_nlm, verdict(over_nlm >= NLM_MARGIN_DB),
-                     over_bm3d, verdict(over_bm3d >= 0), ssim_gap, verdict(ssim_gap >= 0)])
-    return rows
+RAYLEIGH_MEAN = math.sqrt(math.pi / 2)  # mean of Rician noise on a zero background, in units of σ
+NOISE_FORMULAS = {"rician": "√((x+n₁)²+n₂²), n₁, n₂ ~ N(0, σ²)", "gaussian": "x+n, n ~ N(0, σ²)"}  # as `latente.shared.noise.corrupt` adds it
 
 
 def _curves(results: Results, params: EvaluateParams, paths: DomainPaths) -> str:
@@ -84,16 +75,59 @@ def _panel(case: Case, out: CaseOutputs, level: float, methods: tuple[str, ...],
     return f"figures/{name}"
 
 
-def _input_sentence(context: int) -> str:
+def input_sentence(config: AutoencoderConfig) -> str:
+    """How slices enter the model, from its input channels."""
+    context = config.context_channels // 2
     if not context:
         return "Input: one axial slice at a time (2-D)."
     return (f"Input: each axial slice with its {context} neighbour{'s' if context > 1 else ''} on each side as extra "
-            "channels (2.5-D, as in Jiang et al. 2018); the network predicts the centre slice's noise.")
+            f"channels ({config.in_channels} channels, 2.5-D); the network denoises the centre slice.")
+
+
+def model_title(config: AutoencoderConfig) -> str:
+    return f"noise-blind {'residual ' if config.residual else ''}denoising autoencoder"
+
+
+def describe_model(config: AutoencoderConfig, train: TrainParams, fit: dict) -> str:
+    """The model paragraph: architecture, input, noise, training, from what was saved and run."""
+    corruption = config.corruption
+    assert corruption is not None
+    trainer, patches = train.trainer, train.patches
+    blocks = len(config.channels)
+    architecture = (
+        f"A convolutional denoising autoencoder (`{config.name}`): {blocks} encoder block{'s' if blocks > 1 else ''} "
+        f"of {'/'.join(map(str, config.channels))} channels ({config.kernel_size}×{config.kernel_size} kernels, strides "
+        f"{'/'.join(map(str, config.strides))}) down to a {config.latent_channels}-channel code map, and a mirrored decoder. "
+    )
+    output = ("Residual (DnCNN-style): the network predicts the noise, which is subtracted from the centre slice. "
+              if config.residual else "The network predicts the clean centre slice directly. ")
+    noise = (f"Noise-blind: one model for every level, trained on {corruption.kind} noise with σ drawn uniformly from "
+             f"[{corruption.level[0]:g}, {corruption.level[1]:g}] and never told σ. ")
+    kept = (f"the moving average of the training weights (decay {trainer.ema_decay:g})" if trainer.ema_decay is not None
+            else "the training weights")
+    resumed = f", resumed from a checkpoint after epoch {fit['resumed_from_epoch']}" if fit["resumed_from_epoch"] else ""
+    training = (
+        f"Training: {fit['epochs_run']} epochs (of {trainer.epochs}) of {patches.per_epoch} random {patches.size}×{patches.size} "
+        f"patches, batch {trainer.batch_size}, learning rate {trainer.lr:g} ({trainer.scheduler} schedule). The saved weights are "
+        f"{kept} at the epoch that validated best: epoch {fit['best_epoch']}, validation loss {fit['best_val_loss']:.4g}. "
+        f"{fit['seconds'] / 60:.1f} min ({fit['cpu_seconds'] / 60:.1f} CPU min) of training in all{resumed}."
+    )
+    return architecture + output + input_sentence(config) + " " + noise + training
+
+
+def literature(references: References) -> str:
+    """Published anchors of `references.mri`: who, on what protocol, with which figures."""
+    metrics = sorted({name for anchor in references.anchors for name in anchor.values})
+    rows = [[a.label, *[a.values.get(m) for m in metrics], a.protocol] for a in references.anchors]
+    cited = "".join(f"- {a.label}: {a.citation}\n" for a in references.anchors)
+    return markdown_table(["work", *metrics, "protocol"], rows, digits=2) + "\n" + cited
 
 
 def write_report(
     paths: DomainPaths,
     params: EvaluateParams,
+    train: TrainParams,
+    references: References,
     results: Results,
     cases: list[Case],
     outputs: list[CaseOutputs],
@@ -103,34 +137,31 @@ def write_report(
     figure_backend()
     methods = ("model", *params.methods)
     levels = params.noise
-    info, data = loaded.info, loaded.meta["data"]
+    config, fit, data = loaded.model.config, loaded.info, loaded.meta["data"]
     slab = cases[0].zs
+    nlm = NLM_SETTINGS
+    checks = [check_target(results, target) for target in references.targets]
     parts = [
-        "# MRI denoising: noise-blind residual denoising autoencoder vs NLM and BM3D\n",
+        f"# MRI denoising: {model_title(config)} vs {', '.join(LABELS[m] for m in params.methods if m != 'noisy')}\n",
         f"Trained on {', '.join(data['train_volumes'])} ({data['train_slices']} training and {data['val_slices']} validation "
         f"axial slices that hold brain); tested on {', '.join(data['test_volumes'])}, a volume never seen in training "
-        f"(split by volume). One model covers every noise level (noise-blind; trained on {loaded.preprocessing['noise_kind']} "
-        f"noise with σ drawn uniformly from {loaded.preprocessing['noise_levels']}). "
-        + _input_sentence(loaded.preprocessing["context_slices"]) + "\n",
-        f"**Protocol.** Clean volume rescaled to [0, 1]; {params.kind} noise √((x+n₁)²+n₂²) (seed {params.seed}; the same noisy "
-        f"volume for every method); axial slices {slab.start}–{slab.stop - 1} ({slab.stop - slab.start} central slices, as in "
-        f"../shared/BASELINES.md) are scored. `psnr_mask`/`ssim_mask` are inside clean > {params.mask_threshold} (the headline); "
+        "(split by volume).\n",
+        f"**Protocol.** Clean volume rescaled to [0, 1]; {params.kind} noise {NOISE_FORMULAS[params.kind]} (seed {params.seed}; the same noisy "
+        f"volume for every method); axial slices {slab.start}–{slab.stop - 1} ({slab.stop - slab.start} central slices) are scored. "
+        f"`psnr_mask`/`ssim_mask` are inside clean > {params.mask_threshold} (the headline); "
         "`psnr`/`ssim` cover the whole slab. SSIM is MONAI's 2-D SSIM per slice (Gaussian window σ = 1.5). "
         "The model gets the noisy volume exactly as `latente mri denoise` would (min–max rescaled, denoised, scaled back). "
-        "NLM (skimage, h = 0.8σ, patch 5, distance 6, fast mode) and BM3D (`bm3d` package, slice by slice) are given the "
-        "**true** σ; the Gaussian filter's width is the oracle best of a grid per level "
-        f"({', '.join(f'{lv:g}: {w:g} vox' for lv, w in outputs[0].gaussian_width.items())}).\n",
-        "## Targets (in mask): PSNR ≥ NLM + 1.5 dB and ≥ BM3D; SSIM ≥ both\n",
-        markdown_table(["σ", "model PSNR", "model SSIM", "PSNR − NLM (dB)", "≥ 1.5 dB", "PSNR − BM3D (dB)", "≥ 0",
-                        "SSIM − best of NLM/BM3D", "≥ 0"], target_rows(results, levels, params.methods), digits=4),
-        "\n## In-mask PSNR (dB) of every method, beside ../shared/BASELINES.md\n",
-        markdown_table(["σ", *[LABELS[m] for m in methods], *[f"ref. {LABELS[m]}" for m in params.methods]],
-                       [[lv, *[results.find(m, noise=lv)["psnr_mask"] for m in methods],
-                         *[REFERENCE_PSNR_MASK.get(lv, {}).get(m) for m in params.methods]] for lv in levels], digits=2),
+        f"NLM (skimage, h = {nlm['h_per_sigma']:g}σ, patch {nlm['patch_size']}, distance {nlm['patch_distance']}, fast mode) "
+        "and BM3D (`bm3d` package, slice by slice) are given the **true** σ; the Gaussian filter's width is the oracle best "
+        f"of a grid per level ({', '.join(f'{lv:g}: {w:g} vox' for lv, w in outputs[0].gaussian_width.items())}).\n",
+        "## Targets\n",
+        target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n",
+        "\n## In-mask PSNR (dB)\n",
+        markdown_table(["σ", *[LABELS[m] for m in methods]], [[lv, *[results.find(m, noise=lv)["psnr_mask"] for m in methods]] for lv in levels], digits=2),
         "\n## In-mask SSIM\n",
         markdown_table(["σ", *[LABELS[m] for m in methods]], [[lv, *[results.find(m, noise=lv)["ssim_mask"] for m in methods]] for lv in levels], digits=4),
         "\n## Whole slab (background included)\n",
-        "Rician noise leaves a positive bias (≈ 1.25σ) on the zero background. The classical filters keep it; a "
+        f"Rician noise leaves a positive bias (σ·√(π/2) ≈ {RAYLEIGH_MEAN:.2f}σ) on the zero background. The classical filters keep it; a "
         "learned denoiser can remove it, and the background then dominates these figures.\n",
         markdown_table(["σ", *[f"{LABELS[m]} PSNR" for m in methods], *[f"{LABELS[m]} SSIM" for m in methods]],
                        [[lv, *[results.find(m, noise=lv)["psnr"] for m in methods], *[results.find(m, noise=lv)["ssim"] for m in methods]] for lv in levels], digits=3),
@@ -143,21 +174,17 @@ def write_report(
     depth = cases[0].clean.shape[2]
     time_rows = [[LABELS[m], results.find(m)["seconds"], results.find(m)["seconds"] * depth] for m in methods if m != "noisy"]
     parts += [
-        "\n## Times (this evaluate run, shared 2-core CPU)\n",
+        f"\n## Times (this evaluate run, {os.cpu_count()} CPU cores)\n",
         f"Seconds per axial slice of the test volume, and × {depth} slices for the whole volume. The model's whole-volume "
         f"time was also measured directly: **{whole_volume['seconds']:.1f} s** for {whole_volume['shape']}. "
-        "`python -m bench.mri` measures the 181×217×181 target volume under controlled threads (bench/results/mri.json).\n",
+        "`python -m bench.mri` times a whole training volume under controlled threads (bench/results/mri.json).\n",
         markdown_table(["method", "s / slice", "s / volume (per-slice × slices)"], time_rows, digits=3),
         "\n## Model\n",
+        describe_model(config, train, fit) + "\n",
         "```json\n" + json.dumps(loaded.meta["model"]) + "\n```\n",
-        f"Training: {info.get('epochs_run')} epochs, best validation loss {info.get('best_val_loss', float('nan')):.4g} at epoch "
-        f"{info.get('best_epoch')}; {info.get('train_seconds', 0) / 60:.1f} min in the last run"
-        + (f", which resumed from a checkpoint after epoch {info['resumed_after_epoch']}" if info.get("resumed_after_epoch") else "")
-        + ".\n",
-        "\n## References\n",
-        "- Jiang D. et al., *Denoising of 3D magnetic resonance images with multi-channel residual learning of convolutional "
-        "neural network*, Jpn J Radiol 36:566–574 (2018): a multi-channel (2.5-D) DnCNN on BrainWeb/IXI with Rician noise "
-        "1–15 %, reported to beat BM4D and NLM. Their figures are on other data and are not directly comparable.\n",
+        "\n## Published work\n",
+        literature(references),
+        "\n## Methods and data\n",
         "- Zhang K. et al., *Beyond a Gaussian denoiser: residual learning of deep CNN for image denoising* (DnCNN), IEEE TIP 2017.\n",
         "- Dabov K. et al., *Image denoising by sparse 3-D transform-domain collaborative filtering* (BM3D), IEEE TIP 2007; "
         "Buades A. et al., *A non-local algorithm for image denoising* (NLM), CVPR 2005.\n",

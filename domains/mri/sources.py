@@ -1,4 +1,4 @@
-"""The canonical upstreams of the MRI volumes (see ../shared/datasets/mri/SOURCE.md).
+"""Where the MRI volumes come from: the fetch stage and their canonical upstreams.
 
 Colin27 comes from the Debian package `mricron-data` (a .deb: an `ar` archive holding
 `data.tar.xz`), MNI152 2009a from the nilearn wheel on PyPI (a zip). Both are pinned by
@@ -13,8 +13,13 @@ import zipfile
 from pathlib import Path
 
 from latente.shared.errors import UserError
-from latente.shared.io import write_bytes
-from latente.shared.sources import download_file
+from latente.shared.io import atomic_dir, write_bytes, write_json
+from latente.shared.params import PARAMS_FILE
+from latente.shared.sources import download_file, fetch_files
+from latente.shared.stage import DomainPaths
+
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.params import FetchParams
 
 DEB_URL = "https://deb.debian.org/debian/pool/main/m/mricron/mricron-data_1.2.20211006+dfsg-4_all.deb"
 WHEEL_URL = "https://files.pythonhosted.org/packages/py3/n/nilearn/nilearn-0.14.1-py3-none-any.whl"
@@ -70,7 +75,7 @@ def download_canonical(files: list[str], dest: Path, deb_url: str = DEB_URL, whe
     """Download the pinned .deb and wheel and extract the requested volumes into `dest`."""
     unknown = sorted(set(files) - set(DEB_MEMBERS) - set(WHEEL_MEMBERS))
     if unknown:
-        raise UserError("params.yaml: mri.fetch.source.files", f"{unknown} have no canonical source",
+        raise UserError(f"{PARAMS_FILE}: {DOMAIN}.fetch.source.files", f"{unknown} have no canonical source",
                         f"canonical files are {sorted(DEB_MEMBERS) + sorted(WHEEL_MEMBERS)}; use a url or local source")
     for url, members, extract in (
         (deb_url, DEB_MEMBERS, lambda blob, wanted: deb_files(blob, wanted, deb_url)),
@@ -87,3 +92,10 @@ def download_canonical(files: list[str], dest: Path, deb_url: str = DEB_URL, whe
             if path not in found:
                 raise UserError(url, f"has no {path}")
             write_bytes(dest / name, found[path])
+
+
+def fetch(params: FetchParams, paths: DomainPaths) -> None:
+    """The raw volumes, each checked against its sha256, with SOURCE.json saying where they came from."""
+    with atomic_dir(paths.raw) as tmp:
+        origin = fetch_files(DOMAIN, params.source, tmp, canonical=download_canonical)
+        write_json(tmp / "SOURCE.json", {"origin": origin, "files": list(params.source.files)})

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from latente.domains.protein import DOMAIN
+
 app = typer.Typer(no_args_is_help=True, help="Protein family VAE: mutation effects (ΔELBO) and sequence generation.")
 
 ALIGNMENT_HELP = "family alignment: A2M/A3M FASTA or Stockholm; the first sequence is the focus unless --focus names one"
@@ -17,14 +19,14 @@ MUTATIONS_HELP = "DMS CSV with a mutant column (A23V, multi-mutants joined by ':
 def _results(alignment: Path, mutations: Path):
     from latente.shared.results import Results
 
-    return Results("protein", f"{alignment} + {mutations}", [alignment.name, mutations.name])
+    return Results(DOMAIN, f"{alignment} + {mutations}", [alignment.name, mutations.name])
 
 
 @app.command("score")
 def score_command(
     alignment: Path = typer.Option(..., "--alignment", help=ALIGNMENT_HELP),
     mutations: Path = typer.Option(..., "--mutations", help=MUTATIONS_HELP),
-    model: Path = typer.Option(..., "--model", help="model folder written by train@protein or `evaluate --model-out`"),
+    model: Path = typer.Option(..., "--model", help=f"model folder written by train@{DOMAIN} or `evaluate --model-out`"),
     mutant_column: str = typer.Option("mutant", help="column holding the mutants"),
     score_column: str = typer.Option("score", help="column holding the measured effect"),
     focus: Optional[str] = typer.Option(None, help="id of the focus sequence (default: the first)"),
@@ -36,15 +38,14 @@ def score_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS."""
+    from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, check_same_focus, score
-    from latente.domains.protein.mutations import read_mutations
-    from latente.domains.protein.prepared import weigh
     from latente.shared.io import refuse_existing
     from latente.shared.models import load_model
 
     if out is not None:
         refuse_existing(out, force)
-    loaded = load_model(model, domain="protein")
+    loaded = load_model(model, domain=DOMAIN)
     data = weigh(alignment, focus, theta)
     check_same_focus(loaded, data.alignment.focus, str(alignment))
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
@@ -63,7 +64,7 @@ def evaluate_command(
     mutant_column: str = typer.Option("mutant", help="column holding the mutants"),
     score_column: str = typer.Option("score", help="column holding the measured effect"),
     focus: Optional[str] = typer.Option(None, help="id of the focus sequence (default: the first)"),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml whose protein.train section is the training profile"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help=f"params.yaml whose {DOMAIN}.train section is the training profile"),
     epochs: Optional[int] = typer.Option(None, min=1, help="override the profile's epochs (quick runs)"),
     samples: int = typer.Option(100, min=1, help="ELBO samples per sequence"),
     seed: int = typer.Option(0, help="seed of the latent draws"),
@@ -73,31 +74,30 @@ def evaluate_command(
     json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
 ) -> None:
     """Train a family VAE on any alignment with the configured profile, then score the DMS."""
+    from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, score
-    from latente.domains.protein.mutations import read_mutations
     from latente.domains.protein.params import TrainParams
-    from latente.domains.protein.prepared import weigh
     from latente.domains.protein.training import save_family_vae, train_family_vae
     from latente.shared.io import refuse_existing
     from latente.shared.params import stage_params
 
     if model_out is not None:
         refuse_existing(model_out, force)
-    params = stage_params("protein", "train", TrainParams, params_file)
+    params = stage_params(DOMAIN, "train", TrainParams, params_file)
     if epochs is not None:
         params = params.model_copy(update={"trainer": params.trainer.model_copy(update={"epochs": epochs})})
     data = weigh(alignment, focus, theta)
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
     print(f"{data.alignment.shape[0]} sequences × {data.alignment.shape[1]} columns, Neff {data.neff:.1f}; "
           f"{len(mset.mutants)} scorable mutants", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="latente-protein-") as checkpoint:
+    with tempfile.TemporaryDirectory(prefix=f"latente-{DOMAIN}-") as checkpoint:
         trained = train_family_vae(data.alignment.codes, data.weights, params, checkpoint,
                                    fingerprint={"params": params.model_dump(mode="json")})
     plain = trained.model.plain()
     scores = score(plain, data, mset, samples, seed, pseudocount=1.0)
     results = _results(alignment, mutations)
     add_rows(results, scores, mset, samples)
-    results.add("model", {"seconds": trained.fit.seconds, "cpu_seconds": trained.cpu_seconds,
+    results.add("model", {"seconds": trained.fit.seconds, "cpu_seconds": trained.fit.cpu_seconds,
                           "epochs": trained.fit.epochs_run, "neff": data.neff,
                           "sequences": data.alignment.shape[0], "columns": data.alignment.shape[1]}, task="train")
     if model_out is not None:
@@ -114,13 +114,13 @@ def sample_command(
     force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
 ) -> None:
     """Sample sequences from the prior (z ~ N(0, I)) and decode them; writes focus-column FASTA."""
-    from latente.domains.protein.alignment import decode
+    from latente.domains.protein.data import decode
     from latente.domains.protein.model import sample_sequences
     from latente.shared.io import refuse_existing, write_text
     from latente.shared.models import load_model
 
     refuse_existing(out, force)
-    loaded = load_model(model, domain="protein")
+    loaded = load_model(model, domain=DOMAIN)
     sequences = decode(sample_sequences(loaded.model, n, seed))
     focus = loaded.preprocessing["focus"]["name"]
     write_text(out, "".join(f">sample_{i + 1} prior sample of {model.name} (focus {focus})\n{s}\n"

@@ -27,10 +27,16 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
-from latente.domains.protein.alignment import ALPHABET, one_hot
+from latente.domains.protein.data import ALPHABET, one_hot
 from latente.domains.protein.params import DecoderParams
 from latente.shared.models import AutoencoderConfig, build_model
 from latente.shared.models.autoencoders import VariationalAutoencoder
+
+
+def model_config(model: AutoencoderConfig, length: int) -> AutoencoderConfig:
+    """The params' dense_vae for an alignment of `length` focus columns: one-hot [21, length] input."""
+    return AutoencoderConfig.model_validate(
+        {**model.model_dump(), "spatial_dims": 1, "in_channels": len(ALPHABET), "input_size": (length,)})
 
 
 class SparseOutput(nn.Module):
@@ -119,10 +125,6 @@ class FamilyVAE(VariationalAutoencoder):
         assert isinstance(layers[-1], nn.Linear) and config.input_size is not None
         if params.sparse:
             layers[-1] = SparseOutput(layers[-1].in_features, config.input_size[0], params)
-        if params.dropout:
-            for i, layer in enumerate(layers[:-1]):
-                if not isinstance(layer, nn.Linear):
-                    layers[i] = nn.Sequential(layer, nn.Dropout(params.dropout))
         if params.bayesian:
             for module in list(self.decoder.modules()):
                 for name, weight in list(module.named_parameters(recurse=False)):
@@ -150,7 +152,7 @@ class FamilyVAE(VariationalAutoencoder):
         return {"prior": (prior / self.neff).expand(z.shape[0])}
 
     def plain(self) -> VariationalAutoencoder:
-        """The equivalent shared dense_vae (layers folded back, posterior means, no dropout), in eval mode."""
+        """The equivalent shared dense_vae (layers folded back, posterior means), in eval mode."""
         twin = copy.deepcopy(self).eval()
         for module in twin.decoder.modules():
             for name in list(getattr(module, "parametrizations", {})):

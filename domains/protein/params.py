@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import pydantic
 
+from latente.shared.models.config import AutoencoderConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
-from latente.shared.trainer import TrainerConfig
+from latente.shared.params import TrainerConfig
+
+# the model's fields that the alignment sets (`model.model_config`): never params
+ALIGNMENT_FIELDS = ("spatial_dims", "in_channels", "input_size")
 
 
 class FetchParams(StrictParams):
@@ -18,18 +22,8 @@ class PrepareParams(StrictParams):
     theta: float = pydantic.Field(0.2, gt=0.0, lt=1.0)  # neighbours have identity > 1 - theta
 
 
-class ModelParams(StrictParams):
-    """The dense_vae sizes (DeepSequence: encoder 1500-1500, latent 30, decoder 100-500)."""
-
-    hidden: tuple[int, ...] = (1500, 1500)
-    latent_dim: int = 30
-    decoder_hidden: tuple[int, ...] = (100, 500)
-    act: str = "RELU"
-    beta: float = pydantic.Field(1.0, gt=0.0)  # weight of the latent KL while training (scoring uses the ELBO, β = 1)
-
-
 class DecoderParams(StrictParams):
-    """DeepSequence's output layer and MAP priors (see domains/protein/model.py)."""
+    """DeepSequence's decoder output layer and weight priors, beyond the dense_vae (see domains/protein/model.py)."""
 
     sparse: bool = True
     bayesian: bool = False  # Gaussian posterior over decoder weights (DeepSequence SVI) instead of MAP
@@ -38,14 +32,25 @@ class DecoderParams(StrictParams):
     l2: float = pydantic.Field(1.0, ge=0.0)  # MAP: weight of the N(0, 1) prior on decoder weights
     gate_prior_p: float = pydantic.Field(0.001, gt=0.0, lt=1.0)
     gate_prior_sigma: float = pydantic.Field(4.0, gt=0.0)
-    dropout: float = pydantic.Field(0.0, ge=0.0, lt=1.0)  # on the decoder's hidden layers
 
 
 class TrainParams(StrictParams):
-    model: ModelParams = ModelParams()
+    """`model` is the family VAE's dense_vae; `model.model_config` fills in the alignment's width and states."""
+
+    model: AutoencoderConfig
     decoder: DecoderParams = DecoderParams()
     trainer: TrainerConfig = TrainerConfig()
     val_fraction: float = pydantic.Field(0.05, ge=0.0, lt=0.5)
+
+    @pydantic.field_validator("model")
+    @classmethod
+    def _family_vae(cls, value: AutoencoderConfig) -> AutoencoderConfig:
+        if value.name != "dense_vae" or value.recon_loss != "categorical":
+            raise ValueError("the family VAE is a dense_vae with a categorical loss (a softmax over the states of each column)")
+        given = [name for name in ALIGNMENT_FIELDS if name in value.model_fields_set]
+        if given:
+            raise ValueError(f"{', '.join(given)} come from the alignment: remove them")
+        return value
 
 
 class EvaluateParams(StrictParams):

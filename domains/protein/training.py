@@ -1,7 +1,6 @@
 """Training the family VAE with the shared trainer, sampling sequences by their weights."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,12 +9,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from latente.domains.protein.alignment import ALPHABET
-from latente.domains.protein.model import FamilyVAE
+from latente.domains.protein import DOMAIN
+from latente.domains.protein.data import ALPHABET, WeightedAlignment, load_prepared
+from latente.domains.protein.model import FamilyVAE, model_config
 from latente.domains.protein.params import TrainParams
-from latente.domains.protein.prepared import WeightedAlignment
 from latente.shared.errors import UserError
-from latente.shared.models import AutoencoderConfig, save_model
+from latente.shared.models import save_model
+from latente.shared.stage import DomainPaths
 from latente.shared.trainer import FitResult, fit, seed_everything
 
 MIN_SEQUENCES = 10
@@ -34,15 +34,6 @@ class OneHotSequences(Dataset):
         return torch.nn.functional.one_hot(self.codes[i], len(ALPHABET)).T.float()
 
 
-def model_config(params: TrainParams, length: int) -> AutoencoderConfig:
-    m = params.model
-    return AutoencoderConfig(
-        name="dense_vae", spatial_dims=1, in_channels=len(ALPHABET), input_size=(length,),
-        hidden=m.hidden, latent_dim=m.latent_dim, decoder_hidden=m.decoder_hidden, act=m.act,
-        recon_loss="categorical", beta=m.beta,
-    )
-
-
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation indices; with no validation fraction, all sequences do both."""
     order = np.random.default_rng(seed).permutation(n)
@@ -56,7 +47,6 @@ def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarra
 class Trained:
     model: FamilyVAE
     fit: FitResult
-    cpu_seconds: float  # process CPU time of the fit: with one thread, its wall time on an idle core
 
 
 def train_family_vae(
@@ -73,24 +63,39 @@ def train_family_vae(
         raise UserError("alignment", f"only {len(codes)} sequences after filtering", f"a family VAE needs at least {MIN_SEQUENCES}")
     train_idx, val_idx = split(len(codes), params.val_fraction, params.trainer.seed)
     seed_everything(params.trainer.seed)
-    model = FamilyVAE(model_config(params, codes.shape[1]), params.decoder, neff=float(weights[train_idx].sum()))
-    started = time.process_time()
+    model = FamilyVAE(model_config(params.model, codes.shape[1]), params.decoder, neff=float(weights[train_idx].sum()))
     result = fit(
         model, OneHotSequences(codes[train_idx]), OneHotSequences(codes[val_idx]), params.trainer, checkpoint_dir,
         fingerprint=fingerprint, live_dir=live_dir, sample_weights=torch.as_tensor(weights[train_idx]),
     )
-    return Trained(model, result, time.process_time() - started)
+    return Trained(model, result)
 
 
 def save_family_vae(trained: Trained, data: WeightedAlignment, folder: str | Path, force: bool = True) -> None:
-    """Save the folded dense_vae with what scoring and sampling need (alphabet, focus numbering)."""
-    a, model, result = data.alignment, trained.model, trained.fit
+    """Save the folded dense_vae with what scoring and sampling need (alphabet, focus numbering).
+
+    `info` holds the decoder options the weights were trained with (the report describes them),
+    the thread count and the training record.
+    """
+    a = data.alignment
     save_model(
-        model.plain(), folder, domain="protein", force=force,
+        trained.model.plain(), folder, domain=DOMAIN, force=force,
         preprocessing={"alphabet": ALPHABET, "focus": a.focus.to_dict()},
         data={"alignment": a.source, "sequences": a.shape[0], "columns": a.shape[1], "removed": a.n_removed,
               "theta": data.theta, "neff": data.neff},
-        info={"decoder": model.params.model_dump(mode="json"), "seconds": result.seconds,
-              "cpu_seconds": trained.cpu_seconds, "threads": torch.get_num_threads(), "epochs_run": result.epochs_run,
-              "best_epoch": result.best_epoch, "resumed_from": result.resumed_from_epoch, "history": result.history},
+        info={"decoder": trained.model.params.model_dump(mode="json"), "threads": torch.get_num_threads(),
+              "fit": trained.fit.to_json()},
     )
+
+
+def train(params: TrainParams, paths: DomainPaths) -> None:
+    """The train stage: the prepared alignment → the saved family VAE (resuming from its checkpoint)."""
+    data = load_prepared(paths.prepared)
+    fingerprint = {"params": params.model_dump(mode="json"), "data": {"source": data.alignment.source, "neff": data.neff,
+                                                                      "shape": list(data.alignment.shape)}}
+    trained = train_family_vae(data.alignment.codes, data.weights, params, paths.checkpoint,
+                               fingerprint=fingerprint, live_dir=paths.training_log)
+    save_family_vae(trained, data, paths.model)
+    fit_result = trained.fit
+    print(f"trained {fit_result.epochs_run} epochs in {fit_result.seconds:.0f} s wall, {fit_result.cpu_seconds:.0f} s CPU "
+          f"(best epoch {fit_result.best_epoch})")

@@ -1,1 +1,3 @@
 """Speech: spectrogram-autoencoder codes as features for spoken digits by unseen speakers (FSDD)."""
+
+DOMAIN = "speech"

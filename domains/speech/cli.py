@@ -9,16 +9,6 @@ from typing import List, Optional
 
 import typer
 
-from latente.domains.speech.audio import load_audio, warn
-from latente.domains.speech.data import audio_files, labelled_folder
-from latente.domains.speech.evaluation import Corpus, compare
-from latente.domains.speech.model import SpeechModel
-from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
-from latente.domains.speech.report import condition_name, pct
-from latente.shared.errors import UserError
-from latente.shared.io import refuse_existing, write_text
-from latente.shared.report import markdown_table
-
 app = typer.Typer(no_args_is_help=True, help="Spoken words: spectrogram-autoencoder codes as features, compared with MFCCs.")
 
 
@@ -30,6 +20,10 @@ def embed(
     force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
 ) -> None:
     """Write one row per file: its code and the label the model's classifier predicts."""
+    from latente.domains.speech.data import audio_files, load_audio, warn
+    from latente.domains.speech.model import SpeechModel
+    from latente.shared.io import refuse_existing, write_text
+
     refuse_existing(out, force)
     speech = SpeechModel.load(model)
     files = audio_files(inputs)
@@ -60,6 +54,14 @@ def evaluate(
     snr: Optional[List[float]] = typer.Option(None, "--snr", help="White-noise SNRs in dB to test (repeatable); default 20, 10, 0."),
 ) -> None:
     """Codes vs MFCCs with the model's classifier protocol, leaving each speaker of the folder out in turn."""
+    from latente.domains.speech.data import Corpus, labelled_folder
+    from latente.domains.speech.evaluation import compare
+    from latente.domains.speech.model import SpeechModel
+    from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
+    from latente.domains.speech.report import condition_name, pct
+    from latente.shared.errors import UserError
+    from latente.shared.report import markdown_table
+
     if pattern is not None:
         try:
             check_label_pattern(pattern)

@@ -8,97 +8,22 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
-from sklearn.metrics import f1_score
 
-from latente.domains.speech.audio import add_white_noise, load_audio, warn
-from latente.domains.speech.data import Utterance, held_out_mask
-from latente.domains.speech.features import Mfcc
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.baselines import Mfcc
+from latente.domains.speech.data import Corpus, fold_name, held_out_mask, noisy, read_prepared
+from latente.domains.speech.metrics import METHODS, Comparison, Condition, classification_scores
 from latente.domains.speech.model import LinearClassifier, SpeechModel
-from latente.domains.speech.params import ClassifierParams, MfccParams
-from latente.shared.results import Results
-
-METHODS = ("model", "mfcc")
-Condition = float | None  # SNR in dB; None is clean
-
-
-@dataclass
-class Corpus:
-    """Recordings at the feature rate with their labels and speakers."""
-
-    names: list[str]
-    recordings: list[torch.Tensor]
-    labels: np.ndarray
-    speakers: np.ndarray
-
-    @classmethod
-    def read(cls, utterances: Sequence[Utterance], sample_rate: int, root: Path | None = None) -> "Corpus":
-        recordings, clipped = [], []
-        for u in utterances:
-            samples, was_clipped = load_audio(u.path, sample_rate)
-            recordings.append(samples)
-            if was_clipped:
-                clipped.append(u.path)
-        if clipped:
-            warn(clipped[0], f"audio is clipped (runs of full-scale samples){f'; so are {len(clipped) - 1} more files' if len(clipped) > 1 else ''}")
-        names = [str(u.path.relative_to(root)) if root else str(u.path) for u in utterances]
-        return cls(names, recordings, np.array([u.label for u in utterances]), np.array([u.speaker for u in utterances]))
-
-    def __len__(self) -> int:
-        return len(self.recordings)
-
-
-def noisy(recordings: Sequence[torch.Tensor], snr_db: float, seed: int) -> list[torch.Tensor]:
-    """White noise at `snr_db` on every recording; a function of the seed, the SNR and the recordings only."""
-    generator = torch.Generator().manual_seed(seed * 100_003 + int(round((snr_db + 1000.0) * 10)))
-    return [add_white_noise(r, snr_db, generator) for r in recordings]
-
-
-@dataclass
-class Comparison:
-    """Per-speaker metrics and every held-out prediction, per method and condition.
-
-    `seconds` is the time to turn the whole clean corpus into features (for the model: mean
-    over folds of log-mel + encoder), `dims` the feature size of each method.
-    """
-
-    conditions: list[Condition]
-    dims: dict[str, int]
-    seconds: dict[str, float]
-    per_speaker: dict[tuple[str, Condition, str], dict[str, float]] = field(default_factory=dict)
-    predictions: dict[tuple[str, Condition], np.ndarray] = field(default_factory=dict)
-    tested: np.ndarray | None = None
-
-    def speakers(self) -> list[str]:
-        return sorted({key[2] for key in self.per_speaker})
-
-    def mean(self, method: str, condition: Condition) -> dict[str, float]:
-        rows = [m for (meth, cond, _), m in self.per_speaker.items() if meth == method and cond == condition]
-        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-    def results(self, source: str, items: list[str]) -> Results:
-        out = Results("speech", source, items)
-        for method in METHODS:
-            for condition in self.conditions:
-                extra = {"dims": self.dims[method], "seconds": self.seconds[method]} if condition is None else {}
-                out.add(method, {**self.mean(method, condition), **extra}, **_condition(condition))
-            for condition in self.conditions:
-                for speaker in self.speakers():
-                    out.add(method, self.per_speaker[(method, condition, speaker)], speaker=speaker, **_condition(condition))
-        return out
-
-
-def _condition(condition: Condition) -> dict[str, float]:
-    return {} if condition is None else {"snr_db": condition}
-
-
-def _metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    return {"accuracy": float((truth == predicted).mean()), "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))}
+from latente.domains.speech.params import ClassifierParams, EvaluateParams, MfccParams
+from latente.domains.speech.report import build_report
+from latente.shared.errors import UserError
+from latente.shared.io import atomic_dir, write_text
+from latente.shared.report import load_references
+from latente.shared.stage import DomainPaths
 
 
 def compare(
@@ -154,6 +79,30 @@ def compare(
                 comparison.predictions[(method, c)][test] = predicted
                 for speaker in fold:
                     mine = corpus.speakers[test] == speaker
-                    comparison.per_speaker[(method, c, speaker)] = _metrics(corpus.labels[test][mine], predicted[mine])
+                    comparison.per_speaker[(method, c, speaker)] = classification_scores(corpus.labels[test][mine], predicted[mine])
     comparison.seconds["model"] = float(np.mean(model_seconds))
     return comparison
+
+
+def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
+    """The evaluate stage: score every fold model and the MFCC baseline on their held-out speakers; metrics.json and the report."""
+    prepared = read_prepared(paths.prepared)
+    main = SpeechModel.load(paths.model)
+    if main.features != prepared.features:
+        raise UserError(paths.model, f"was trained on other features than {paths.prepared}", f"rerun `dvc repro train@{DOMAIN}`")
+    models = {fold_name(e["held_out"]): SpeechModel.load(paths.model / e["folder"]) for e in main.info["folds"]}
+    held_out = [tuple(e["held_out"]) for e in main.info["folds"]]
+    scored = [f for f in held_out if len(f) == 1] if main.info["loso"] else held_out[:1]
+    comparison = compare(
+        prepared.corpus, scored, lambda fold: models[fold_name(fold)], params.snr_db, params.noise_seed,
+        params.mfcc, ClassifierParams.model_validate(main.info["classifier"]), prepared.features.sample_rate,
+    )
+    source = f"{prepared.dataset['root']} ({'Speech Commands' if prepared.dataset['kind'] == 'speechcommands' else 'labelled folder'})"
+    if Path(prepared.dataset["root"]).resolve().is_relative_to(paths.raw.resolve()):
+        source = f"FSDD v1.0.10 ({len(set(prepared.corpus.speakers.tolist()))} speakers) from fetch@{DOMAIN}, {prepared.dataset['root']}"
+    results = comparison.results(source, sorted({s for f in scored for s in f}))
+    results.write(paths.metrics)
+    scored_models = {name: models[name] for name in map(fold_name, scored)}
+    with atomic_dir(paths.figures) as figures, atomic_dir(paths.plots) as plots:
+        text = build_report(figures, plots, comparison, results, load_references(DOMAIN), prepared.corpus, main, scored_models, params, source)
+    write_text(paths.report, text)

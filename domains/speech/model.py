@@ -11,14 +11,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from latente.domains.speech.features import LogMel, Normaliser
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.data import LogMel, Normaliser
 from latente.domains.speech.params import ClassifierParams, FeatureParams
 from latente.shared.errors import UserError
-from latente.shared.models import load_model, save_model
+from latente.shared.models import AutoencoderConfig, load_model, save_model
 from latente.shared.models.autoencoders import Autoencoder
 
-DOMAIN = "speech"
 ENCODE_BATCH = 256
+
+
+def model_config(model: AutoencoderConfig, features: FeatureParams) -> AutoencoderConfig:
+    """The autoencoder of `speech.train.model` for these features: its input is one n_mels × frames spectrogram."""
+    return AutoencoderConfig.model_validate({**model.model_dump(), "input_size": (features.n_mels, features.frames)})
 
 
 class LinearClassifier:
@@ -122,6 +127,6 @@ class SpeechModel:
             pattern = prep["label_pattern"]
             classes = loaded.info["classes"]
         except (KeyError, TypeError, ValueError) as err:
-            raise UserError(config, f"not a speech model config (bad or missing {err})") from None
+            raise UserError(config, f"not a {DOMAIN} model config (bad or missing {err})") from None
         classifier = LinearClassifier.from_extras(loaded.extras, classes, Path(folder))
         return cls(loaded.model, features, normaliser, classifier, pattern, loaded.info)

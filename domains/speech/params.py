@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 import pydantic
 
+from latente.domains.speech import DOMAIN
 from latente.shared.models.config import AutoencoderConfig
-from latente.shared.errors import UserError
-from latente.shared.params import PARAMS_FILE, StrictParams, validate
+from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
-from latente.shared.trainer import TrainerConfig
+from latente.shared.params import TrainerConfig
 
 FSDD_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler", "lucas")
 FSDD_PATTERN = r"(?P<label>[0-9])_(?P<speaker>[A-Za-z]+)_(?P<index>[0-9]+)\.wav"
@@ -41,7 +41,7 @@ class DatasetParams(StrictParams):
     """Which labelled recordings to use: a folder (labels from file names or a CSV) or Speech Commands."""
 
     kind: Literal["folder", "speechcommands"] = "folder"
-    root: str = "data/raw/speech/recordings"
+    root: str = f"data/raw/{DOMAIN}/recordings"
     pattern: str = FSDD_PATTERN
     labels_csv: str | None = None
     subset: Literal["training", "validation", "testing"] | None = None
@@ -93,13 +93,16 @@ class ClassifierParams(StrictParams):
     max_iter: int = pydantic.Field(2000, ge=10)
 
 
+MAX_CODE_DIMS = 64
+
+
 class TrainParams(StrictParams):
     test_speakers: tuple[str, ...] = ("theo",)
     loso: bool = True
     validation_fraction: float = pydantic.Field(0.1, gt=0.0, lt=0.5)
     augment: AugmentParams = AugmentParams()
     classifier: ClassifierParams = ClassifierParams()
-    model: dict[str, Any]
+    model: AutoencoderConfig
     trainer: TrainerConfig = TrainerConfig()
 
     @pydantic.field_validator("test_speakers")
@@ -109,17 +112,17 @@ class TrainParams(StrictParams):
             raise ValueError("name at least one held-out speaker")
         return value
 
-    def autoencoder_config(self, features: FeatureParams, file: str = PARAMS_FILE) -> AutoencoderConfig:
-        """The autoencoder for these features: `input_size` is the spectrogram size, never a param."""
-        where = f"{file}: speech.train.model"
-        if "input_size" in self.model:
-            raise UserError(f"{where}.input_size", "is set by the features", "remove it; it is n_mels × frames")
-        config = validate(AutoencoderConfig, {**self.model, "input_size": [features.n_mels, features.frames]}, "speech.train.model", file)
-        if config.spatial_dims != 2 or config.in_channels != 1:
-            raise UserError(where, "the speech model reads one-channel spectrograms", "set spatial_dims 2 and in_channels 1")
-        if config.latent_dim is None or config.latent_dim > 64:
-            raise UserError(f"{where}.latent_dim", "must be a flat code of at most 64 dimensions")
-        return config
+    @pydantic.field_validator("model")
+    @classmethod
+    def _spectrogram_encoder(cls, value: AutoencoderConfig) -> AutoencoderConfig:
+        """A one-channel 2-D model with a small flat code; its input size comes from the features (`model.model_config`)."""
+        if value.input_size is not None:
+            raise ValueError("input_size is set by the features (n_mels × frames): remove it")
+        if value.spatial_dims != 2 or value.in_channels != 1:
+            raise ValueError("the speech model reads one-channel spectrograms: set spatial_dims 2 and in_channels 1")
+        if value.latent_dim is None or value.latent_dim > MAX_CODE_DIMS:
+            raise ValueError(f"latent_dim must be a flat code of at most {MAX_CODE_DIMS} dimensions")
+        return value
 
 
 class MfccParams(StrictParams):

@@ -9,19 +9,17 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from latente.domains.speech.audio import fix_duration
-from latente.domains.speech.evaluation import Comparison, Condition, Corpus, noisy
-from latente.domains.speech.features import GriffinLimInverter
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.data import Corpus, GriffinLimInverter, fix_duration, noisy
+from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel
+from latente.domains.speech.params import EvaluateParams
 from latente.shared.io import write_bytes
-from latente.shared.report import figure_backend, markdown_table, save_figure, write_plot_csv
+from latente.shared.report import Anchor, References, check_target, figure_backend, markdown_table, save_figure, target_table, write_plot_csv
+from latente.shared.results import Results
 
-# ../shared/BASELINES.md, measured independently on the same 5 speakers (MFCC + logistic regression).
-REFERENCE_MFCC = {None: 0.644, 20.0: 0.557, 10.0: 0.347, 0.0: 0.168}
-REFERENCE_MFCC_SPEAKER = {"jackson": 0.682, "lucas": 0.600, "nicolas": 0.466, "theo": 0.802, "yweweler": 0.668}
-TARGET_SNR = 10.0
-TARGET_MARGIN = 0.05
 PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
+METHOD_NAMES = {"model": "code", "mfcc": "MFCC"}
 
 
 def condition_name(condition: Condition) -> str:
@@ -32,30 +30,34 @@ def pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f} %"
 
 
-def targets(comparison: Comparison) -> list[dict[str, Any]]:
-    """The two targets of the issue, measured."""
-    model, mfcc = comparison.mean("model", None)["accuracy"], comparison.mean("mfcc", None)["accuracy"]
-    rows = [{"target": "mean accuracy of the code ≥ MFCC (held-out speakers, clean)", "model": model, "mfcc": mfcc, "met": model >= mfcc}]
-    if TARGET_SNR in comparison.conditions:
-        m, b = comparison.mean("model", TARGET_SNR)["accuracy"], comparison.mean("mfcc", TARGET_SNR)["accuracy"]
-        rows.append({"target": f"at {TARGET_SNR:g} dB SNR the code beats MFCC by ≥ {100 * TARGET_MARGIN:.0f} points", "model": m, "mfcc": b, "met": m - b >= TARGET_MARGIN})
-    return rows
+def target_snr(comparison: Comparison, references: References) -> Condition:
+    """The noise level a target is set at, if it was tested: the figures show the condition the targets judge."""
+    for target in references.targets:
+        snr = target.condition.get("snr_db")
+        if snr is not None and snr in comparison.conditions:
+            return float(snr)
+    return None
+
+
+def anchor_table(anchors: Sequence[Anchor], results: Results) -> str:
+    """Published figures beside this run's overall clean scores, on the metrics the anchors report."""
+    metrics = sorted({name for anchor in anchors for name in anchor.values})
+    rows = [(anchor.label, *[pct(anchor.values.get(m)) for m in metrics], anchor.protocol) for anchor in anchors]
+    rows += [(f"this run: {METHOD_NAMES[method]}", *[pct(results.find(method).get(m)) for m in metrics],
+              "held-out speakers (every test speaker unseen), clean recordings") for method in METHODS]
+    return markdown_table(["", *metrics, "protocol"], rows)
 
 
 # --- figures -----------------------------------------------------------------------------------
-def confusion_figure(comparison: Comparison, corpus: Corpus, classes: Sequence[str]):
+def confusion_figure(comparison: Comparison, corpus: Corpus, classes: Sequence[str], noisy_condition: Condition):
     import matplotlib.pyplot as plt
 
-    conditions = [None] + ([TARGET_SNR] if TARGET_SNR in comparison.conditions else [])
+    conditions = [None] + ([] if noisy_condition is None else [noisy_condition])
     fig, axes = plt.subplots(len(conditions), 2, figsize=(9, 4.3 * len(conditions)), squeeze=False)
     tested = comparison.tested
-    index = {c: k for k, c in enumerate(classes)}
     for row, condition in enumerate(conditions):
-        for col, method in enumerate(("model", "mfcc")):
-            matrix = np.zeros((len(classes), len(classes)))
-            for truth, guess in zip(corpus.labels[tested], comparison.predictions[(method, condition)][tested]):
-                matrix[index[truth], index[guess]] += 1
-            matrix /= matrix.sum(1, keepdims=True).clip(min=1)
+        for col, method in enumerate(METHODS):
+            matrix = confusion_matrix(corpus.labels[tested], comparison.predictions[(method, condition)][tested], classes)
             ax = axes[row, col]
             ax.imshow(matrix, vmin=0, vmax=1, cmap="Blues")
             for i in range(len(classes)):
@@ -67,7 +69,7 @@ def confusion_figure(comparison: Comparison, corpus: Corpus, classes: Sequence[s
             ax.set_xlabel("predicted")
             ax.set_ylabel("spoken")
             acc = comparison.mean(method, condition)["accuracy"]
-            ax.set_title(f"{'code' if method == 'model' else 'MFCC'}, {condition_name(condition)}: {pct(acc)}")
+            ax.set_title(f"{METHOD_NAMES[method]}, {condition_name(condition)}: {pct(acc)}")
     fig.suptitle("Held-out speakers, row-normalised %")
     fig.tight_layout()
     return fig
@@ -128,7 +130,6 @@ def accuracy_figure(comparison: Comparison):
     names = [condition_name(c) for c in comparison.conditions]
     for method, label in (("model", "code (AE)"), ("mfcc", "MFCC")):
         ax.plot(names, [100 * comparison.mean(method, c)["accuracy"] for c in comparison.conditions], marker="o", label=label)
-    ax.plot(names, [100 * REFERENCE_MFCC[c] if c in REFERENCE_MFCC else np.nan for c in comparison.conditions], ls=":", marker="x", color="grey", label="MFCC, BASELINES.md")
     ax.set_ylabel("held-out speaker accuracy (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -145,19 +146,20 @@ def wav_bytes(samples: torch.Tensor, sample_rate: int) -> bytes:
 
 # --- the report ----------------------------------------------------------------------------------
 def build_report(
-    figures: Path, plots: Path, comparison: Comparison, corpus: Corpus, main: SpeechModel,
-    fold_models: dict[str, SpeechModel], examples: int, noise_seed: int, source: str,
+    figures: Path, plots: Path, comparison: Comparison, results: Results, references: References, corpus: Corpus,
+    main: SpeechModel, fold_models: dict[str, SpeechModel], params: EvaluateParams, source: str,
 ) -> str:
     """Write figures (with audio under figures/audio) and plot data; return report.md's text."""
     figure_backend()
     held_out = main.info.get("held_out", [])
     classes = sorted(set(corpus.labels.tolist()))
+    shown_snr = target_snr(comparison, references)
 
-    save_figure(confusion_figure(comparison, corpus, classes), figures / "confusion.png")
+    save_figure(confusion_figure(comparison, corpus, classes, shown_snr), figures / "confusion.png")
     save_figure(accuracy_figure(comparison), figures / "accuracy_vs_snr.png")
     write_plot_csv(plots / "accuracy_vs_snr.csv", [
         {"condition": condition_name(c), "snr_db": "" if c is None else c,
-         **{f"{m}_accuracy": round(comparison.mean(m, c)["accuracy"], 4) for m in ("model", "mfcc")}}
+         **{f"{m}_accuracy": round(comparison.mean(m, c)["accuracy"], 4) for m in METHODS}}
         for c in comparison.conditions
     ])
 
@@ -170,10 +172,10 @@ def build_report(
         for name, label, speaker, p, t in zip(corpus.names, corpus.labels, corpus.speakers, points["pca"], points["tsne"])
     ])
 
-    chosen = _examples(corpus, held_out, examples)
-    snr = TARGET_SNR if TARGET_SNR in comparison.conditions else comparison.conditions[-1]
+    chosen = _examples(corpus, held_out, params.examples)
+    snr = comparison.conditions[-1] if shown_snr is None else shown_snr
     clean_waves = [corpus.recordings[i] for i in chosen]
-    noisy_waves = noisy(clean_waves, snr, noise_seed) if snr is not None else clean_waves
+    noisy_waves = noisy(clean_waves, snr, params.noise_seed) if snr is not None else clean_waves
     spec_clean, spec_noisy = main.spectrograms(clean_waves), main.spectrograms(noisy_waves)
     recon_clean, recon_noisy = main.reconstruct(spec_clean), main.reconstruct(spec_noisy)
     to_db = main.normaliser.inverse
@@ -202,7 +204,7 @@ def build_report(
         audio_rows.append((stem, *[f"[{kind}.wav](figures/audio/{stem}_{kind}.wav)" for kind in files]))
     audio_headers = ["clip", *[title for title, _ in files.values()]]
 
-    return _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, audio_rows, source, snr)
+    return _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, source, snr)
 
 
 def _examples(corpus: Corpus, held_out: Sequence[str], count: int) -> list[int]:
@@ -227,11 +229,22 @@ def _losses(comparison: Comparison) -> str:
     return "The code scores below MFCC for: " + "; ".join(worse) + ".\n"
 
 
-def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, audio_rows, source, snr) -> str:
+def _denoising(augment: dict[str, Any]) -> str:
+    """How the saved model was trained, from its `augment` settings."""
+    if augment["copies"] == 0:
+        return "Trained on the clean spectrograms only."
+    low, high = augment["snr_db"]
+    return (f"Denoising training: each training clip is also presented {augment['copies']} time(s) with white noise added to its "
+            f"recording at an SNR drawn uniformly from {low:g}–{high:g} dB, with the clean spectrogram as target (Vincent et al., 2008).")
+
+
+def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, source, snr) -> str:
     speakers = comparison.speakers()
-    fits = {name: m.info.get("fit", {}) for name, m in fold_models.items()}
-    fit_seconds = [f.get("seconds", 0.0) for f in fits.values()]
-    training = ", ".join(f"without {name}: {f.get('epochs_run', '–')} epochs, {f.get('seconds', 0.0):.0f} s" for name, f in fits.items())
+    fits = {name: m.info["fit"] for name, m in fold_models.items()}
+    fit_seconds = [f["seconds"] for f in fits.values()]
+    training = ", ".join(f"without {name}: {f['epochs_run']} epochs, {f['seconds']:.0f} s" for name, f in fits.items())
+    config, features, mfcc, classifier = main.autoencoder.config, main.features, params.mfcc, main.info["classifier"]
+    checks = [check_target(results, target) for target in references.targets]
     lines = [
         "# Speech: spectrogram autoencoder codes for spoken digits by unseen speakers",
         "",
@@ -241,29 +254,31 @@ def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, au
         "",
         "## Targets",
         "",
-        markdown_table(["target", "code", "MFCC", "met"], [(t["target"], pct(t["model"]), pct(t["mfcc"]), "yes" if t["met"] else "**no**") for t in targets(comparison)]),
+        (f"Set in params.yaml (`references.{DOMAIN}.targets`); accuracy as a fraction, mean over held-out speakers "
+         "(`snr_db`: white noise at that SNR).") if checks else f"No targets are set in params.yaml (`references.{DOMAIN}.targets`).",
+        "",
+        target_table(checks) if checks else "",
         "## Accuracy (mean over held-out speakers)",
         "",
         markdown_table(
-            ["condition", "code accuracy", "code macro-F1", "MFCC accuracy", "MFCC macro-F1", "code − MFCC", "MFCC in BASELINES.md"],
+            ["condition", "code accuracy", "code macro-F1", "MFCC accuracy", "MFCC macro-F1", "code − MFCC"],
             [
                 (condition_name(c), pct(comparison.mean("model", c)["accuracy"]), f"{comparison.mean('model', c)['macro_f1']:.3f}",
                  pct(comparison.mean("mfcc", c)["accuracy"]), f"{comparison.mean('mfcc', c)['macro_f1']:.3f}",
-                 f"{100 * (comparison.mean('model', c)['accuracy'] - comparison.mean('mfcc', c)['accuracy']):+.1f} pts",
-                 pct(REFERENCE_MFCC.get(c)) if len(speakers) == len(REFERENCE_MFCC_SPEAKER) else "–")
+                 f"{100 * (comparison.mean('model', c)['accuracy'] - comparison.mean('mfcc', c)['accuracy']):+.1f} pts")
                 for c in comparison.conditions
             ],
         ),
         "White noise is added to each held-out recording at the given SNR (relative to the recording's mean power); "
         "both methods see the same noisy waveforms, and both classifiers (StandardScaler + logistic regression, "
-        f"C = {main.info.get('classifier', {}).get('C', '–')}) are fitted on the clean features of the training speakers.",
+        f"C = {classifier['C']:g}, at most {classifier['max_iter']} iterations) are fitted on the clean features of the training speakers.",
         "",
         "### Per speaker (accuracy)",
         "",
         markdown_table(
-            ["held-out speaker", *[f"code, {condition_name(c)}" for c in comparison.conditions], *[f"MFCC, {condition_name(c)}" for c in comparison.conditions], "MFCC clean, BASELINES.md"],
+            ["held-out speaker", *[f"code, {condition_name(c)}" for c in comparison.conditions], *[f"MFCC, {condition_name(c)}" for c in comparison.conditions]],
             [(s, *[pct(comparison.per_speaker[("model", c, s)]["accuracy"]) for c in comparison.conditions],
-              *[pct(comparison.per_speaker[("mfcc", c, s)]["accuracy"]) for c in comparison.conditions], pct(REFERENCE_MFCC_SPEAKER.get(s))) for s in speakers],
+              *[pct(comparison.per_speaker[("mfcc", c, s)]["accuracy"]) for c in comparison.conditions]) for s in speakers],
         ),
         _losses(comparison),
         "### Feature sets",
@@ -274,6 +289,11 @@ def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, au
              (f"MFCC {comparison.dims['mfcc'] // 6} + Δ + ΔΔ, mean + std pooled", comparison.dims["mfcc"], f"{comparison.seconds['mfcc']:.1f}")],
         ),
         f"Training: {len(fold_models)} model(s), {sum(fit_seconds):.0f} s in all ({training}).",
+        "",
+        "## Published figures",
+        "",
+        anchor_table(references.anchors, results),
+        *[f"- {anchor.label}: {anchor.citation}" for anchor in references.anchors],
         "",
         "## Figures",
         "",
@@ -296,25 +316,20 @@ def _markdown(comparison, corpus, main, fold_models, held_out, audio_headers, au
         "",
         "Reconstructions turned back into audio with Griffin-Lim (torchaudio `InverseMelScale` + `GriffinLim`); "
         "the Griffin-Lim of the input spectrogram itself shows what the inversion alone costs (phase is lost, and the mel "
-        f"spectrogram floors everything {main.features.top_db:g} dB below the peak).",
+        f"spectrogram floors everything {features.top_db:g} dB below the peak).",
         "",
         markdown_table(audio_headers, audio_rows),
         "## Method",
         "",
-        f"- **Features.** {main.features.duration:g} s clips ({main.features.align}-aligned, padded with silence or cropped) at "
-        f"{main.features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {main.features.n_fft}, hop {main.features.hop_length}, "
-        f"{main.features.n_mels} mels) and `AmplitudeToDB` (top_db {main.features.top_db:g}) relative to each clip's maximum; "
+        f"- **Features.** {features.duration:g} s clips ({features.align}-aligned, padded with silence or cropped) at "
+        f"{features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {features.n_fft}, hop {features.hop_length}, "
+        f"{features.n_mels} mels) and `AmplitudeToDB` (top_db {features.top_db:g}) relative to each clip's maximum; "
         "standardised with the mean and standard deviation of the training speakers only.",
-        f"- **Model.** `{main.autoencoder.config.name}` from `latente.shared.models` (channels {list(main.autoencoder.config.channels)}, "
-        f"strides {list(main.autoencoder.config.strides)}, flat code of {main.code_dims} dims). Denoising training: "
-        "each training clip is also presented with white noise added to its recording at a random SNR, with the clean "
-        "spectrogram as target (Vincent et al., 2008). The held-out speaker is never used, not even for validation or normalisation.",
-        "- **Baseline.** torchaudio `MFCC` with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
-        "- **Reference numbers.** `MFCC in BASELINES.md` was measured independently on the same data (../shared/BASELINES.md). "
-        "For scale: published FSDD results with MFCC and an SVM range from 83.6 % (cross-validated, linear) to about 99 % on splits "
-        "that mix speakers between training and test (figures quoted in issue 4, not re-measured here), and the official split "
-        "(takes 0–4 as test, same speakers) gives 97.2 % with this MFCC baseline (BASELINES.md); speaker-independent splits like "
-        "this one are much harder.",
+        f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
+        f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
+        f"{_denoising(main.info['augment'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
+        "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",
         "## References",
         "",

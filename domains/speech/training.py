@@ -15,13 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
-from latente.domains.speech.audio import add_white_noise
-from latente.domains.speech.data import held_out_mask, validation_split
-from latente.domains.speech.features import LogMel, Normaliser
-from latente.domains.speech.model import LinearClassifier, SpeechModel, encode_batches
+from latente.domains.speech.data import LogMel, Normaliser, add_white_noise, fold_name, held_out_mask, read_prepared, speaker_folds, validation_split
+from latente.domains.speech.model import LinearClassifier, SpeechModel, encode_batches, model_config
 from latente.domains.speech.params import AugmentParams, FeatureParams, TrainParams
 from latente.shared.io import atomic_dir
 from latente.shared.models import AutoencoderConfig, build_model
+from latente.shared.stage import DomainPaths
 from latente.shared.trainer import FitResult, fit, seed_everything
 
 
@@ -56,7 +55,7 @@ def train_fold(
     held_out: Sequence[str],
     params: TrainParams,
     features: FeatureParams,
-    model_config: AutoencoderConfig,
+    config: AutoencoderConfig,
     label_pattern: str,
     checkpoint_dir: Path,
     live_dir: Path | None,
@@ -75,7 +74,7 @@ def train_fold(
 
     print(f"fold without {', '.join(held_out)}: {len(fit_index)} clips × {len(versions)} versions", file=sys.stderr)
     seed_everything(params.trainer.seed)
-    autoencoder = build_model(model_config)
+    autoencoder = build_model(config)
     result = fit(
         autoencoder, TensorDataset(inputs, targets), TensorDataset(val_inputs, val_targets), params.trainer,
         checkpoint_dir, fingerprint={**fingerprint, "held_out": list(held_out)}, live_dir=live_dir,
@@ -84,14 +83,11 @@ def train_fold(
     classifier = LinearClassifier.fit(codes, np.asarray(labels)[train_index], params.classifier)
     info = {
         "held_out": list(held_out),
+        "augment": params.augment.model_dump(mode="json"),
         "classifier": params.classifier.model_dump(mode="json"),
-        "fit": {"epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss, "seconds": result.seconds},
+        "fit": result.to_json(),
     }
     return SpeechModel(autoencoder, features, normaliser, classifier, label_pattern, info), result
-
-
-def fold_name(held_out: Sequence[str]) -> str:
-    return "+".join(held_out)
 
 
 def train_models(
@@ -109,7 +105,7 @@ def train_models(
 ) -> list[FitResult]:
     """One model per fold: the first (held-out `test_speakers`) is the main model at `model_dir`,
     the others go to `model_dir/folds/<speaker>`; written all at once, only when every fold is done."""
-    model_config = params.autoencoder_config(features)
+    config = model_config(params.model, features)
     specs = spectrograms(recordings, features, params.augment, params.trainer.seed)
     layout = [{"held_out": list(fold), "folder": "." if k == 0 else f"folds/{fold_name(fold)}"} for k, fold in enumerate(folds)]
     fingerprint = {"train": params.model_dump(mode="json"), "features": features.model_dump(mode="json"), "data": data}
@@ -117,7 +113,7 @@ def train_models(
     for k, fold in enumerate(folds):
         log = None if live_dir is None else (live_dir if k == 0 else live_dir / "folds" / fold_name(fold))
         model, result = train_fold(
-            specs, corpus_labels, corpus_speakers, fold, params, features, model_config, label_pattern,
+            specs, corpus_labels, corpus_speakers, fold, params, features, config, label_pattern,
             checkpoint_dir / fold_name(fold), log, fingerprint,
         )
         trained.append(model)
@@ -127,3 +123,15 @@ def train_models(
         for model, entry in zip(trained, layout):
             model.save(tmp / entry["folder"], data=data)
     return results
+
+
+def train(params: TrainParams, paths: DomainPaths) -> None:
+    """The train stage: one model per speaker-disjoint fold, from the prepared recordings."""
+    prepared = read_prepared(paths.prepared)
+    corpus = prepared.corpus
+    folds = speaker_folds(corpus.speakers.tolist(), params.test_speakers, params.loso)
+    data = {"source": prepared.dataset["root"], "clips": len(corpus), "speakers": sorted(set(corpus.speakers.tolist())), "sha256": prepared.digest()}
+    train_models(
+        corpus.labels.tolist(), corpus.speakers.tolist(), corpus.recordings, folds, params, prepared.features,
+        prepared.label_pattern, paths.model, paths.checkpoint, paths.training_log, data,
+    )

@@ -114,6 +114,8 @@ class DenseDecoder(nn.Module):
 
 def build_backbone(cfg: AutoencoderConfig, code_width: int) -> tuple[nn.Module, nn.Module]:
     """Encoder producing `code_width` code channels/units, and the matching decoder."""
+    if cfg.flat_code and cfg.input_size is None:
+        raise ValueError(f"{cfg.name} with a flat code needs input_size (the domain's model_config hook fills it from the data)")
     if cfg.architecture == "conv":
         return ConvEncoder(cfg, code_width), ConvDecoder(cfg)
     return DenseEncoder(cfg, code_width), DenseDecoder(cfg)

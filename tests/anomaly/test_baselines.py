@@ -1,14 +1,18 @@
-"""The baselines on SKAB valve1 + valve2 land on the independently measured BASELINES.md figures."""
+"""The baselines on SKAB valve1 + valve2 land on independently measured figures.
+
+The expected F1/FAR/MAR are an independent measurement of the same two baselines on the same
+20 files (first 400 rows train, the rest pooled), recorded when the domain was added (commit
+70a560e, issue 6); this code reproduces them to the precision given.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from latente.domains.anomaly.baselines import PCAT2Q, isolation_forest, pca_t2q
-from latente.domains.anomaly.data import read_series
+from latente.domains.anomaly.data import read_series, split
 from latente.domains.anomaly.metrics import Confusion, confusion
 from latente.domains.anomaly.params import IsolationForestParams, PCABaselineParams, ReaderConfig
-from latente.domains.anomaly.protocol import split
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +30,17 @@ def pooled(files, predict) -> dict:
 
 
 @pytest.mark.parametrize("q_limit, expected", [
-    ("skab", (0.75, 26.83, 26.19)),  # BASELINES.md: SKAB's own T²+Q
-    ("jackson_mudholkar", (0.74, 38.56, 21.85)),  # BASELINES.md: textbook Q limit
+    ("skab", (0.75, 26.83, 26.19)),  # independent measurement, SKAB's own T²+Q (core/t2.py)
+    ("jackson_mudholkar", (0.74, 38.56, 21.85)),  # independent measurement, textbook Q limit
 ])
-def test_pca_t2q_matches_baselines_md(valve_files, q_limit, expected):
+def test_pca_t2q_matches_the_independent_measurement(valve_files, q_limit, expected):
     m = pooled(valve_files, lambda tr, te: pca_t2q(tr, te, PCABaselineParams(q_limit=q_limit)))
     assert round(m["f1"], 2) == expected[0]
     assert m["far"] == pytest.approx(expected[1], abs=0.01)
     assert m["mar"] == pytest.approx(expected[2], abs=0.01)
 
 
-def test_isolation_forest_matches_baselines_md(valve_files):
+def test_isolation_forest_matches_the_independent_measurement(valve_files):
     m = pooled(valve_files, lambda tr, te: isolation_forest(tr, te, IsolationForestParams()))
     assert round(m["f1"], 2) == 0.20
     assert m["far"] == pytest.approx(1.17, abs=0.01)

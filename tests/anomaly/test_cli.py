@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_user_error, run_latente
+from conftest import assert_user_error, call_latente, run_latente
 
 from latente.domains.anomaly.baselines import pca_t2q
-from latente.domains.anomaly.data import read_series
+from latente.domains.anomaly.data import read_series, split
 from latente.domains.anomaly.metrics import Confusion, confusion
 from latente.domains.anomaly.params import PCABaselineParams, ReaderConfig
-from latente.domains.anomaly.protocol import split
 
 
 def cli(capsys, *args) -> subprocess.CompletedProcess:
@@ -45,24 +44,39 @@ def save(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+FIT_ARGS = ("anomaly", "fit", "--rows", "0:400", "--epochs", "2")
+
+
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory, mirror):
-    """A detector fitted by the real `latente` command (subprocess) on valve1/0.csv rows 0:400."""
+    """A detector fitted by the `latente` entry point (in-process) on valve1/0.csv rows 0:400."""
     folder = tmp_path_factory.mktemp("model") / "valve1_0"
-    result = run_latente("anomaly", "fit", mirror / "anomaly/skab/valve1/0.csv", "--rows", "0:400", "--model-out", folder,
-                     "--epochs", "2")
+    result = call_latente(*FIT_ARGS, mirror / "anomaly/skab/valve1/0.csv", "--model-out", folder)
     assert result.returncode == 0, result.stderr
     assert "fitted on 400 rows × 8 sensors" in result.stderr
     return folder
 
 
+@pytest.mark.slow
+def test_installed_command_fits_the_same_model(fitted, mirror, tmp_path):
+    """The real `latente` process (interpreter start, entry point) writes the very weights of the in-process run."""
+    result = run_latente(*FIT_ARGS, mirror / "anomaly/skab/valve1/0.csv", "--model-out", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "m/model.safetensors").read_bytes() == (fitted / "model.safetensors").read_bytes()
+
+
 def test_fit_writes_a_loadable_model_folder(fitted):
-    from latente.domains.anomaly.detector import load_detector
+    from dataclasses import fields
+
+    from latente.domains.anomaly.model import load_detector
+    from latente.shared.trainer import FitResult
 
     assert {p.name for p in fitted.iterdir()} == {"config.json", "model.safetensors"}
     d = load_detector(fitted)
     assert d.window == 60 and len(d.sensors) == 8 and d.threshold > 0
-    assert d.info["train_rows"] == 400 and d.info["train_windows"] + d.info["val_windows"] == 341
+    assert d.model.config.in_channels == 8 and d.model.config.input_size == (60,)  # from the data, by the model hook
+    assert d.info["train_rows"] == 400 and d.info["train_windows"] + d.info["val_windows"] == 341  # 400 − 60 + 1 windows
+    assert set(d.info["fit"]) == {f.name for f in fields(FitResult)} and d.info["fit"]["epochs_run"] == 2
     assert json.loads((fitted / "config.json").read_text())["data"]["rows"] == [0, 400]
 
 
@@ -80,7 +94,7 @@ def test_score_streams_in_chunks_and_equals_whole_file(capsys, fitted, mirror, t
     scored = out["score"].notna()
     assert scored.sum() == 1148 - 59 - 118  # SKAB's rule: first W−1 and last 2W−2 rows have no label
     assert (out.loc[scored, "top_share"].between(0, 1)).all() and (out.loc[~scored, "flag"] == 0).all()
-    from latente.domains.anomaly.detector import load_detector
+    from latente.domains.anomaly.model import load_detector
 
     limit = load_detector(fitted).threshold  # scores are written with 6 significant digits
     assert (out.loc[out["score"] > limit * 1.0001, "flag"] == 1).all()

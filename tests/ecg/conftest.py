@@ -1,40 +1,61 @@
-"""A small real codec trained for a few seconds on real MIT-BIH windows, shared by the ECG tests."""
+"""The ECG stages run once with tests/tiny.py's params on real MIT-BIH records: a tiny codec "A",
+trained for a few seconds, shared by the ECG tests."""
+import contextlib
+
 import pytest
 import wfdb
 
-from latente.domains.ecg.data import save_signals
-from latente.domains.ecg.records import read_lead
-from latente.domains.ecg.train import train_codec
-from latente.shared.models import AutoencoderConfig, load_model
-from latente.shared.trainer import TrainerConfig
-
-TINY_MODEL = AutoencoderConfig(name="conv_ae", channels=(8, 8), strides=(2, 4), kernel_size=5, latent_channels=2, code_bits=6, rate_weight=0.01, norm=None)
-WINDOW = 256
+from latente.domains.ecg import DOMAIN
+from latente.domains.ecg.data import prepare, read_lead
+from latente.domains.ecg.evaluation import evaluate
+from latente.domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+from latente.domains.ecg.sources import fetch
+from latente.domains.ecg.training import train
+from latente.shared.models import load_model
+from latente.shared.stage import DomainPaths
+from tiny import ECG
 
 
 @pytest.fixture(scope="session")
-def tiny_codec(tmp_path_factory, mirror):
-    """Model folder of a codec trained 2 epochs on 60 s of records 105 and 116."""
-    root = tmp_path_factory.mktemp("ecg_codec")
-    fs = 360
-    signals = {r: read_lead(mirror / "ecg/records" / r, 0).mv[: 60 * fs] for r in ("105", "116")}
-    prepared = root / "prepared"
-    prepared.mkdir()
-    save_signals({k: v[: 50 * fs] for k, v in signals.items()}, prepared / "train.safetensors")
-    save_signals({k: v[50 * fs :] for k, v in signals.items()}, prepared / "validation.safetensors")
-    train_codec(TINY_MODEL, TrainerConfig(epochs=2, batch_size=32, lr=3e-3, patience=None), WINDOW, None, prepared,
-                root / "model", root / "ckpt", None, {"fs": 360.0, "scale_mv": 1.0, "window": WINDOW})
-    return root / "model"
+def tiny_run(tmp_path_factory, mirror) -> DomainPaths:
+    """fetch → prepare → train with the tiny ECG params, the mirror's records as a local source."""
+    paths = DomainPaths(DOMAIN, tmp_path_factory.mktemp("ecg_run"))
+    fetch(FetchParams.model_validate({"source": {**ECG["fetch"]["source"], "kind": "local", "location": str(mirror / DOMAIN)}}), paths)
+    prepare(PrepareParams.model_validate(ECG["prepare"]), paths)
+    train(TrainParams.model_validate(ECG["train"]), paths)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_evaluated(tiny_run, repo_root) -> DomainPaths:
+    """The tiny run after its evaluate stage (the report reads `references.ecg` of the repo's params.yaml)."""
+    with contextlib.chdir(repo_root):
+        evaluate(EvaluateParams.model_validate(ECG["evaluate"]), tiny_run)
+    return tiny_run
+
+
+@pytest.fixture(scope="session")
+def tiny_codec(tiny_run):
+    """The folder of the tiny codec "A"."""
+    return tiny_run.model / "A"
 
 
 @pytest.fixture(scope="session")
 def loaded_codec(tiny_codec):
-    return load_model(tiny_codec, domain="ecg")
+    return load_model(tiny_codec, domain=DOMAIN)
+
+
+@pytest.fixture(scope="session")
+def lead(mirror):
+    """The first 30 s of record 100's MLII lead."""
+    full = read_lead(mirror / DOMAIN / "records" / "100", "MLII")
+    full.adc = full.adc[: 30 * 360]
+    return full
 
 
 @pytest.fixture
 def records(mirror):
-    return mirror / "ecg" / "records"
+    return mirror / DOMAIN / "records"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import wfdb
 
 from conftest import assert_user_error
-from latente.domains.ecg.records import read_lead
+from latente.domains.ecg.data import read_lead
 from latente.shared.models import build_model, save_model
 
 

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from latente.domains.ecg.codec import compression_ratio
-from latente.domains.ecg.metrics import prd, prdn, quality_score, rpeak_scores, snr
+from latente.domains.ecg.metrics import compression_ratio, prd, prdn, quality_score, rpeak_scores, snr
 
 
 def test_prd_uses_the_1024_baseline():
@@ -22,7 +21,7 @@ def test_prdn_removes_the_mean_and_snr_follows():
 
 def test_compression_ratio_counts_11_bits_per_sample():
     assert compression_ratio(n_samples=800, n_bytes=100) == pytest.approx(11.0)
-    assert compression_ratio(650000, 27713) == pytest.approx(11 * 650000 / (8 * 27713))
+    assert compression_ratio(650000, 27713) == pytest.approx(11 * 650000 / (8 * 27713))  # a whole 30-min record
 
 
 def test_rpeak_scores_with_150_ms_tolerance():

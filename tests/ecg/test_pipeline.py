@@ -1,30 +1,91 @@
-"""`dvc repro evaluate@ecg` end to end with tiny params, in a temporary copy of the repo."""
+"""The ECG stages: their DVC entry points, the evaluate stage's metrics and report on the tiny run, and
+`dvc repro evaluate@ecg` end to end with the tiny params in a temporary copy of the repo (slow)."""
 import json
 import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
+from latente.domains.ecg import DOMAIN
+from latente.domains.ecg import params as schemas
+from latente.pipelines.ecg import STAGES
+from latente.shared.io import read_json
+from latente.shared.report import load_references
+from tiny import ECG
+
 REPO_PARTS = ["shared", "domains", "pipelines", "vendor", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore"]
-TINY = {
-    "prepare": {"train_records": ["105", "116"], "lead": "0", "validation_fraction": 0.2, "scale_mv": 1.0, "seconds": 90},
-    "train": {
-        "window": 256,
-        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2, "code_bits": 6, "rate_weight": 0.01, "norm": None},
-        "variants": {"A": {}},
-        "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.003, "patience": None, "seed": 0},
-    },
-    "evaluate": {
-        "test_records": ["100"], "lead": "MLII", "seconds": 60,
-        "operating_points": {"A": {"model": "A", "bits": 6}},
-        "rate_distortion": [{"model": "A", "bits": 3}],
-        "wavelet_target_crs": [32.25], "wavelet_target_prd": 2.73,
-    },
-}
+
+
+def test_each_stage_runs_its_function_with_its_schema():
+    expected = {"fetch": schemas.FetchParams, "prepare": schemas.PrepareParams, "train": schemas.TrainParams, "evaluate": schemas.EvaluateParams}
+    assert [s.name for s in STAGES] == list(expected)
+    for stage in STAGES:
+        assert typing.get_type_hints(stage.function())["params"] is expected[stage.name]
+
+
+def test_trained_model_saves_its_config_and_training_record(tiny_run):
+    meta = read_json(tiny_run.model / "A" / "config.json")
+    variant = ECG["train"]["variants"]["A"]
+    assert meta["domain"] == DOMAIN
+    assert {k: meta["model"][k] for k in ECG["train"]["model"] if k != "rate_weight"} == {
+        k: v for k, v in ECG["train"]["model"].items() if k != "rate_weight"}
+    assert meta["model"]["rate_weight"] == variant["rate_weight"]
+    info = meta["info"]
+    assert set(info) == {"epochs_run", "best_val_loss", "best_epoch", "stopped_early", "resumed_from_epoch", "seconds", "cpu_seconds", "history"}
+    assert info["epochs_run"] == ECG["train"]["trainer"]["epochs"] == len(info["history"])
+
+
+def test_evaluate_writes_metrics_at_matched_cr(tiny_evaluated):
+    metrics = json.loads(tiny_evaluated.metrics.read_text())
+    assert metrics["domain"] == DOMAIN and metrics["data"]["items"] == ECG["evaluate"]["test_records"]
+    rows = {(r["method"], tuple(sorted(r["condition"].items()))): r["metrics"] for r in metrics["results"]}
+    model, wavelet = rows[("model", (("operating_point", "A"),))], rows[("wavelet", (("operating_point", "A"),))]
+    assert {"cr", "prd", "prdn", "snr", "qs", "rpeak_f1", "rpeak_se", "rpeak_ppv"} <= set(model)
+    assert model["cr"] > 1 and model["prd"] > 0
+    assert abs(wavelet["cr"] / model["cr"] - 1) < 0.05  # the baseline runs at matched CR
+    target_prd = ECG["evaluate"]["wavelet_target_prd"]
+    cr_at_prd = rows[("wavelet", (("record", "100"), ("target_prd", target_prd)))]["cr"]
+    assert cr_at_prd > 1
+    # the report's reading of the targets quotes this run's number
+    assert f"stays within PRD {target_prd:g} % up to CR {cr_at_prd:.1f} on record 100" in tiny_evaluated.report.read_text()
+
+
+def _table_row(report: str, first_cell: str) -> list[str]:
+    line = next(line for line in report.splitlines() if line.startswith(f"| {first_cell} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def test_report_checks_every_target_of_params_yaml(tiny_evaluated, repo_root):
+    report = tiny_evaluated.report.read_text()
+    metrics = json.loads(tiny_evaluated.metrics.read_text())["results"]
+    targets = load_references(DOMAIN, repo_root / "params.yaml").targets
+    assert targets
+    for target in targets:
+        row = _table_row(report, target.name)
+        found = [r["metrics"].get(target.metric) for r in metrics if r["method"] == target.method and r["condition"] == target.condition]
+        if not found:  # the tiny run has no operating point B: not measured, never met
+            assert row[3] == "–" and row[6] == "not measured"
+            continue
+        passed = found[0] >= target.value if target.better == "higher" else found[0] <= target.value
+        assert row[3] == f"{found[0]:.3f}" and row[6] == ("met" if passed else "missed")
+
+
+def test_report_describes_the_saved_models_and_cites_no_typed_figures(tiny_evaluated):
+    report = tiny_evaluated.report.read_text()
+    config = read_json(tiny_evaluated.model / "A" / "config.json")["model"]
+    row = _table_row(report, "A")
+    assert row[1:8] == [config["name"], str(config["channels"]), str(config["strides"]), str(config["kernel_size"]),
+                        str(config["latent_channels"]), str(config["code_bits"]), f"{config['rate_weight']:g}"]
+    assert "BASELINES" not in report and "11 bits per sample" in report
+    for anchor in load_references(DOMAIN).anchors:
+        assert anchor.label in report and anchor.citation in report
+    for figure in ("normal_stretch.png", "rate_distortion.png", "error_distribution.png"):
+        assert f"figures/{figure}" in report and (tiny_evaluated.figures / figure).stat().st_size > 1000
 
 
 def run(cmd, cwd, env):
@@ -42,7 +103,7 @@ def tiny_repo(tmp_path_factory, repo_root, mirror):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, dest)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["ecg"].update(TINY)
+    params[DOMAIN].update(ECG)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "LATENTE_MIRROR": str(mirror), "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -54,23 +115,18 @@ def tiny_repo(tmp_path_factory, repo_root, mirror):
     return root, env
 
 
+@pytest.mark.slow
 def test_repro_writes_metrics_report_and_model(tiny_repo):
     root, env = tiny_repo
     metrics = json.loads((root / "reports/ecg/metrics.json").read_text())
-    assert metrics["domain"] == "ecg" and metrics["data"]["items"] == ["100"]
-    model = next(r for r in metrics["results"] if r["method"] == "model" and r["condition"] == {"operating_point": "A"})
-    wavelet = next(r for r in metrics["results"] if r["method"] == "wavelet" and r["condition"] == {"operating_point": "A"})
-    assert model["metrics"]["cr"] > 1 and model["metrics"]["prd"] > 0
-    assert abs(wavelet["metrics"]["cr"] / model["metrics"]["cr"] - 1) < 0.05  # the baseline runs at matched CR
-    assert {"cr", "prd", "prdn", "snr", "qs", "rpeak_f1", "rpeak_se", "rpeak_ppv"} <= set(model["metrics"])
-    report = (root / "reports/ecg/report.md").read_text()
-    for figure in ("normal_stretch.png", "rate_distortion.png", "error_distribution.png"):
-        assert f"figures/{figure}" in report and (root / "reports/ecg/figures" / figure).stat().st_size > 1000
-    assert "11 bits per sample" in report
+    assert metrics["domain"] == DOMAIN and metrics["data"]["items"] == ECG["evaluate"]["test_records"]
+    assert any(r["method"] == "model" and r["condition"] == {"operating_point": "A"} for r in metrics["results"])
+    assert "## Targets" in (root / "reports/ecg/report.md").read_text()
     assert (root / "models/ecg/A/config.json").is_file()
     assert (root / "reports/ecg/training/A/plots/metrics/val/loss.tsv").is_file()
 
 
+@pytest.mark.slow
 def test_dvc_sees_metrics_and_renders_plots_offline(tiny_repo):
     root, env = tiny_repo
     shown = run(["dvc", "metrics", "show", "--json"], root, env)
@@ -84,6 +140,7 @@ def test_dvc_sees_metrics_and_renders_plots_offline(tiny_repo):
     assert "changed" not in status.stdout
 
 
+@pytest.mark.slow
 def test_misspelt_param_stops_the_stage_and_names_the_key(tiny_repo):
     root, env = tiny_repo
     # DVC 3.67 refuses a plain -S for a new key; `+key=value` adds it, and our validation stops it.

@@ -1,19 +1,20 @@
-"""Crops of the real mirror volumes, and one small real pipeline run (fetch → evaluate) on them."""
+"""Crops of the real mirror volumes, an untrained model folder, and one small real pipeline run (fetch → evaluate) on them."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 import yaml
+from tiny import MRI
 
-TRAIN = "colin27_ch2_t1.nii.gz"
-MASK = "colin27_ch2bet_t1_brain.nii.gz"
-TEST = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+REPO = Path(__file__).resolve().parents[2]
+(TRAIN,), (MASK,), (TEST,) = MRI["prepare"]["train_volumes"], MRI["prepare"]["train_masks"], MRI["prepare"]["test_volumes"]
 
 
 def crop_volume(src: Path, dest: Path, box: tuple[slice, slice, slice]) -> None:
@@ -38,41 +39,38 @@ def mri_crops(mirror, tmp_path_factory) -> Path:
     return root
 
 
-SMALL_PARAMS = {
-    "fetch": {"source": {"kind": "canonical", "files": [TRAIN, MASK, TEST]}},
-    "prepare": {"train_volumes": [TRAIN], "train_masks": [MASK], "test_volumes": [TEST], "min_brain_fraction": 0.05, "val_fraction": 0.2},
-    "train": {
-        "model": {"name": "conv_dae", "spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [8, 8], "strides": [2, 1],
-                  "latent_channels": 8, "residual": True, "corruption": {"kind": "rician", "level": [0.01, 0.1]}},
-        "patches": {"size": 32, "per_epoch": 480, "gain": [0.5, 1.0], "blur_share": 0.5},
-        "trainer": {"epochs": 3, "batch_size": 16, "lr": 0.003, "patience": None, "seed": 0, "device": "cpu", "threads": 1},
-    },
-    "evaluate": {"noise": [0.03, 0.09], "kind": "rician", "seed": 0, "slices": 4, "mask_threshold": 0.05,
-                 "methods": ["noisy", "gaussian", "nlm", "bm3d"], "figure_noise": 0.03},
-}
+# the tiny params, fetching the crops (no sha256: they are not the published files)
+SMALL_PARAMS = {"fetch": {"source": {"kind": "canonical", "files": [TRAIN, MASK, TEST]}}, **MRI}
+
+
+def write_params(workdir: Path, mri: dict) -> None:
+    """workdir/params.yaml with `mri` as the domain's section and the repo's own `references.mri` (the report's targets)."""
+    references = yaml.safe_load((REPO / "params.yaml").read_text())["references"]["mri"]
+    (workdir / "params.yaml").write_text(yaml.safe_dump({"mri": mri, "references": {"mri": references}}, allow_unicode=True))
 
 
 def run_stage(workdir: Path, stage: str, mirror_root: Path) -> subprocess.CompletedProcess:
     """`python -m latente.pipelines.mri STAGE` in `workdir`, as DVC runs it."""
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTE_MIRROR": str(mirror_root), "PYTHONPATH": str(repo)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTE_MIRROR": str(mirror_root), "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "latente.pipelines.mri", stage], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
 def run_stages_in_process(workdir: Path, stages: tuple[str, ...], mirror_root: Path) -> None:
-    """The stage functions of pipelines/mri.py with workdir's params.yaml (one process: no re-imports)."""
-    from latente.pipelines import mri
+    """The stage functions of pipelines/mri.py with workdir's params.yaml (one process: no re-imports),
+    each given its params validated against its own annotation, as `run_stage` does."""
+    from latente.pipelines.mri import STAGES
     from latente.shared.params import stage_params
     from latente.shared.stage import DomainPaths
 
-    schemas = {"fetch": mri.FetchParams, "prepare": mri.PrepareParams, "train": mri.TrainParams, "evaluate": mri.EvaluateParams}
+    by_name = {stage.name: stage for stage in STAGES}
     saved = os.environ.get("LATENTE_MIRROR")
     os.environ["LATENTE_MIRROR"] = str(mirror_root)
     try:
         for stage in stages:
-            params = stage_params("mri", stage, schemas[stage], workdir / "params.yaml")
-            getattr(mri, stage)(params, DomainPaths("mri", root=workdir))
+            function = by_name[stage].function()
+            params = stage_params("mri", stage, typing.get_type_hints(function)["params"], workdir / "params.yaml")
+            function(params, DomainPaths("mri", root=workdir))
     finally:
         if saved is None:
             os.environ.pop("LATENTE_MIRROR")
@@ -84,7 +82,7 @@ def run_stages_in_process(workdir: Path, stages: tuple[str, ...], mirror_root: P
 def small_pipeline(mri_crops, tmp_path_factory) -> Path:
     """The four real stages run on the crops with a tiny model; returns the work folder."""
     work = tmp_path_factory.mktemp("mri_pipeline")
-    (work / "params.yaml").write_text(yaml.safe_dump({"mri": SMALL_PARAMS}))
+    write_params(work, SMALL_PARAMS)
     run_stages_in_process(work, ("fetch", "prepare", "train", "evaluate"), mri_crops)
     return work
 
@@ -92,6 +90,22 @@ def small_pipeline(mri_crops, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def small_model(small_pipeline) -> Path:
     return small_pipeline / "models" / "mri"
+
+
+@pytest.fixture(scope="session")
+def untrained_model(tmp_path_factory) -> Path:
+    """A model folder as the train stage writes it, holding the tiny model's seeded initial weights
+    (not the identity start): enough for every CLI check but denoising quality, without training."""
+    import torch
+
+    from latente.domains.mri.model import PREPROCESSING, model_config
+    from latente.domains.mri.params import TrainParams
+    from latente.shared.models import build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model(model_config(TrainParams.model_validate(MRI["train"])))
+    return save_model(model, tmp_path_factory.mktemp("untrained") / "mri", domain="mri", preprocessing=PREPROCESSING,
+                      data={"train_volumes": [TRAIN], "test_volumes": [TEST]})
 
 
 @pytest.fixture

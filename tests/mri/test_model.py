@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+from tiny import MRI
 
 from latente.domains.mri.data import FOREGROUND, PatchDataset, Prepared, split_slices
-from latente.domains.mri.params import PatchParams
-from latente.domains.mri.denoiser import denoise_unit, denoise_values, prepare_for_inference
+from latente.domains.mri.model import denoise_unit, denoise_values, model_config, prepare_for_inference
+from latente.domains.mri.params import PatchParams, TrainParams
 from latente.domains.mri.training import start_as_identity
+from latente.shared.errors import UserError
 from latente.shared.models import AutoencoderConfig, build_model
 
 
@@ -32,7 +35,7 @@ class CentreProbe(torch.nn.Module):
     def __init__(self, context: int):
         super().__init__()
         self.context = context
-        self.config = type("Config", (), {"in_channels": 2 * context + 1})()
+        self.config = AutoencoderConfig(name="conv_dae", spatial_dims=2, in_channels=2 * context + 1, out_channels=1)
 
     def forward(self, x):
         self.seen = x.clone()
@@ -67,3 +70,13 @@ def test_patches_are_a_function_of_their_index_and_centred_on_the_head():
     assert all(patches[i][1, 7:9, 7:9].max() > FOREGROUND for i in range(len(patches)))
     blurred = PatchDataset(prepared, params.model_copy(update={"blur_share": 1.0}), context=1, seed=3)
     assert blurred[7].std() < patches[7].std()
+
+
+def test_model_config_is_the_declared_model_and_refuses_what_the_slice_stacks_cannot_feed():
+    params = TrainParams.model_validate(MRI["train"])
+    assert model_config(params) == params.model
+    for change, key in (({"spatial_dims": 3}, "mri.train.model"), ({"out_channels": 3}, "mri.train.model.out_channels"),
+                        ({"corruption": {"kind": "masking", "level": [0.1, 0.1]}}, "mri.train.model.corruption")):
+        bad = TrainParams.model_validate({**MRI["train"], "model": {**MRI["train"]["model"], **change}})
+        with pytest.raises(UserError, match=key):
+            model_config(bad)

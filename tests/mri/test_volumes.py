@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from nibabel.openers import ImageOpener
 
-from latente.domains.mri.volumes import from_orientation, read_volume, to_orientation, write_like
+from latente.domains.mri.data import from_orientation, read_volume, to_orientation, write_like
 from latente.shared.errors import UserError
 
 

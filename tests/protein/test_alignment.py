@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latente.domains.protein.alignment import ALPHABET, decode, encode, one_hot, read_alignment
+from latente.domains.protein.data import ALPHABET, decode, encode, one_hot, read_alignment
 from latente.shared.errors import UserError
 
 # Focus with lower-case first/last residues (non-focus), an insert column ('.' / lower case)
@@ -29,6 +29,9 @@ def write(tmp_path, name, text):
 
 
 def test_real_alignment_is_8355_by_253(blat_alignment):
+    # DeepSequence's notebook prints "Data Shape = (8355, 253, 20)" for this file, whose 8403 records
+    # (grep -c '>') lose 48 to non-standard residues; the focus name /24-286 gives 263 residues
+    # (datasets/protein/SOURCE.md)
     a = read_alignment(blat_alignment)
     assert a.shape == (8355, 253)
     assert a.n_removed == 48

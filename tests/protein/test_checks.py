@@ -4,18 +4,18 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from latente.domains.protein.alignment import read_alignment
+from latente.domains.protein.data import read_alignment
 from latente.domains.protein.evaluation import check_same_focus
 from latente.domains.protein.params import TrainParams
 from latente.shared.errors import UserError
 from latente.shared.models import load_model
 from latente.shared.params import stage_params
-from tests.protein.conftest import TINY
+from tests.tiny import PROTEIN
 
 
 def test_unknown_params_key_is_named(tmp_path):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"protein": {"train": {**TINY, "epochz": 3}}}))
+    path.write_text(yaml.safe_dump({"protein": {"train": {**PROTEIN["train"], "epochz": 3}}}))
     with pytest.raises(UserError, match=r"protein\.train\.epochz: unknown key"):
         stage_params("protein", "train", TrainParams, path)
 

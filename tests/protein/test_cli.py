@@ -5,9 +5,9 @@ import json
 
 import yaml
 
-from latente.domains.protein.alignment import ALPHABET
+from latente.domains.protein.data import ALPHABET
 from tests.conftest import assert_user_error
-from tests.protein.conftest import TINY
+from tests.tiny import PROTEIN
 
 
 def score_args(alignment, dms, model, *extra):
@@ -23,7 +23,7 @@ def test_score_prints_the_results_json(latente, cropped_alignment, blat_dms, tin
     assert report["domain"] == "protein"
     model = next(r for r in report["results"] if r["method"] == "model" and not r["condition"])
     base = next(r for r in report["results"] if r["method"] == "site_independent")
-    assert model["metrics"]["n"] == base["metrics"]["n"] == 4807
+    assert model["metrics"]["n"] == base["metrics"]["n"] == 4807  # as DeepSequence's notebook (datasets/protein/SOURCE.md)
     assert model["metrics"]["skipped_outside_focus_columns"] == 190
     assert model["metrics"]["spearman"] > 0.3 and base["metrics"]["spearman"] > 0.3
     assert "190 outside focus columns" in result.stderr
@@ -46,7 +46,7 @@ def test_sample_writes_fasta(latente, tiny_model, tmp_path):
 
 def test_evaluate_trains_then_scores(latente, cropped_alignment, blat_dms, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"protein": {"train": TINY}}))
+    params.write_text(yaml.safe_dump({"protein": {"train": PROTEIN["train"]}}))
     model_out = tmp_path / "trained"
     result = latente("protein", "evaluate", "--alignment", cropped_alignment, "--mutations", blat_dms,
                      "--score-column", "2500", "--params", params, "--epochs", "1", "--samples", "4",

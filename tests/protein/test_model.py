@@ -6,23 +6,25 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from latente.domains.protein.alignment import ALPHABET, one_hot
-from latente.domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, sample_sequences
+from latente.domains.protein.data import ALPHABET, one_hot
+from latente.domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, model_config, sample_sequences
 from latente.domains.protein.params import DecoderParams, TrainParams
-from latente.domains.protein.training import model_config
 from latente.shared.errors import UserError
-from latente.shared.models import load_model, save_model
+from latente.shared.models import AutoencoderConfig, load_model, save_model
 from latente.shared.models.autoencoders import VariationalAutoencoder
+from latente.shared.params import stage_params
 
 LENGTH = 12
+MODEL = {"name": "dense_vae", "recon_loss": "categorical", "hidden": [32], "latent_dim": 4, "decoder_hidden": [8, 16], "act": "RELU"}
 
 
-def tiny(decoder: dict | None = None, neff: float = 50.0) -> FamilyVAE:
+def tiny(decoder: dict | None = None, neff: float = 50.0, **model) -> FamilyVAE:
+    """A small FamilyVAE over LENGTH columns; `model` overrides fields of MODEL."""
     torch.manual_seed(0)
-    params = TrainParams.model_validate({"model": {"hidden": [32], "latent_dim": 4, "decoder_hidden": [8, 16]},
-                                         "decoder": decoder or {"dictionary": 5, "patterns": 4}})
-    model = FamilyVAE(model_config(params, LENGTH), params.decoder, neff=neff)
+    params = TrainParams.model_validate({"model": {**MODEL, **model}, "decoder": decoder or {"dictionary": 5, "patterns": 4}})
+    model = FamilyVAE(model_config(params.model, LENGTH), params.decoder, neff=neff)
     with torch.no_grad():  # move the gates and temperature away from their initial values
         for name, p in model.named_parameters():
             if name.endswith(("gate", "temperature")):
@@ -32,6 +34,32 @@ def tiny(decoder: dict | None = None, neff: float = 50.0) -> FamilyVAE:
 
 def codes(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 21, (n, LENGTH)).astype(np.int8)
+
+
+def test_model_config_fills_the_alignment_into_the_params_model(repo_root):
+    """The hook gives the config the family VAE was always built from: the params' dense_vae sizes,
+    a one-hot [21, L] input and nothing else changed (so the default training draws the same weights)."""
+    params = stage_params("protein", "train", TrainParams, repo_root / "params.yaml")
+    m = params.model
+    # the construction of training.model_config before the params held an AutoencoderConfig
+    expected = AutoencoderConfig(name="dense_vae", spatial_dims=1, in_channels=len(ALPHABET), input_size=(LENGTH,),
+                                 hidden=m.hidden, latent_dim=m.latent_dim, decoder_hidden=m.decoder_hidden, act=m.act,
+                                 recon_loss="categorical", beta=m.beta)
+    assert model_config(m, LENGTH) == expected
+    assert m.input_size is None and m.in_channels == 1  # the params themselves hold no alignment shape
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"name": "dense_ae"}, "dense_vae with a categorical loss"),
+    ({"recon_loss": "mse"}, "dense_vae with a categorical loss"),
+    ({"input_size": [253]}, "input_size come from the alignment"),
+    ({"in_channels": 21}, "in_channels come from the alignment"),
+])
+def test_train_params_refuse_another_model_or_an_alignment_shape(tmp_path, model, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"protein": {"train": {"model": {**MODEL, **model}}}}))
+    with pytest.raises(UserError, match=rf"protein\.train\.model.*{message}"):
+        stage_params("protein", "train", TrainParams, path)
 
 
 def test_sparse_output_matches_its_definition():
@@ -59,10 +87,11 @@ def test_one_hot_linear_matches_the_dense_layer():
     assert torch.allclose(layer(soft), dense(soft), atol=1e-5)
 
 
-@pytest.mark.parametrize("decoder", [{"dictionary": 5, "patterns": 4}, {"dictionary": 0, "patterns": 2, "dropout": 0.3},
-                                     {"sparse": False}])
-def test_plain_model_is_the_same_function(decoder):
-    model = tiny(decoder)
+@pytest.mark.parametrize("decoder, model", [({"dictionary": 5, "patterns": 4}, {}),
+                                            ({"dictionary": 0, "patterns": 2}, {"dropout": 0.3}),
+                                            ({"sparse": False}, {})])
+def test_plain_model_is_the_same_function(decoder, model):
+    model = tiny(decoder, **model)
     plain = model.plain()
     assert type(plain) is VariationalAutoencoder
     x = torch.from_numpy(one_hot(codes(6)))

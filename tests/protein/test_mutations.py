@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latente.domains.protein.alignment import encode, read_alignment
-from latente.domains.protein.mutations import Substitution, parse_mutant, read_mutations
+from latente.domains.protein.data import Substitution, encode, parse_mutant, read_alignment, read_mutations
 from latente.shared.errors import UserError
 
 # focus residues m K L V A G y r numbered 10..17; focus columns K L V A G (11..15)
@@ -51,6 +50,8 @@ def test_offsets_skips_and_mutated_sequences(tmp_path, focus):
 
 
 def test_real_dms_gives_4807_scorable_singles(blat_alignment, blat_dms):
+    # DeepSequence's notebook scores N = 4807: the DMS's 4997 singles less 190 at lower-case (non-focus)
+    # positions (datasets/protein/SOURCE.md)
     m = read_mutations(blat_dms, read_alignment(blat_alignment).focus, "mutant", "2500")
     assert len(m.mutants) == 4807
     assert m.skipped == {"wild_type_mismatch": 0, "outside_focus_columns": 190, "missing_score": 0}

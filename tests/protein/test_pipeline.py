@@ -1,33 +1,42 @@
-"""Stage functions on real data: fetch (local HTTP mirror), prepare, and evaluate's report."""
+"""Stage functions on real data: fetch (local HTTP mirror), prepare, evaluate's report, and the whole
+fetch → evaluate chain through `python -m latente.pipelines.protein`."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
+import yaml
 
-from latente.domains.protein import sources
+from latente.domains.protein import DOMAIN, sources
+from latente.domains.protein.data import load_prepared
 from latente.domains.protein.params import EvaluateParams, FetchParams, PrepareParams
-from latente.domains.protein.prepared import load_prepared
-from latente.pipelines import protein as stages
+from latente.pipelines.protein import STAGES
 from latente.shared.errors import UserError
+from latente.shared.report import load_references
 from latente.shared.stage import DomainPaths
+from tests.tiny import PROTEIN
 
 FILES = [sources.ALIGNMENT, sources.DMS]
+# the checksums params.yaml pins (protein.fetch.source.sha256), of the files as published upstream
 SHA = {sources.ALIGNMENT: "68e0c67d86159e6e6363aa3131d6275634d9c7c80decba32cbf055a6a0218320",
        sources.DMS: "ca17d79b57a0624a2e4189d1912c32d4d80fd67ee0835549573223f9f90d5336"}
+STAGE = {s.name: s.function() for s in STAGES}
 
 
 def test_fetch_from_an_http_mirror_verifies_checksums(http_mirror, tmp_path, monkeypatch):
     monkeypatch.delenv("LATENTE_MIRROR", raising=False)
-    paths = DomainPaths("protein", root=tmp_path)
+    paths = DomainPaths(DOMAIN, root=tmp_path)
     params = FetchParams.model_validate({"source": {"kind": "url", "location": f"{http_mirror}/protein", "files": FILES, "sha256": SHA}})
-    stages.fetch(params, paths)
+    STAGE["fetch"](params, paths)
     assert sorted(p.name for p in paths.raw.iterdir()) == sorted(FILES)
     bad = FetchParams.model_validate({"source": {"kind": "url", "location": f"{http_mirror}/protein", "files": FILES,
                                                  "sha256": {**SHA, sources.DMS: "0" * 64}}})
     with pytest.raises(UserError, match="sha256 does not match"):
-        stages.fetch(bad, DomainPaths("protein", root=tmp_path / "other"))
+        STAGE["fetch"](bad, DomainPaths(DOMAIN, root=tmp_path / "other"))
     assert not (tmp_path / "other" / "data" / "raw" / "protein").exists()  # nothing half-fetched
 
 
@@ -41,7 +50,7 @@ def test_canonical_source_is_pinned_to_commits(mirror, tmp_path, monkeypatch):
 
     monkeypatch.setattr(sources, "download_file", fake_download)
     params = FetchParams.model_validate({"source": {"kind": "canonical", "files": FILES, "sha256": SHA}})
-    stages.fetch(params, DomainPaths("protein", root=tmp_path))
+    STAGE["fetch"](params, DomainPaths(DOMAIN, root=tmp_path))
     assert fetched == [
         "https://raw.githubusercontent.com/charlesxu90/DeepSequence-torch/640db39769a93ef3d5bc11d6ad05aa7f5d761972/"
         f"datasets/{sources.ALIGNMENT}",
@@ -53,28 +62,77 @@ def test_canonical_source_is_pinned_to_commits(mirror, tmp_path, monkeypatch):
 
 
 def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny_model, tmp_path, capsys):
-    paths = DomainPaths("protein", root=tmp_path)
+    paths = DomainPaths(DOMAIN, root=tmp_path)
     paths.raw.mkdir(parents=True)
-    shutil.copyfile(cropped_alignment, paths.raw / "cropped.a2m")
+    shutil.copyfile(cropped_alignment, paths.raw / cropped_alignment.name)
     shutil.copyfile(blat_dms, paths.raw / sources.DMS)
-    stages.prepare(PrepareParams(alignment="cropped.a2m"), paths)
+    STAGE["prepare"](PrepareParams.model_validate(PROTEIN["prepare"]), paths)
     prepared = load_prepared(paths.prepared)
     assert prepared.alignment.shape[1] == 253 and prepared.neff < prepared.alignment.shape[0]
     shutil.copytree(tiny_model, paths.model)
     capsys.readouterr()
-    stages.evaluate(EvaluateParams(mutations=sources.DMS, score_column="2500", samples=4, generated=50, clusters=3), paths)
+    evaluate = EvaluateParams.model_validate(PROTEIN["evaluate"])
+    STAGE["evaluate"](evaluate, paths)
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(paths.metrics.read_text())
     methods = {(r["method"], json.dumps(r["condition"])) for r in printed["results"]}
     assert {("model", "{}"), ("site_independent", "{}"), ("model", '{"task": "train"}'),
             ("model", '{"task": "generation"}'), ("natural", '{"task": "generation"}')} <= methods
     generation = next(r["metrics"] for r in printed["results"] if r["method"] == "model" and r["condition"] == {"task": "generation"})
-    assert 0 < generation["identity_nearest"] <= 1 and 0 <= generation["gap_fraction"] < 1 and generation["n"] == 50
+    assert 0 < generation["identity_nearest"] <= 1 and 0 <= generation["gap_fraction"] < 1
+    assert generation["n"] == evaluate.generated
+    report = paths.report.read_text()
     for figure in ("effects", "training", "latent", "generation"):
         assert (paths.figures / f"{figure}.png").stat().st_size > 1000
-        assert f"figures/{figure}.png" in paths.report.read_text()
+        assert f"figures/{figure}.png" in report
     latent = (paths.plots / "latent.csv").read_text().splitlines()
     assert latent[0] == "id,pc1,pc2,cluster,species,weight,sequence"
     assert len(latent) == prepared.alignment.shape[0] + 1 and latent[1].startswith("BLAT_ECOLX/24-286,")
     assert ",ECOLX," in latent[1]
-    assert len((paths.plots / "effects.csv").read_text().splitlines()) == 4808
+    assert len((paths.plots / "effects.csv").read_text().splitlines()) == 4808  # 4807 scorable mutants + header
+    assert_report_follows_references_and_config(report, printed, PROTEIN["train"])
+
+
+def assert_report_follows_references_and_config(report: str, metrics: dict, train: dict) -> None:
+    """The report's targets are decided from the metrics, its published figures come from params.yaml,
+    and its model description names the trained sizes."""
+    references = load_references(DOMAIN)
+    rho = next(r["metrics"]["spearman"] for r in metrics["results"] if r["method"] == "model" and r["condition"] == {})
+    for target in references.targets:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {target.name} |"))
+        verdict = "met" if rho >= target.value else "missed"
+        assert row.split(" | ")[6] == verdict, row
+    for anchor in references.anchors:
+        assert anchor.label in report and anchor.protocol in report and anchor.citation in report
+    model = train["model"]
+    assert (f"encoder {'-'.join(map(str, model['hidden']))}, latent {model['latent_dim']}, "
+            f"decoder {'-'.join(map(str, model['decoder_hidden']))}, {model['act']}") in report
+    assert f"a dictionary of {train['decoder']['dictionary']} patterns" in report
+    assert f"Epochs run: {train['trainer']['epochs']} " in report
+
+
+@pytest.mark.slow
+def test_the_stage_scripts_run_fetch_to_evaluate(cropped_alignment, blat_dms, repo_root, tmp_path):
+    """`python -m latente.pipelines.protein <stage>` as DVC runs it, with the tiny params, in an empty folder."""
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copyfile(cropped_alignment, source / cropped_alignment.name)
+    shutil.copyfile(blat_dms, source / sources.DMS)
+    repo_params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params = {DOMAIN: {"fetch": {"source": {"kind": "local", "location": str(source),
+                                            "files": [cropped_alignment.name, sources.DMS]}}, **PROTEIN},
+              "references": {DOMAIN: repo_params["references"][DOMAIN]}}
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if k != "LATENTE_MIRROR"} | {"OMP_NUM_THREADS": "1"}
+    for stage in STAGE:
+        done = subprocess.run([sys.executable, "-m", f"latente.pipelines.{DOMAIN}", stage], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (stage, done.stderr)
+    paths = DomainPaths(DOMAIN, root=work)
+    config = json.loads((paths.model / "config.json").read_text())
+    assert config["model"]["input_size"] == [253] and config["model"]["in_channels"] == 21
+    assert config["info"]["fit"]["epochs_run"] == PROTEIN["train"]["trainer"]["epochs"]
+    assert_report_follows_references_and_config(paths.report.read_text(), json.loads(paths.metrics.read_text()),
+                                                PROTEIN["train"])

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from latente.domains.protein.alignment import read_alignment
-from latente.domains.protein.evaluation import model_effects, spearman
+from latente.domains.protein.data import read_alignment, read_mutations
+from latente.domains.protein.evaluation import model_effects
+from latente.domains.protein.metrics import spearman
 from latente.domains.protein.model import elbo
-from latente.domains.protein.mutations import read_mutations
 from latente.shared.models import load_model
+from tests.tiny import PROTEIN
 
 
 def test_short_training_beats_random(tiny_model, cropped_alignment, blat_dms):
     loaded = load_model(tiny_model, domain="protein")
     assert loaded.meta["model"]["name"] == "dense_vae" and loaded.meta["data"]["columns"] == 253
-    assert loaded.info["epochs_run"] == 3 and len(loaded.info["history"]) == 3
-    history = loaded.info["history"]
+    fit = loaded.info["fit"]
+    assert fit["epochs_run"] == PROTEIN["train"]["trainer"]["epochs"] == len(fit["history"])
+    assert fit["resumed_from_epoch"] == 0 and 0 < fit["cpu_seconds"] and 0 < fit["seconds"]
+    history = fit["history"]
     assert history[-1]["train/recon"] < history[0]["train/recon"]  # it learned something
     focus = read_alignment(cropped_alignment).focus
     mutations = read_mutations(blat_dms, focus, "mutant", "2500")

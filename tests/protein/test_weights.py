@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latente.domains.protein.alignment import encode, read_alignment
-from latente.domains.protein.weights import sequence_weights, sequence_weights_loop
+from latente.domains.protein.data import encode, read_alignment, sequence_weights, sequence_weights_loop
 
 
 def random_family(n: int, length: int, seed: int) -> np.ndarray:
@@ -42,5 +41,7 @@ def test_weights_by_hand():
 
 
 def test_neff_of_the_real_alignment(blat_alignment):
+    # 2605.0225 by the brute-force reference: sequence_weights_loop(read_alignment(<the file>).codes, 0.2).sum()
+    # (26 s, so measured once rather than rerun here)
     codes = read_alignment(blat_alignment).codes
     assert sequence_weights(codes, 0.2).sum() == pytest.approx(2605.0, abs=0.05)

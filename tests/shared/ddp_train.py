@@ -7,7 +7,8 @@ from safetensors.torch import save_file
 from torch.utils.data import TensorDataset
 
 from latente.shared.models import build_model
-from latente.shared.trainer import TrainerConfig, fit, seed_everything
+from latente.shared.params import TrainerConfig
+from latente.shared.trainer import fit, seed_everything
 
 out = sys.argv[1]
 torch.set_num_threads(1)

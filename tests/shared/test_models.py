@@ -1,23 +1,23 @@
-"""Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts."""
+"""Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts, config fields."""
 import json
 import math
+import subprocess
+import sys
 
+import pydantic
 import pytest
 import torch
 
 from latente.shared.errors import UserError
-from latente.shared.models import MODEL_NAMES, AutoencoderConfig, build_model, load_model, save_model
+from latente.shared.models import MODEL_NAMES, AutoencoderConfig, CorruptionConfig, SparsityConfig, build_model, load_model, save_model
 from latente.shared.models.autoencoders import quantize, symbol_range
 
 SIZES = {1: (50,), 2: (18, 14), 3: (10, 9, 7)}
 
 
 def config(name: str, dims: int, **extra) -> AutoencoderConfig:
-    dense = name.startswith("dense")
-    return AutoencoderConfig(
-        name=name, spatial_dims=dims, in_channels=2, input_size=SIZES[dims], channels=(4, 8), strides=(2, 2),
-        latent_channels=3, hidden=(16,), latent_dim=5 if dense else None, **extra,
-    )
+    architecture = {"channels": (4, 8), "strides": (2, 2), "latent_channels": 3} if name.startswith("conv") else {"hidden": (16,), "latent_dim": 5}
+    return AutoencoderConfig(name=name, spatial_dims=dims, in_channels=2, input_size=SIZES[dims], **architecture, **extra)
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
@@ -156,7 +156,7 @@ def test_one_dimensional_vae_with_flat_code():
 
 
 def test_config_rejects_inconsistent_settings():
-    with pytest.raises(ValueError, match="dense models need"):
+    with pytest.raises(ValueError, match="dense models need latent_dim"):
         AutoencoderConfig(name="dense_ae", spatial_dims=1)
     with pytest.raises(ValueError, match="channels and strides"):
         AutoencoderConfig(name="conv_ae", channels=(4, 8), strides=(2,))
@@ -187,3 +187,110 @@ def test_saved_folder_has_no_pickle(tmp_path):
     meta = json.loads((folder / "config.json").read_text())
     assert meta["model"]["name"] == "dense_vae" and meta["domain"] == "x"
     assert torch.equal(load_model(folder).extras["mean"], torch.ones(3))
+
+
+# Fields that only some models use, a value other than the default for each, and the models that use
+# it, read off backbones.py and autoencoders.py (conv models here have a code map: no latent_dim).
+CONV = {n for n in MODEL_NAMES if n.startswith("conv")}
+DENSE = {n for n in MODEL_NAMES if n.startswith("dense")}
+FIELDS = {
+    "channels": ((8, 8, 8), CONV),
+    "strides": ((2, 1, 2), CONV),
+    "kernel_size": (5, CONV),
+    "num_res_units": (1, CONV),
+    "latent_channels": (3, CONV),
+    "norm": (None, CONV),
+    "hidden": ((12,), DENSE),
+    "decoder_hidden": ((6,), DENSE),
+    "beta": (2.0, {"conv_vae", "dense_vae"}),
+    "sparsity": (SparsityConfig(kind="l1", weight=0.5), {"conv_sae", "dense_sae"}),
+    "corruption": (CorruptionConfig(kind="masking", level=(0.5, 0.5)), {"conv_dae", "dense_dae"}),
+}
+X = torch.randn(3, 2, 16, generator=torch.Generator().manual_seed(0))
+
+
+def base_config(name: str, **extra) -> AutoencoderConfig:
+    flat = {"input_size": (16,), "latent_dim": 4} if name.startswith("dense") else {}
+    return AutoencoderConfig(name=name, in_channels=2, **flat, **extra)
+
+
+def behaviour(config: AutoencoderConfig) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Initial weights and one training-mode loss, with the random draws seeded."""
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    torch.manual_seed(1)
+    return model.state_dict(), model(X).loss
+
+
+def same_behaviour(a: AutoencoderConfig, b: AutoencoderConfig) -> bool:
+    (wa, la), (wb, lb) = behaviour(a), behaviour(b)
+    return wa.keys() == wb.keys() and all(wa[k].shape == wb[k].shape and torch.equal(wa[k], wb[k]) for k in wa) and torch.equal(la, lb)
+
+
+def assert_rejected(values: dict, field: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        AutoencoderConfig.model_validate(values)
+    error = caught.value.errors()[0]
+    assert error["type"] == "unused_field" and "\n" not in error["msg"] and error["msg"].startswith(f"{field} is not used by this")
+
+
+def as_input(value):
+    return value.model_dump() if isinstance(value, pydantic.BaseModel) else value
+
+
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_field_is_accepted_where_it_changes_the_model_and_rejected_where_it_is_ignored(name, field):
+    value, users = FIELDS[field]
+    base = base_config(name)
+    ignored = same_behaviour(base, base.model_copy(update={field: value}))  # model_copy skips validation
+    values = {**base.model_dump(exclude_unset=True), field: as_input(value)}
+    if name in users:
+        assert getattr(AutoencoderConfig.model_validate(values), field) == value and not ignored
+    else:
+        assert ignored
+        assert_rejected(values, field)
+
+
+def test_a_flat_code_makes_latent_channels_unused():
+    base = base_config("conv_ae", input_size=(16,), latent_dim=4)
+    assert same_behaviour(base, base.model_copy(update={"latent_channels": 3}))
+    assert_rejected({**base.model_dump(exclude_unset=True), "latent_channels": 3}, "latent_channels")
+
+
+def test_rate_weight_needs_code_bits():
+    base = base_config("conv_ae")
+    assert same_behaviour(base, base.model_copy(update={"rate_weight": 0.5}))
+    assert_rejected({"name": "conv_ae", "rate_weight": 0.5}, "rate_weight")
+    coded = base_config("conv_ae", code_bits=8)
+    assert not same_behaviour(coded, base_config("conv_ae", code_bits=8, rate_weight=0.5))
+
+
+def test_sparsity_target_is_only_for_the_kl_penalty():
+    with pytest.raises(pydantic.ValidationError, match="target is only used by kind 'kl'"):
+        AutoencoderConfig(name="conv_sae", sparsity={"kind": "l1", "target": 0.2})
+    assert AutoencoderConfig(name="conv_sae", sparsity={"kind": "kl", "target": 0.2}).sparsity.target == 0.2
+
+
+def test_unused_fields_left_at_their_default_are_fine_so_full_dumps_validate_again():
+    assert AutoencoderConfig(name="conv_ae", beta=1.0, hidden=(256,), sparsity=None).beta == 1.0
+    for name in MODEL_NAMES:
+        config = base_config(name)
+        assert AutoencoderConfig.model_validate(config.model_dump()) == config
+        assert AutoencoderConfig.model_validate(config.model_dump(mode="json")) == config
+
+
+def test_params_leave_the_input_size_of_a_flat_code_to_the_data():
+    # params declare the model without the data's size; the domain's model_config hook fills it in
+    for values in ({"name": "dense_vae", "latent_dim": 4}, {"name": "conv_ae", "latent_dim": 4}):
+        config = AutoencoderConfig.model_validate(values)
+        with pytest.raises(ValueError, match="needs input_size"):
+            build_model(config)
+        assert build_model(config.model_copy(update={"input_size": (16,)}))(torch.randn(2, 1, 16)).z.shape == (2, 4)
+
+
+def test_the_config_imports_without_torch_or_monai(repo_root):
+    code = "import latente.shared.models as m; m.AutoencoderConfig; import sys; print('torch' in sys.modules, 'monai' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo_root.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]

@@ -3,15 +3,19 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, TensorDataset
 
+from latente.shared import trainer
 from latente.shared.models import build_model
-from latente.shared.trainer import DistributedContext, TrainerConfig, WeightAverage, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
+from latente.shared.params import TrainerConfig
+from latente.shared.trainer import DistributedContext, FitResult, WeightAverage, epoch_order, evaluate_loss, fit, learning_rate, seed_everything
 
 MODEL = {"name": "conv_dae", "channels": [4, 8], "strides": [2, 2], "dropout": 0.1, "corruption": {"kind": "gaussian", "level": [0.05, 0.2]}}
 DATA = torch.randn(40, 1, 32, generator=torch.Generator().manual_seed(0))
@@ -22,7 +26,7 @@ class Interrupted(Exception):
     pass
 
 
-def train(folder: Path, epochs=4, stop_after=None, patience=None, **kw):
+def train(folder: Path, epochs=4, stop_after=None, patience=None, data=(TRAIN, VAL), **kw):
     seed_everything(5)
     model = build_model(MODEL)
 
@@ -31,7 +35,7 @@ def train(folder: Path, epochs=4, stop_after=None, patience=None, **kw):
             raise Interrupted
 
     config = TrainerConfig(epochs=epochs, batch_size=8, seed=5, patience=patience, lr=0.01, **kw)
-    result = fit(model, TRAIN, VAL, config, folder / "ckpt", fingerprint={"model": MODEL}, on_epoch_end=interrupt, live_dir=folder / "live")
+    result = fit(model, *data, config, folder / "ckpt", fingerprint={"model": MODEL}, on_epoch_end=interrupt, live_dir=folder / "live")
     return model, result
 
 
@@ -64,6 +68,64 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert len(lines) == 1 + 4
 
 
+def test_same_seed_gives_identical_weights_and_history_with_averaging_and_early_stopping(tmp_path):
+    a, result_a = train(tmp_path / "a", epochs=30, patience=1, ema_decay=0.9)
+    b, result_b = train(tmp_path / "b", epochs=30, patience=1, ema_decay=0.9)
+    assert result_a.stopped_early and result_a.epochs_run < 30
+    assert same(weights(a), weights(b))
+    assert result_a.history == result_b.history and len(result_a.history) == result_a.epochs_run
+    timing = {"seconds", "cpu_seconds"}
+    assert {k: v for k, v in result_a.to_json().items() if k not in timing} == {k: v for k, v in result_b.to_json().items() if k not in timing}
+
+
+class FakeClock:
+    """Wall and CPU clocks that move only when a sample is read: 1 s wall and 0.25 s CPU per sample."""
+
+    def __init__(self):
+        self.wall, self.cpu = 1000.0, 500.0
+
+    def read(self):
+        self.wall += 1.0
+        self.cpu += 0.25
+
+
+class ClockedSamples(torch.utils.data.Dataset):
+    def __init__(self, samples: TensorDataset, clock: FakeClock):
+        self.samples, self.clock = samples, clock
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        self.clock.read()
+        return self.samples[index]
+
+
+def test_seconds_and_cpu_seconds_add_up_over_an_interrupted_then_resumed_training(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=lambda: clock.wall, process_time=lambda: clock.cpu))
+    data = (ClockedSamples(TRAIN, clock), ClockedSamples(VAL, clock))
+    # an epoch reads the 32 training and the 8 validation samples once: 40 s wall and 10 s CPU
+    with pytest.raises(Interrupted):
+        train(tmp_path / "cut", stop_after=1, data=data)
+    state = json.loads((tmp_path / "cut" / "ckpt" / "state.json").read_text())
+    assert (state["seconds"], state["cpu_seconds"]) == (80.0, 20.0)  # epochs 1 and 2
+    _, resumed = train(tmp_path / "cut", data=data)  # epochs 3 and 4 take 80 s and 20 s themselves
+    assert resumed.resumed_from_epoch == 2
+    assert (resumed.seconds, resumed.cpu_seconds) == (160.0, 40.0)
+    _, full = train(tmp_path / "full", data=data)
+    assert (full.resumed_from_epoch, full.seconds, full.cpu_seconds) == (0, 160.0, 40.0)
+
+
+def test_fit_result_json_has_exactly_the_documented_keys(tmp_path):
+    _, result = train(tmp_path / "run", epochs=1)
+    documented = ["epochs_run", "best_val_loss", "best_epoch", "stopped_early", "resumed_from_epoch", "seconds", "cpu_seconds", "history"]
+    assert [f.name for f in fields(FitResult)] == documented
+    saved = json.loads(json.dumps(result.to_json()))
+    assert list(saved) == documented
+    assert saved["history"] == result.history and saved["epochs_run"] == 1 and saved["seconds"] == result.seconds
+
+
 def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path):
     train(tmp_path / "run", epochs=2)
     _, result = train(tmp_path / "run", epochs=3)
@@ -87,7 +149,7 @@ def test_weight_average_matches_hand_computed_updates():
     for value in (3.0, 5.0):
         with torch.no_grad():
             layer.weight.fill_(value)
-        average.update(layer)
+        average.update()
     # decays: min(0.5, 2/11) = 2/11, then min(0.5, 3/12) = 1/4
     first = 2 / 11 * 1.0 + 9 / 11 * 3.0
     assert average.state_dict(layer)["weight"].item() == pytest.approx(0.25 * first + 0.75 * 5.0)
@@ -127,6 +189,7 @@ def test_epoch_order_depends_on_seed_and_epoch_and_shards():
     assert 0 not in weighted
 
 
+@pytest.mark.slow  # two torchrun processes: over 10 s
 def test_two_process_ddp_on_gloo(tmp_path, repo_root):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo_root)}
     result = subprocess.run(

@@ -12,12 +12,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import tiny
 import yaml
 from filelock import FileLock
 
 from latente.shared.params import validate
 from latente.site import PublishParams, build_site
-from latente.shared.sources import SourceParams
 from latente.shared.stage import DomainPaths
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package; `make test` installs it
@@ -25,60 +25,43 @@ LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def _ecg(root: Path, mirror: Path) -> None:
-    import latente.pipelines.ecg as stages
-    from latente.domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
+def run_stages(domain: str, root: Path, tiny: dict, overrides: dict) -> None:
+    """Run a domain's stages in order on `root`, with tiny params (and test-specific overrides) validated by
+    each stage function's own schema, exactly as `run_stage` would."""
+    import importlib
+    import typing
 
-    paths = DomainPaths("ecg", root)
-    files = ["records/100.hea", "records/100.dat", "records/100.atr", "records/105.hea", "records/105.dat", "records/116.hea", "records/116.dat"]
-    stages.fetch(FetchParams(source=SourceParams(kind="local", location=str(mirror / "ecg"), files=files)), paths)
-    stages.prepare(PrepareParams(train_records=("105", "116"), validation_fraction=0.2, seconds=60), paths)
-    stages.train(TrainParams.model_validate({
-        "window": 256,
-        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2,
-                  "code_bits": 6, "rate_weight": 0.01, "norm": None},
-        "variants": {"A": {}},
-        "trainer": {"epochs": 1, "batch_size": 32, "lr": 0.003, "patience": None, "seed": 0, "threads": 1},
-    }), paths)
-    stages.evaluate(EvaluateParams.model_validate({
-        "test_records": ["100"], "lead": "MLII", "seconds": 65, "operating_points": {"A": {"model": "A", "bits": 6}},
-        "rate_distortion": [{"model": "A", "bits": 3}], "wavelet_target_crs": [32.25],
-    }), paths)
+    stages = importlib.import_module(f"latente.pipelines.{domain}").STAGES
+    paths = DomainPaths(domain, root)
+    for stage in stages:
+        if stage.name not in tiny and stage.name not in overrides:
+            continue
+        function = stage.function()
+        schema = typing.get_type_hints(function)["params"]
+        function(schema.model_validate({**tiny.get(stage.name, {}), **overrides.get(stage.name, {})}), paths)
+
+
+def _ecg(root: Path, mirror: Path) -> None:
+    source = {**tiny.ECG["fetch"]["source"], "kind": "local", "location": str(mirror / "ecg")}
+    run_stages("ecg", root, tiny.ECG, {"fetch": {"source": source}, "evaluate": {"seconds": 65}})
 
 
 def _speech(root: Path, mirror: Path) -> None:
-    import latente.pipelines.speech as stages
-    from latente.domains.speech.params import AugmentParams, DatasetParams, EvaluateParams, FetchParams, PrepareParams, TrainParams
-
-    paths = DomainPaths("speech", root)
-    stages.fetch(FetchParams(source=SourceParams(kind="local", location=str(mirror / "speech")), speakers=("jackson", "theo"), takes=3), paths)
-    stages.prepare(PrepareParams(dataset=DatasetParams(root=str(paths.raw / "recordings"))), paths)
-    stages.train(TrainParams(
-        test_speakers=("theo",), loso=False, augment=AugmentParams(copies=1),
-        model={"name": "conv_ae", "spatial_dims": 2, "channels": [8, 16], "strides": [2, 2], "latent_dim": 16},
-        trainer={"epochs": 1, "batch_size": 32, "threads": 1, "device": "cpu", "seed": 3},
-    ), paths)
-    stages.evaluate(EvaluateParams(snr_db=(10.0,), examples=2), paths)
+    run_stages("speech", root, tiny.SPEECH, {
+        "fetch": {"source": {"kind": "local", "location": str(mirror / "speech")}},
+        "prepare": {"dataset": {"root": str(DomainPaths("speech", root).raw / "recordings")}},
+    })
 
 
 def _protein(root: Path, mirror: Path) -> None:
-    import latente.pipelines.protein as stages
-    from latente.domains.protein.params import EvaluateParams, PrepareParams, TrainParams
-    from latente.domains.protein.sources import ALIGNMENT, DMS
-
-    paths = DomainPaths("protein", root)
-    paths.raw.mkdir(parents=True)
-    records = (mirror / "protein" / ALIGNMENT).read_text().split(">")[1:301]  # the focus and 299 more
-    (paths.raw / "crop.a2m").write_text("".join(">" + r for r in records))
-    shutil.copyfile(mirror / "protein" / DMS, paths.raw / DMS)
-    stages.prepare(PrepareParams(alignment="crop.a2m"), paths)
-    stages.train(TrainParams.model_validate({
-        "model": {"hidden": [32], "latent_dim": 4, "decoder_hidden": [16, 32]}, "decoder": {"sparse": False},
-        "trainer": {"epochs": 1, "batch_size": 64, "lr": 0.003, "scheduler": "constant", "patience": None,
-                    "device": "cpu", "threads": 1, "seed": 0},
-        "val_fraction": 0.1,
-    }), paths)
-    stages.evaluate(EvaluateParams(mutations=DMS, score_column="2500", samples=1, generated=20, clusters=3), paths)
+    raw = DomainPaths("protein", root).raw
+    raw.mkdir(parents=True)
+    defaults = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())["protein"]["fetch"]["source"]["files"]
+    alignment, dms = (mirror / "protein" / name for name in defaults)
+    records = alignment.read_text().split(">")[1:301]  # the focus and 299 more
+    (raw / tiny.PROTEIN["prepare"]["alignment"]).write_text("".join(">" + r for r in records))
+    shutil.copyfile(dms, raw / dms.name)
+    run_stages("protein", root, tiny.PROTEIN, {"evaluate": {"mutations": dms.name}})
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,14 @@ import pytest
 import soundfile as sf
 import torch
 
-from latente.domains.speech.audio import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.data import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
 from latente.shared.errors import UserError
 
 
 @pytest.fixture
 def fsdd_file(mirror):
-    return mirror / "speech" / "recordings" / "3_theo_7.wav"
+    return mirror / DOMAIN / "recordings" / "3_theo_7.wav"
 
 
 def test_real_file_loads_as_mono_float_at_its_rate(fsdd_file):
@@ -40,7 +41,7 @@ def test_resampling_keeps_frequency_and_level(tmp_path):
     path = tmp_path / "tone_16k.wav"
     sf.write(path, sine(440, 16000, 1.0, 0.5), 16000, subtype="FLOAT")
     samples, _ = load_audio(path, 8000)
-    assert samples.shape == (8000,)
+    assert samples.shape == (8000,)  # one second at the target rate
     spectrum = np.abs(np.fft.rfft(samples.numpy()))
     assert np.argmax(spectrum) == 440  # 1 Hz bins over one second
     core = samples[500:-500]
@@ -72,7 +73,7 @@ def test_clipping_is_detected_and_only_warned(tmp_path, fsdd_file):
     path = tmp_path / "clipped.wav"
     sf.write(path, loud, 8000, subtype="PCM_16")
     samples, clipped = load_audio(path, 8000)
-    assert clipped and samples.shape == (4000,)
+    assert clipped and samples.shape == (4000,)  # 0.5 s at 8000 Hz
     assert not is_clipped(torch.tensor([0.1, 1.0, 0.2, -1.0, 0.0]))  # isolated peaks are not clipping
 
 

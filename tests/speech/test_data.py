@@ -1,4 +1,4 @@
-"""Labelled datasets and speaker-disjoint splits."""
+"""Labelled datasets, speaker-disjoint splits and the prepared folder."""
 from __future__ import annotations
 
 import shutil
@@ -7,15 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from latente.domains.speech.data import audio_files, held_out_mask, labelled_folder, load_dataset, parse_name, speaker_folds, validation_split
-from latente.domains.speech.params import FSDD_PATTERN, DatasetParams
+import torch
+
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.data import (
+    audio_files, fold_name, held_out_mask, labelled_folder, load_audio, load_dataset, parse_name, prepare, read_prepared, speaker_folds,
+    validation_split,
+)
+from latente.domains.speech.params import FSDD_PATTERN, DatasetParams, FeatureParams, PrepareParams
 from latente.shared.errors import UserError
 from latente.shared.params import validate
+from latente.shared.stage import DomainPaths
 
 
 def test_fsdd_folder_labels(mirror):
-    items = labelled_folder(mirror / "speech" / "recordings", FSDD_PATTERN)
-    assert len(items) == 2500
+    items = labelled_folder(mirror / DOMAIN / "recordings", FSDD_PATTERN)
+    assert len(items) == 2500  # FSDD v1.0.10 as fetched: 5 speakers × 10 digits × 50 takes
     speakers = [u.speaker for u in items]
     assert sorted(set(speakers)) == ["jackson", "lucas", "nicolas", "theo", "yweweler"]
     assert all(speakers.count(s) == 500 for s in set(speakers))
@@ -33,14 +40,14 @@ def test_name_outside_the_pattern_names_file_and_pattern():
 
 def test_pattern_needs_label_and_speaker_groups():
     with pytest.raises(UserError) as err:
-        validate(DatasetParams, {"pattern": r"(?P<label>\d)_.*\.wav"}, "speech.prepare.dataset")
-    assert "speech.prepare.dataset.pattern" in err.value.line() and "speaker" in err.value.line()
+        validate(DatasetParams, {"pattern": r"(?P<label>\d)_.*\.wav"}, f"{DOMAIN}.prepare.dataset")
+    assert f"{DOMAIN}.prepare.dataset.pattern" in err.value.line() and "speaker" in err.value.line()
     with pytest.raises(UserError, match="not a valid regular expression"):
-        validate(DatasetParams, {"pattern": "(?P<label>"}, "speech.prepare.dataset")
+        validate(DatasetParams, {"pattern": "(?P<label>"}, f"{DOMAIN}.prepare.dataset")
 
 
 def test_labels_from_csv(tmp_path, mirror):
-    src = mirror / "speech" / "recordings"
+    src = mirror / DOMAIN / "recordings"
     for name in ("1_jackson_0.wav", "2_theo_0.wav"):
         shutil.copy(src / name, tmp_path / f"clip_{name}")
     table = tmp_path / "labels.csv"
@@ -56,7 +63,7 @@ def test_labels_from_csv(tmp_path, mirror):
 
 
 def test_speech_commands_layout(tmp_path, mirror):
-    src = mirror / "speech" / "recordings"
+    src = mirror / DOMAIN / "recordings"
     base = tmp_path / "SpeechCommands" / "speech_commands_v0.02"
     for word, speaker, name in (("yes", "0a7c2a8d", "1_jackson_0.wav"), ("no", "0a7c2a8d", "2_jackson_0.wav"), ("yes", "1b4c9b89", "3_theo_0.wav")):
         (base / word).mkdir(parents=True, exist_ok=True)
@@ -73,7 +80,7 @@ def test_speech_commands_layout(tmp_path, mirror):
 
 def test_audio_files_expand_folders(tmp_path, mirror):
     (tmp_path / "sub").mkdir()
-    shutil.copy(mirror / "speech" / "recordings" / "0_theo_0.wav", tmp_path / "sub" / "a.WAV")
+    shutil.copy(mirror / DOMAIN / "recordings" / "0_theo_0.wav", tmp_path / "sub" / "a.WAV")
     (tmp_path / "readme.txt").write_text("x")
     assert audio_files([tmp_path]) == [tmp_path / "sub" / "a.WAV"]
     (tmp_path / "empty").mkdir()
@@ -104,7 +111,26 @@ def test_loso_folds_are_speaker_disjoint_and_cover_everyone():
 
 def test_single_holdout_and_bad_speakers():
     assert speaker_folds(SPEAKERS, ("lucas", "theo"), loso=False) == [("lucas", "theo")]
+    assert fold_name(("lucas", "theo")) == "lucas+theo"
     with pytest.raises(UserError, match="no recordings of george"):
         speaker_folds(SPEAKERS, ("george",), loso=False)
     with pytest.raises(UserError, match="nothing is left to train on"):
         speaker_folds(["a", "b"], ("a", "b"), loso=False)
+
+
+def test_prepare_stage_keeps_every_recording_at_its_own_length(tmp_path, mirror):
+    names = ["0_jackson_0.wav", "1_theo_3.wav", "9_nicolas_49.wav"]
+    source = tmp_path / "recordings"
+    source.mkdir()
+    for name in names:
+        shutil.copy(mirror / DOMAIN / "recordings" / name, source / name)
+    paths = DomainPaths(DOMAIN, tmp_path)
+    features = FeatureParams(duration=0.5)
+    prepare(PrepareParams(dataset=DatasetParams(root=str(source)), features=features), paths)
+    prepared = read_prepared(paths.prepared)
+    assert prepared.corpus.names == names and prepared.features == features and prepared.label_pattern == FSDD_PATTERN
+    assert prepared.corpus.labels.tolist() == ["0", "1", "9"] and prepared.corpus.speakers.tolist() == ["jackson", "theo", "nicolas"]
+    for name, samples in zip(names, prepared.corpus.recordings):
+        assert torch.equal(samples, load_audio(source / name, features.sample_rate)[0])  # not padded or cropped
+    with pytest.raises(UserError, match=f"prepare@{DOMAIN}"):
+        read_prepared(tmp_path / "elsewhere")

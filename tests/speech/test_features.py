@@ -1,4 +1,4 @@
-"""Log-mel and MFCC features on real FSDD recordings, against computations written out by hand."""
+"""Log-mel (the model's input) and MFCC (the baseline) on real FSDD recordings, against computations written out by hand."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,14 +6,15 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from latente.domains.speech.audio import fix_duration, load_audio
-from latente.domains.speech.features import GriffinLimInverter, LogMel, Mfcc, Normaliser
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.baselines import Mfcc
+from latente.domains.speech.data import GriffinLimInverter, LogMel, Normaliser, fix_duration, load_audio
 from latente.domains.speech.params import FeatureParams, MfccParams
 
 
 @pytest.fixture
 def clips(mirror):
-    folder = mirror / "speech" / "recordings"
+    folder = mirror / DOMAIN / "recordings"
     return [load_audio(folder / name, 8000)[0] for name in ("0_jackson_0.wav", "7_lucas_12.wav", "9_nicolas_3.wav")]
 
 
@@ -30,6 +31,7 @@ def by_hand(samples: torch.Tensor, p: FeatureParams) -> torch.Tensor:
 def test_log_mel_shape_and_scale_on_real_files(clips):
     params = FeatureParams()
     out = LogMel(params)(clips)
+    # 40 mels; 0.8 s × 8000 Hz = 6400 samples, hop 80 with centred frames: 6400 // 80 + 1 = 81 frames
     assert out.shape == (3, 1, 40, 81) and params.frames == 81
     for k, clip in enumerate(clips):
         expected = by_hand(clip, params)
@@ -60,7 +62,7 @@ def test_normaliser_round_trip():
 def test_mfcc_baseline_features(clips):
     params = MfccParams()
     out = Mfcc(params, 8000)(clips)
-    assert out.shape == (3, 78) and params.dims == 78
+    assert out.shape == (3, 78) and params.dims == 78  # 13 coefficients, + Δ + ΔΔ, each mean- and std-pooled: 6 × 13
     coeffs = AF.create_dct(13, 40, "ortho").T @ AF.amplitude_to_DB(
         AF.melscale_fbanks(129, 0.0, 4000.0, 40, 8000).T @ torch.stft(clips[1], 256, 80, window=torch.hann_window(256), return_complex=True).abs() ** 2,
         10.0, 1e-10, 0.0, 80.0,

@@ -1,4 +1,4 @@
-"""The stored classifier and the speech model folder: no pickle, exact round trips."""
+"""The model settings, the stored classifier and the speech model folder: no pickle, exact round trips."""
 from __future__ import annotations
 
 import json
@@ -10,18 +10,23 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from latente.domains.speech.audio import load_audio
-from latente.domains.speech.data import labelled_folder
-from latente.domains.speech.features import Mfcc, Normaliser
-from latente.domains.speech.model import LinearClassifier, SpeechModel
+from tiny import SPEECH
+
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.baselines import Mfcc
+from latente.domains.speech.data import Normaliser, labelled_folder, load_audio
+from latente.domains.speech.model import LinearClassifier, SpeechModel, model_config
 from latente.domains.speech.params import FSDD_PATTERN, ClassifierParams, FeatureParams, MfccParams, TrainParams
 from latente.shared.errors import UserError
 from latente.shared.models import build_model
+from latente.shared.params import validate
+
+TINY = validate(TrainParams, SPEECH["train"], f"{DOMAIN}.train")
 
 
 @pytest.fixture(scope="module")
 def mfcc_subset(mirror):
-    items = [u for u in labelled_folder(mirror / "speech" / "recordings", FSDD_PATTERN) if int(u.path.stem.split("_")[2]) < 6]
+    items = [u for u in labelled_folder(mirror / DOMAIN / "recordings", FSDD_PATTERN) if int(u.path.stem.split("_")[2]) < 6]
     features = Mfcc(MfccParams(), 8000)([load_audio(u.path, 8000)[0] for u in items]).numpy()
     return features, np.array([u.label for u in items]), np.array([u.speaker for u in items])
 
@@ -47,10 +52,10 @@ def test_classifier_with_two_classes(mfcc_subset):
 
 def tiny_model(mfcc_subset) -> SpeechModel:
     features, labels, _ = mfcc_subset
-    params = TrainParams(model={"name": "conv_ae", "spatial_dims": 2, "channels": [4, 8], "strides": [2, 2], "latent_dim": 6})
     torch.manual_seed(0)
-    autoencoder = build_model(params.autoencoder_config(FeatureParams()))
-    classifier = LinearClassifier.fit(features[:, :6], labels, ClassifierParams())
+    autoencoder = build_model(model_config(TINY.model, FeatureParams()))
+    dims = autoencoder.config.latent_dim
+    classifier = LinearClassifier.fit(features[:, :dims], labels, ClassifierParams())
     return SpeechModel(autoencoder, FeatureParams(), Normaliser(-20.0, 9.0), classifier, FSDD_PATTERN, {"classifier": {"C": 1.0, "max_iter": 2000}})
 
 
@@ -59,19 +64,38 @@ def test_model_folder_round_trip(tmp_path, mfcc_subset, mirror):
     model.save(tmp_path / "m", data={"clips": 300})
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "extras.safetensors", "model.safetensors"]
     loaded = SpeechModel.load(tmp_path / "m")
-    clip = [load_audio(mirror / "speech" / "recordings" / "5_lucas_9.wav", 8000)[0]]
+    clip = [load_audio(mirror / DOMAIN / "recordings" / "5_lucas_9.wav", 8000)[0]]
     assert torch.equal(loaded.encode(clip), model.encode(clip))
-    codes = np.random.default_rng(0).normal(size=(20, 6))
+    codes = np.random.default_rng(0).normal(size=(20, model.code_dims))
     assert (loaded.classifier.predict(codes) == model.classifier.predict(codes)).all()
     assert loaded.features == FeatureParams() and loaded.label_pattern == FSDD_PATTERN
+    assert loaded.autoencoder.config == model.autoencoder.config
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["domain"] == "speech" and config["model"]["input_size"] == [40, 81]
+    assert config["domain"] == DOMAIN and config["model"]["input_size"] == [40, 81]  # n_mels × frames (test_features)
+
+
+def test_model_config_takes_its_input_size_from_the_features():
+    features = FeatureParams(n_mels=32, duration=0.5, hop_length=100)
+    config = model_config(TINY.model, features)
+    assert config.input_size == (32, 41)  # 0.5 s × 8000 Hz = 4000 samples, 4000 // 100 + 1 frames
+    assert config.model_dump(exclude={"input_size"}) == TINY.model.model_dump(exclude={"input_size"})
+    spectrograms = torch.zeros(2, 1, *config.input_size)
+    assert build_model(config).encode(spectrograms).shape == (2, TINY.model.latent_dim)
+
+
+def train_params(**model) -> TrainParams:
+    return validate(TrainParams, {"model": model}, f"{DOMAIN}.train")
 
 
 def test_model_settings_are_checked():
-    with pytest.raises(UserError, match="input_size"):
-        TrainParams(model={"name": "conv_ae", "spatial_dims": 2, "latent_dim": 8, "input_size": [40, 81]}).autoencoder_config(FeatureParams())
+    with pytest.raises(UserError, match="input_size is set by the features") as err:
+        train_params(name="conv_ae", spatial_dims=2, latent_dim=8, input_size=[40, 81])
+    assert f"{DOMAIN}.train.model" in err.value.line()
     with pytest.raises(UserError, match="latent_dim"):
-        TrainParams(model={"name": "conv_ae", "spatial_dims": 2, "latent_dim": 128}).autoencoder_config(FeatureParams())
-    with pytest.raises(UserError, match="speech.train.model.nmae"):
-        TrainParams(model={"nmae": "conv_ae", "name": "conv_ae"}).autoencoder_config(FeatureParams())
+        train_params(name="conv_ae", spatial_dims=2, latent_dim=128)
+    with pytest.raises(UserError, match="latent_dim"):
+        train_params(name="conv_ae", spatial_dims=2)
+    with pytest.raises(UserError, match="one-channel spectrograms"):
+        train_params(name="conv_ae", spatial_dims=2, in_channels=3, latent_dim=8)
+    with pytest.raises(UserError, match=f"{DOMAIN}.train.model.nmae"):
+        train_params(nmae="conv_ae", name="conv_ae")

@@ -5,25 +5,25 @@ import numpy as np
 import pytest
 import torch
 
-from latente.domains.speech.audio import load_audio
-from latente.domains.speech.data import labelled_folder
+from tiny import SPEECH
+
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.data import labelled_folder, load_audio
+from latente.domains.speech.model import model_config
 from latente.domains.speech.params import FSDD_PATTERN, AugmentParams, FeatureParams, TrainParams
 from latente.domains.speech.training import Spectrograms, noisy_copies, spectrograms, train_fold
+from latente.shared.params import validate
 
 
 @pytest.fixture(scope="module")
 def small(mirror):
-    items = [u for u in labelled_folder(mirror / "speech" / "recordings", FSDD_PATTERN)
+    items = [u for u in labelled_folder(mirror / DOMAIN / "recordings", FSDD_PATTERN)
              if u.speaker in ("lucas", "theo", "yweweler") and int(u.path.stem.split("_")[2]) < 3]
     recordings = [load_audio(u.path, 8000)[0] for u in items]
     return recordings, [u.label for u in items], [u.speaker for u in items]
 
 
-PARAMS = TrainParams(
-    augment=AugmentParams(copies=1, snr_db=(5.0, 15.0)), validation_fraction=0.2,
-    model={"name": "conv_ae", "spatial_dims": 2, "channels": [4, 8], "strides": [2, 2], "latent_dim": 8},
-    trainer={"epochs": 1, "batch_size": 16, "device": "cpu", "seed": 5},
-)
+PARAMS = validate(TrainParams, SPEECH["train"], f"{DOMAIN}.train")
 
 
 def test_noisy_copies_are_seeded_and_at_the_drawn_snr(small):
@@ -39,7 +39,7 @@ def test_noisy_copies_are_seeded_and_at_the_drawn_snr(small):
 
 def train(specs, small, tmp_path, name):
     _, labels, speakers = small
-    return train_fold(specs, labels, speakers, ("theo",), PARAMS, FeatureParams(), PARAMS.autoencoder_config(FeatureParams()),
+    return train_fold(specs, labels, speakers, ("theo",), PARAMS, FeatureParams(), model_config(PARAMS.model, FeatureParams()),
                       FSDD_PATTERN, tmp_path / name, None, {"test": name})
 
 
@@ -56,6 +56,8 @@ def test_held_out_speaker_is_never_used_and_seed_fixes_weights(small, tmp_path):
     assert np.isfinite(result.best_val_loss) and np.isfinite(model.normaliser.mean)
     assert all(torch.isfinite(p).all() for p in model.autoencoder.state_dict().values())
     assert np.isfinite(model.classifier.coef).all() and model.info["held_out"] == ["theo"]
+    # what the report describes the model by: the training record and the denoising settings
+    assert model.info["fit"] == result.to_json() and model.info["augment"] == PARAMS.augment.model_dump(mode="json")
 
     again, _ = train(poisoned, small, tmp_path, "b")
     for key, value in model.autoencoder.state_dict().items():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from latente.domains.protein.alignment import encode
-from latente.domains.protein.site_independent import profile, site_independent_effects
+from latente.domains.protein.baselines import profile, site_independent_effects
+from latente.domains.protein.data import encode
 
 
 def test_profile_and_effects_by_hand():

@@ -1,4 +1,4 @@
-"""Evaluate codecs on WFDB records: CR, PRD, PRDN, SNR, QS and R-peak preservation."""
+"""Evaluate codecs on WFDB records (CR, PRD, PRDN, SNR, QS, R-peak preservation) and the evaluate stage."""
 from __future__ import annotations
 
 import sys
@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from latente.domains.ecg import codec, wavelet
-from latente.domains.ecg.metrics import detect_rpeaks, distortion, prd, quality_score, rpeak_scores
-from latente.domains.ecg.records import Lead, read_beats, read_lead
-from latente.shared.models import LoadedModel
+from latente.domains.ecg import DOMAIN, baselines, model
+from latente.domains.ecg.data import Lead, read_beats, read_lead
+from latente.domains.ecg.metrics import compression_ratio, detect_rpeaks, distortion, prd, prdn, quality_score, rpeak_scores
+from latente.domains.ecg.params import EvaluateParams
+from latente.domains.ecg.report import write_report
+from latente.shared.models import LoadedModel, load_model
 from latente.shared.results import Results
+from latente.shared.stage import DomainPaths
 
-DOMAIN = "ecg"
+WAVELET_STEPS = (4.0, 8.0, 12.0, 18.0, 24.0, 32.0, 45.0, 60.0, 80.0, 110.0)  # the wavelet's rate-distortion sweep
 
 
 @dataclass
@@ -27,8 +30,8 @@ class Codec:
     max_error: int = 0
 
     def round_trip(self, lead: Lead) -> tuple[np.ndarray, int]:
-        data = codec.compress(self.loaded, lead, self.bits, self.max_error)
-        return codec.decompress(self.loaded, data).adc, len(data)
+        data = model.compress(self.loaded, lead, self.bits, self.max_error)
+        return model.decompress(self.loaded, data).adc, len(data)
 
 
 @dataclass
@@ -66,7 +69,7 @@ def load_cases(stems: list[Path], lead: str, min_samples: int, seconds: float | 
 
 
 def scores(case: RecordCase, decoded: np.ndarray, n_bytes: int) -> dict[str, float]:
-    cr = codec.compression_ratio(len(case.lead.adc), n_bytes)
+    cr = compression_ratio(len(case.lead.adc), n_bytes)
     metrics = {"cr": cr, **distortion(case.lead.adc, decoded), "bytes": n_bytes}
     metrics["qs"] = quality_score(cr, metrics["prd"])
     metrics.update(case.rpeaks(decoded))
@@ -76,16 +79,16 @@ def scores(case: RecordCase, decoded: np.ndarray, n_bytes: int) -> dict[str, flo
 def wavelet_at_cr(case: RecordCase, target_cr: float) -> tuple[np.ndarray, int]:
     """The wavelet codec with the smallest quantiser step that reaches `target_cr`."""
     adc, base = case.lead.adc, case.lead.baseline
-    step = wavelet.step_for(lambda s: codec.compression_ratio(len(adc), len(wavelet.encode(adc, base, s))), target_cr)
-    data = wavelet.encode(adc, base, step)
-    return wavelet.decode(data), len(data)
+    step = baselines.step_for(lambda s: compression_ratio(len(adc), len(baselines.encode(adc, base, s))), target_cr)
+    data = baselines.encode(adc, base, step)
+    return baselines.decode(data), len(data)
 
 
 def wavelet_cr_at_prd(case: RecordCase, target_prd: float) -> float:
     """CR of the wavelet codec at the largest step whose PRD stays within `target_prd`."""
     adc, base = case.lead.adc, case.lead.baseline
-    step = wavelet.step_for(lambda s: prd(adc, wavelet.decode(wavelet.encode(adc, base, s))), target_prd, below=True)
-    return codec.compression_ratio(len(adc), len(wavelet.encode(adc, base, step)))
+    step = baselines.step_for(lambda s: prd(adc, baselines.decode(baselines.encode(adc, base, s))), target_prd, below=True)
+    return compression_ratio(len(adc), len(baselines.encode(adc, base, step)))
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -122,3 +125,44 @@ def evaluate_codecs(cases: list[RecordCase], codecs: list[Codec], results: Resul
             results.add("original", case.original_rpeaks, record=case.name)
         results.add("original", _mean([c.original_rpeaks for c in cases]))
     return decoded
+
+
+def rate_distortion(cases: list[RecordCase], codecs: list[Codec], wavelet_crs: tuple[float, ...]) -> list[dict]:
+    """CR/PRD/PRDN per record for each model point and for a sweep of wavelet steps."""
+    rows = []
+    for point in codecs:
+        for case in cases:
+            adc, n_bytes = point.round_trip(case.lead)
+            rows.append({"method": "model", "point": point.label, "record": case.name,
+                         "cr": compression_ratio(len(adc), n_bytes), "prd": prd(case.lead.adc, adc), "prdn": prdn(case.lead.adc, adc)})
+    for case in cases:
+        for step in WAVELET_STEPS:
+            data = baselines.encode(case.lead.adc, case.lead.baseline, step)
+            adc = baselines.decode(data)
+            rows.append({"method": "wavelet", "point": f"step {step:g}", "record": case.name,
+                         "cr": compression_ratio(len(adc), len(data)), "prd": prd(case.lead.adc, adc), "prdn": prdn(case.lead.adc, adc)})
+        for target in wavelet_crs:
+            adc, n_bytes = wavelet_at_cr(case, target)
+            rows.append({"method": "wavelet", "point": f"CR {target:g}", "record": case.name,
+                         "cr": compression_ratio(len(adc), n_bytes), "prd": prd(case.lead.adc, adc), "prdn": prdn(case.lead.adc, adc)})
+    return rows
+
+
+def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
+    """Every operating point and the wavelet at its CR, the rate-distortion curves, the wavelet's CR
+    at `wavelet_target_prd`; then metrics.json and the report."""
+    stems = [paths.raw / "records" / name for name in params.test_records]
+    loaded = {name: load_model(paths.model / name, domain=DOMAIN) for name in sorted(
+        {p.model for p in params.operating_points.values()} | {p.model for p in params.rate_distortion})}
+    window = max(m.preprocessing["window"] for m in loaded.values())
+    cases = load_cases(stems, params.lead, window, params.seconds)
+    results = Results(DOMAIN, str(paths.raw / "records"), list(params.test_records))
+    points = [Codec(label, loaded[p.model], p.bits, p.max_error) for label, p in params.operating_points.items()]
+    decoded = evaluate_codecs(cases, points, results)
+    curve = rate_distortion(cases, [Codec(f"{p.model}@{p.bits}bit", loaded[p.model], p.bits, p.max_error) for p in params.rate_distortion],
+                            params.wavelet_target_crs)
+    for case in cases:
+        results.add("wavelet", {"cr": wavelet_cr_at_prd(case, params.wavelet_target_prd)},
+                    target_prd=params.wavelet_target_prd, record=case.name)
+    write_report(paths, params, results, cases, decoded, curve, loaded)
+    results.write(paths.metrics)

@@ -1,4 +1,5 @@
-"""The .ltc file format: exact header, bounded error with a residual, corruption rejected."""
+"""The learned codec: its model config hook, and the .ltc file format (exact header, bounded error
+with a residual, corruption rejected)."""
 import struct
 import zlib
 
@@ -7,24 +8,43 @@ import pytest
 import torch
 import wfdb
 
-from latente.domains.ecg import codec, wavelet
-from latente.domains.ecg.records import read_lead, write_lead
+from latente.domains.ecg import model as codec
+from latente.domains.ecg.data import write_lead
+from latente.domains.ecg.params import CodecVariant, TrainParams
+from latente.domains.ecg.training import codec_configs
 from latente.shared.errors import UserError
+from latente.shared.models import AutoencoderConfig
+from tiny import ECG
 
 
-@pytest.fixture(scope="module")
-def lead(mirror):
-    full = read_lead(mirror / "ecg/records/100", "MLII")
-    full.adc = full.adc[: 30 * 360]
-    return full
+def test_model_config_sets_one_lead_and_each_variants_rate_weight():
+    base = AutoencoderConfig.model_validate({**ECG["train"]["model"], "in_channels": 3, "spatial_dims": 2, "strides": [2, 2]})
+    config = codec.model_config(base, CodecVariant(rate_weight=0.5))
+    assert (config.spatial_dims, config.in_channels, config.rate_weight) == (1, 1, 0.5)
+    assert config.model_dump(exclude={"spatial_dims", "in_channels", "rate_weight"}) == base.model_dump(exclude={"spatial_dims", "in_channels", "rate_weight"})
+    assert codec.model_config(base).rate_weight == base.rate_weight
+
+
+def test_one_codec_per_variant_or_one_default():
+    params = TrainParams.model_validate({**ECG["train"], "variants": {"A": {"rate_weight": 0.004}, "B": {"rate_weight": 0.015}}})
+    configs = codec_configs(params)
+    assert list(configs) == ["A", "B"] and [c.rate_weight for c in configs.values()] == [0.004, 0.015]
+    assert list(codec_configs(params.model_copy(update={"variants": {}}))) == ["default"]
+
+
+def test_a_codec_needs_code_bits():
+    with pytest.raises(UserError, match="code_bits"):
+        codec.model_config(AutoencoderConfig(name="conv_ae"))
 
 
 def test_header_fields_read_back_exactly(loaded_codec, lead):
     data = codec.compress(loaded_codec, lead, bits=6)
     header, offset = codec.read_header(data)
-    assert (header.version, header.fs, header.gain, header.baseline, header.n_samples) == (1, 360.0, 200.0, 1024, len(lead.adc))
-    assert (header.bits, header.channels, header.max_error, header.has_residual) == (6, 2, 0, False)
-    assert header.code_length == -(-len(lead.adc) // 8)
+    # record 100's header (100.hea): 360 Hz, gain 200 ADC units per mV, baseline 1024
+    assert (header.version, header.fs, header.gain, header.baseline, header.n_samples) == (codec.FORMAT_VERSION, 360.0, 200.0, 1024, len(lead.adc))
+    config = loaded_codec.model.config
+    assert (header.bits, header.channels, header.max_error, header.has_residual) == (6, config.latent_channels, 0, False)
+    assert header.code_length == -(-len(lead.adc) // config.downsampling)
     assert header.model_id == codec.model_id(loaded_codec)
     assert (header.lead_name, header.units) == ("MLII", "mV")
     assert offset + header.latent_bytes + header.residual_bytes + 4 == len(data)
@@ -55,12 +75,13 @@ def test_coded_size_matches_the_models_rate(loaded_codec, lead):
     with torch.no_grad():
         ideal_bits = loaded_codec.model.code_bits_needed(torch.from_numpy(symbols).float().unsqueeze(0)).sum().item()
     header, _ = codec.read_header(codec.compress(loaded_codec, lead, bits=6))
+    # tolerance: 1 % of the ideal size, plus the coder's final flush (two 32-bit words)
     assert abs(header.latent_bytes * 8 - ideal_bits) < 0.01 * ideal_bits + 64
 
 
 def test_symbols_are_clipped_to_the_bit_depth(loaded_codec, lead):
     symbols = codec.encode_symbols(loaded_codec, lead, 2)
-    assert symbols.min() >= -2 and symbols.max() <= 1
+    assert symbols.min() >= -2 and symbols.max() <= 1  # 2 bits, two's complement: −2 … 1
 
 
 def test_range_coding_beats_raw_bits(loaded_codec, lead):
@@ -106,13 +127,3 @@ def test_decoded_record_is_readable_by_wfdb(loaded_codec, lead, tmp_path):
     assert rec.fs == 360 and rec.sig_name == ["MLII"] and rec.adc_gain == [200.0] and rec.baseline == [1024]
     assert np.array_equal(rec.d_signal[:, 0], decoded.adc)
 
-
-def test_wavelet_codec_round_trip(lead):
-    data = wavelet.encode(lead.adc, 1024, step=10.0)
-    decoded = wavelet.decode(data)
-    assert decoded.shape == lead.adc.shape
-    # dead-zone quantiser: coefficient error ≤ step; the signal error stays within a few steps
-    assert np.abs(decoded - lead.adc).max() < 60
-    assert len(wavelet.encode(lead.adc, 1024, step=40.0)) < len(data)
-    lossless_ish = wavelet.decode(wavelet.encode(lead.adc, 1024, step=0.05))
-    assert np.abs(lossless_ish - lead.adc).max() <= 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from latente.domains.protein.alignment import ALPHABET
+from latente.domains.protein.data import ALPHABET, MutationSet, WeightedAlignment, encode
 
 
 def profile(codes: np.ndarray, weights: np.ndarray, pseudocount: float = 1.0) -> np.ndarray:
@@ -23,3 +23,9 @@ def site_independent_effects(log_profile: np.ndarray, wild_type: np.ndarray, mut
     """log p(mutant) − log p(wild type) under the profile, for each mutated sequence [M, L]."""
     columns = np.arange(log_profile.shape[0])
     return (log_profile[columns, mutated] - log_profile[columns, wild_type]).sum(1)
+
+
+def baseline_effects(data: WeightedAlignment, mutations: MutationSet, pseudocount: float) -> np.ndarray:
+    """The site-independent effect of each mutant, from the weighted profile of the whole alignment."""
+    log_profile = profile(data.alignment.codes, data.weights, pseudocount)
+    return site_independent_effects(log_profile, encode(data.alignment.focus.sequence), mutations.codes)

@@ -1,4 +1,4 @@
-"""Baseline: a wavelet-threshold codec (bior4.4, 4 levels), as measured in BASELINES.md.
+"""The classical baseline: a wavelet-threshold codec (bior4.4, 4 levels).
 
 The coefficients go through a dead-zone uniform quantiser; the approximation band is
 first-differenced; zero runs and values are written as zig-zag varints and the bytes are

@@ -1,4 +1,4 @@
-"""Apply a trained 2.5-D residual denoiser to a volume, slice stack by slice stack."""
+"""The 2.5-D residual denoiser: its config hook, and applying it to a volume slice stack by slice stack."""
 from __future__ import annotations
 
 import sys
@@ -7,14 +7,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from latente.shared.models import Autoencoder
+from latente.shared.errors import UserError
+from latente.shared.models import Autoencoder, AutoencoderConfig
+from latente.shared.params import PARAMS_FILE
 
-from latente.domains.mri.volumes import unit_scale
+from latente.domains.mri import DOMAIN
+from latente.domains.mri.data import TRAINING_ORIENTATION, unit_scale
+from latente.domains.mri.params import TrainParams
+
+# how a volume is fed to the model (saved in config.json; `latente mri denoise` reorients to it)
+PREPROCESSING = {
+    "scale": "min-max of the input volume to [0, 1]",
+    "orientation": "".join(TRAINING_ORIENTATION),
+    "slice_axis": "axial (third axis in RAS)",
+}
 
 
-def context_of(model: Autoencoder) -> int:
+def model_config(params: TrainParams) -> AutoencoderConfig:
+    """The denoiser's AutoencoderConfig: `train.model` as declared, once it is checked to fit the slice stacks.
+
+    No field comes from the data: the network is fully convolutional, so it takes axial slices
+    of any size (no `input_size`), and its input channels (`2·context + 1` adjacent slices) are
+    a modelling choice. What the domain fixes is checked here, where `denoise_unit` relies on it.
+    """
+    config, where = params.model, f"{PARAMS_FILE}: {DOMAIN}.train.model"
+    if config.architecture != "conv" or config.spatial_dims != 2 or config.latent_dim is not None:
+        raise UserError(where, "the MRI denoiser is a 2-D convolutional model with a code map", "use a conv_* model, spatial_dims 2, no latent_dim")
+    if config.outputs != 1:
+        raise UserError(f"{where}.out_channels", "must be 1: the centre slice is denoised, its neighbours are context")
+    if config.corruption is None or config.corruption.kind not in ("rician", "gaussian"):
+        raise UserError(f"{where}.corruption", "must be rician or gaussian noise")
+    return config
+
+
+def context_slices(config: AutoencoderConfig) -> int:
     """Adjacent slices on each side of the one being denoised."""
-    return (model.config.in_channels - 1) // 2
+    return config.context_channels // 2
 
 
 def prepare_for_inference(model: Autoencoder) -> Autoencoder:
@@ -35,7 +63,7 @@ def denoise_unit(
     Each slice is the centre of a stack of `2·context + 1` neighbours (edges repeated);
     returns [X, Y, len(zs)].
     """
-    context = context_of(model)
+    context = context_slices(model.config)
     axial = torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume, -1, 0), dtype=np.float32))  # [Z, X, Y]
     depth = axial.shape[0]
     centres = list(range(depth))[zs or slice(None)]

@@ -1,21 +1,32 @@
-"""Windows, SKAB's window→point rule, the threshold rule, streaming = whole file, alarm explanations."""
+"""Windows, SKAB's window→point rule, the threshold rule, the model hook, streaming = whole file, alarm explanations."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import ANOMALY
 
-import latente.domains.anomaly.detector as detector_module
+import latente.domains.anomaly.model as model_module
 from latente.domains.anomaly.data import DataReport, Series
-from latente.domains.anomaly.detector import fit_detector, short_term_weights, threshold, windows
-from latente.domains.anomaly.params import DetectorConfig, DetectorTrainer, ReaderConfig
-from latente.domains.anomaly.scoring import ScoredRows, find_alarms, score_chunks, score_series, skab_point_labels
+from latente.domains.anomaly.model import (
+    AlarmTracker, ScoredRows, find_alarms, model_config, score_chunks, score_series, short_term_weights, threshold, windows,
+)
+from latente.domains.anomaly.params import DetectorConfig, ReaderConfig
+from latente.domains.anomaly.training import fit_detector
 
 SENSORS = ["a", "b", "c"]
-SMALL = DetectorConfig(window=8, model={"name": "conv_ae", "channels": [8, 8], "strides": [2, 2], "kernel_size": 3,
-                                        "latent_channels": 2, "act": "RELU", "norm": None},
-                       trainer=DetectorTrainer(epochs=3, batch_size=16))
+SMALL = DetectorConfig.model_validate({**ANOMALY["train"]["detector"], "window": 8})  # the tiny detector, on short windows
+
+
+def skab_point_labels(residuals: np.ndarray, ucl: float, window: int) -> np.ndarray:
+    """SKAB's rule written as in its Conv-AE notebook (a loop): the oracle for the vectorised scorer."""
+    n_windows = len(residuals)
+    labels = np.zeros(n_windows + window - 1, dtype=bool)
+    above = residuals > ucl
+    for t in range(window - 1, n_windows - window + 1):
+        labels[t] = above[t - window + 1: t].all()
+    return labels
 
 
 def synthetic(n: int, seed: int = 0) -> np.ndarray:
@@ -51,6 +62,17 @@ def test_skab_rule_by_hand():
     assert np.flatnonzero(labels).tolist() == [4]  # t=4 checks windows 1,2,3; t=7.. is past n_windows - W = 6
 
 
+def test_model_config_takes_sensors_and_window_from_the_data():
+    config = model_config(DetectorConfig().model, sensors=8, window=60)
+    assert (config.spatial_dims, config.in_channels, config.input_size) == (1, 8, (60,))
+    assert config.model_dump(exclude={"in_channels", "input_size"}) == DetectorConfig().model.model_dump(exclude={"in_channels", "input_size"})
+
+
+def test_detector_network_is_built_from_the_hook(detector):
+    assert detector.model.config == model_config(SMALL.model, len(SENSORS), SMALL.window)
+    assert detector.code_shape() == (2, 2)  # 2 latent channels; 8 rows halved twice
+
+
 def test_threshold_rule_by_hand():
     residuals = np.arange(1001, dtype=float)  # 0.999 quantile (linear) = 999
     assert threshold(residuals, DetectorConfig()) == pytest.approx(999 * 4 / 3)
@@ -83,8 +105,7 @@ def test_row_score_flags_exactly_skab_rule(detector):
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
 def test_streaming_equals_whole_file(detector, chunk, monkeypatch):
-    monkeypatch.setattr(detector_module, "SCORE_BATCH", 16)  # forward passes cross chunk boundaries
-    monkeypatch.setattr("latente.domains.anomaly.scoring.SCORE_BATCH", 16)
+    monkeypatch.setattr(model_module, "SCORE_BATCH", 16)  # forward passes cross chunk boundaries
     test = as_series(synthetic(257, seed=2) + np.where(np.arange(257)[:, None] > 120, 1.0, 0.0))
     whole = score_series(detector, test)
     parts = [test.crop(i, i + chunk) for i in range(0, len(test), chunk)]
@@ -95,8 +116,6 @@ def test_streaming_equals_whole_file(detector, chunk, monkeypatch):
     np.testing.assert_array_equal(streamed.flag, whole.flag)
     np.testing.assert_array_equal(streamed.contributions, whole.contributions)
     whole_alarms = find_alarms(whole, 3)
-    from latente.domains.anomaly.scoring import AlarmTracker
-
     tracker = AlarmTracker(3)
     for part in score_chunks(detector, iter(parts)):
         tracker.update(part)

@@ -1,5 +1,6 @@
-"""The `.ltc` compressed ECG format: quantised latent codes, range-coded, plus an optional residual.
+"""The learned ECG codec: the model config of one operating point and the `.ltc` file format.
 
+The `.ltc` file holds quantised latent codes, range-coded, plus an optional residual.
 Layout (little-endian):  header | latent stream | residual stream | CRC-32 of all before it.
 
 The latent symbols are range-coded (constriction's queue coder, i.e. arithmetic coding) under
@@ -19,16 +20,31 @@ import constriction
 import numpy as np
 import torch
 
-from latente.domains.ecg.records import Lead
+from latente.domains.ecg import DOMAIN
+from latente.domains.ecg.data import Lead
+from latente.domains.ecg.params import CodecVariant
 from latente.shared.errors import UserError
-from latente.shared.models import LoadedModel
+from latente.shared.models import AutoencoderConfig, LoadedModel
 from latente.shared.models.autoencoders import quantize, symbol_range
 
 MAGIC = b"LTEC"
 FORMAT_VERSION = 1
-BITS_PER_SAMPLE = 11  # MIT-BIH original resolution: the CR reference
 _FIXED = struct.Struct("<4sBBffiIBBIH16sIIf")
 _CRC = struct.Struct("<I")
+
+
+def model_config(model: AutoencoderConfig, variant: CodecVariant | None = None) -> AutoencoderConfig:
+    """The codec of one operating point: `model` on one lead (1-D, one channel), with the variant's rate weight.
+
+    The codec is fully convolutional, so no input size is fixed; the `.ltc` format needs
+    integer codes, so `code_bits` is required.
+    """
+    if model.code_bits is None:
+        raise UserError(f"{DOMAIN}.train.model.code_bits", "is missing", "an ECG codec quantises its codes: give code_bits")
+    update: dict = {"spatial_dims": 1, "in_channels": 1}
+    if variant is not None:
+        update["rate_weight"] = variant.rate_weight
+    return model.model_copy(update=update)
 
 
 @dataclass
@@ -165,7 +181,3 @@ def decompress(loaded: LoadedModel, data: bytes, record: str = "decoded", source
         adc = adc + q.astype(np.int64) * (2 * header.max_error + 1)
     return Lead(record, header.lead_name, adc, header.fs, header.gain, header.baseline, header.units)
 
-
-def compression_ratio(n_samples: int, n_bytes: int) -> float:
-    """CR: every byte of the file against the original at 11 bits per sample."""
-    return BITS_PER_SAMPLE * n_samples / (8 * n_bytes)

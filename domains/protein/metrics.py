@@ -1,10 +1,18 @@
-"""Statistics that compare generated sequences with the natural family."""
+"""The metrics: rank correlation of predicted and measured mutation effects, and the statistics
+that compare generated sequences with the natural family."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import spearmanr
 
-from latente.domains.protein.alignment import ALPHABET, GAP_CODE
-from latente.domains.protein.weights import identities
+from latente.domains.protein.data import ALPHABET, GAP_CODE, identities
+
+
+def spearman(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Spearman ρ; NaN below 3 mutants, where a rank correlation means nothing."""
+    if len(predicted) < 3:
+        return float("nan")
+    return float(spearmanr(predicted, measured).statistic)
 
 
 def nearest_identity(query: np.ndarray, reference: np.ndarray, exclude_same_index: bool = False) -> np.ndarray:

@@ -9,10 +9,13 @@ import functools
 import hashlib
 from pathlib import Path
 
+from latente.domains.speech import DOMAIN
 from latente.domains.speech.params import FetchParams
 from latente.shared.errors import UserError
 from latente.shared.io import atomic_dir, write_json
+from latente.shared.params import PARAMS_FILE
 from latente.shared.sources import download_file, fetch_files, file_sha256
+from latente.shared.stage import DomainPaths
 
 # Release tag v1.0.10; its recordings are identical to commit 26eb9aa (2024-05-02).
 FSDD_BASE = "https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/v1.0.10"
@@ -38,12 +41,17 @@ def fetch_fsdd(params: FetchParams, dest: Path, base: str = FSDD_BASE) -> str:
     files = list(params.source.files) or fsdd_files(params.speakers, params.takes)
     source = params.source.model_copy(update={"files": tuple(files)})
     with atomic_dir(dest) as tmp:
-        origin = fetch_files("speech", source, tmp, canonical=functools.partial(download_fsdd, base=base))
+        origin = fetch_files(DOMAIN, source, tmp, canonical=functools.partial(download_fsdd, base=base))
         digest = manifest_sha256(tmp, files)
         if params.manifest_sha256 and digest != params.manifest_sha256:
             raise UserError(
-                "params.yaml: speech.fetch.manifest_sha256", f"the fetched files do not match (their manifest is {digest})",
+                f"{PARAMS_FILE}: {DOMAIN}.fetch.manifest_sha256", f"the fetched files do not match (their manifest is {digest})",
                 "the source is not FSDD v1.0.10; set manifest_sha256: null to accept other data",
             )
         write_json(tmp / SOURCE_NOTE, {"origin": origin, "files": len(files), "manifest_sha256": digest})
     return origin
+
+
+def fetch(params: FetchParams, paths: DomainPaths) -> None:
+    """The fetch stage: the recordings into the domain's raw folder."""
+    fetch_fsdd(params, paths.raw)

@@ -1,0 +1,54 @@
+"""The scores, their per-speaker means, and the targets of params.yaml read against the rows they produce."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latente.domains.speech import DOMAIN
+from latente.domains.speech.metrics import Comparison, classification_scores, confusion_matrix
+from latente.shared.report import check_target, load_references
+
+TRUTH = np.array(["a", "a", "b", "b", "c"])
+PREDICTED = np.array(["a", "b", "b", "b", "a"])
+
+
+def test_scores_as_computed_by_hand():
+    scores = classification_scores(TRUTH, PREDICTED)
+    assert scores["accuracy"] == pytest.approx(3 / 5)
+    # F1 per label: a (tp 1, fp 1, fn 1) 1/2; b (tp 2, fp 1, fn 0) 2·(2/3)·1/(2/3 + 1) = 4/5; c never predicted: 0
+    assert scores["macro_f1"] == pytest.approx((1 / 2 + 4 / 5 + 0) / 3)
+
+
+def test_confusion_rows_are_fractions_of_each_spoken_label():
+    matrix = confusion_matrix(TRUTH, PREDICTED, ["a", "b", "c", "d"])
+    expected = [[1 / 2, 1 / 2, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]  # "d" is never spoken: its row stays 0
+    np.testing.assert_allclose(matrix, expected)
+
+
+def comparison(model_clean: float, mfcc_clean: float, model_10db: float, mfcc_10db: float) -> Comparison:
+    """Two held-out speakers whose accuracies average to the given values (their macro-F1 is irrelevant here)."""
+    out = Comparison([None, 10.0], {"model": 16, "mfcc": 78}, {"model": 0.5, "mfcc": 0.25})
+    for method, clean, noisy in (("model", model_clean, model_10db), ("mfcc", mfcc_clean, mfcc_10db)):
+        for condition, mean in ((None, clean), (10.0, noisy)):
+            out.per_speaker[(method, condition, "jackson")] = {"accuracy": mean - 0.1, "macro_f1": 0.0}
+            out.per_speaker[(method, condition, "theo")] = {"accuracy": mean + 0.1, "macro_f1": 0.0}
+    return out
+
+
+def test_results_rows_hold_speaker_means_and_each_speaker():
+    results = comparison(0.6, 0.5, 0.4, 0.3).results("test data", ["jackson", "theo"])
+    assert results.domain == DOMAIN
+    assert results.find("model") == {"accuracy": pytest.approx(0.6), "macro_f1": 0.0, "dims": 16, "seconds": 0.5}
+    assert results.find("mfcc", snr_db=10.0) == {"accuracy": pytest.approx(0.3), "macro_f1": 0.0}
+    assert results.find("model", snr_db=10.0, speaker="jackson")["accuracy"] == pytest.approx(0.3)
+    assert len(results.rows) == 2 * (2 + 2 * 2)  # per method: 2 conditions, then 2 conditions × 2 speakers
+
+
+@pytest.mark.parametrize("model_10db, met", [(0.34, False), (0.36, True)])
+def test_the_targets_of_params_yaml_read_the_rows_the_evaluation_writes(model_10db, met):
+    """Clean: the code at least as accurate as MFCC; 10 dB: at least 5 points above (MFCC is at 0.30 here)."""
+    targets = load_references(DOMAIN).targets
+    results = comparison(0.5, 0.5, model_10db, 0.3).results("test data", ["jackson", "theo"])
+    clean, noisy = (check_target(results, t) for t in targets)
+    assert (clean.measured, clean.threshold, clean.passed) == (pytest.approx(0.5), pytest.approx(0.5), True)
+    assert noisy.measured == pytest.approx(model_10db) and noisy.threshold == pytest.approx(0.35) and noisy.passed is met
