@@ -1,4 +1,9 @@
-"""The `latente` command: one sub-command group per domain package that has a `cli` module."""
+"""The `latente` command: one sub-command group per domain package that has a `cli` module.
+
+Every domain's cli module is imported to build the command (its help lists them all), so each
+keeps its module-level imports light and imports torch, MONAI and the like inside the commands
+that compute: `latente --help` then starts in a fraction of torch's import time (bench/startup.py).
+"""
 from __future__ import annotations
 
 import importlib

@@ -13,15 +13,15 @@ import jinja2
 import yaml
 
 from latente.shared.io import atomic_dir, write_json
+from latente.shared.report import LocalText, Target
 from latente.site.content import DomainView, explorer_script, load_domain
 from latente.site.params import LANGUAGES, PublishParams
-from latente.site.results import flatten, summarise
 from latente.site.runs import Previous, Revision, git_revision, now, previous_summary
 
 HERE = Path(__file__).parent
 STRINGS_FILE = HERE / "strings.yaml"
 SITE = "reports/site"
-SUMMARY = "reports/summary.json"  # flat DVC metrics of every domain; `dvc metrics diff` reads it
+SUMMARY = "reports/summary.json"  # {domain: Results.flat()} of the aggregate rows; `dvc metrics diff` reads it
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +76,7 @@ def compare(domains: list[DomainView], current: dict[str, Any], previous: Option
         if previous is None or view.name not in previous:
             diffs.append(DomainDiff(view.name, "new"))
             continue
-        new, old = flatten(current[view.name]), flatten(previous[view.name])
+        new, old = current[view.name], previous[view.name]
         diff = DomainDiff(view.name, "compared")
         for key in [*new, *(k for k in old if k not in new)]:
             if new.get(key) == old.get(key):
@@ -112,17 +112,30 @@ class Renderer:
         def condition_text(condition: dict[str, Any]) -> str:
             return ", ".join(f"{k} = {num(v)}" for k, v in condition.items()) or t("card.overall")
 
+        def signed(value: Optional[float]) -> str:
+            return "–" if value is None else ("+" if value > 0 else "") + num(value)
+
         def change(old: Optional[float], new: Optional[float]) -> str:
-            if old is None or new is None:
-                return "–"
-            return ("+" if new - old > 0 else "") + num(new - old)
+            return "–" if old is None or new is None else signed(new - old)
+
+        def local(text: LocalText) -> str:
+            return text.en if lang == "en" else text.pt_BR
+
+        def goal(target: Target) -> str:
+            """`PRD (%) ≤ 2,73`, or `accuracy ≥ 1,05 × mfcc + 0,01`: the threshold in the page's language."""
+            sign = "≥" if target.better == "higher" else "≤"
+            if target.value is not None:
+                return f"{metric_label(target.metric)} {sign} {num(target.value)}"
+            scaled = target.against if target.scale == 1 else f"{num(target.scale)} × {target.against}"
+            offset = f" {'+' if target.offset > 0 else '−'} {num(abs(target.offset))}" if target.offset else ""
+            return f"{metric_label(target.metric)} {sign} {scaled}{offset}"
 
         def language_name(code: str) -> str:
             return strings["lang.name"][code]
 
         return self.env.get_template(template).render(
             **self.common, **context, page=page, lang=lang, t=t, num=num, metric_label=metric_label,
-            condition_text=condition_text, change=change, language_name=language_name,
+            condition_text=condition_text, change=change, signed=signed, local=local, goal=goal, language_name=language_name,
             link=lambda name: page_file(name, lang))
 
 
@@ -146,7 +159,7 @@ def build_site(params: PublishParams, root: Path = Path(".")) -> list[DomainView
     previous: Previous = previous_summary(root, SUMMARY)
     with atomic_dir(site) as out:
         domains = [load_domain(name, config, root / "reports", root, out) for name, config in params.domains.items()]
-        current = {d.name: summarise(d.results, d.config.items) for d in domains if d.results is not None}
+        current = {d.name: d.results.flat(skip_condition=d.config.items) for d in domains if d.results is not None}
         diffs = compare(domains, current, previous.summary)
         _copy_assets(out, with_plotly=any(d.explorer for d in domains))
         for view in domains:

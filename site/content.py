@@ -1,4 +1,4 @@
-"""One domain's report folder turned into what its pages show: tables, headline, report, explorer."""
+"""One domain's report folder turned into what its pages show: tables, headline, targets, report, explorer."""
 from __future__ import annotations
 
 import csv
@@ -12,9 +12,11 @@ from typing import Any, Optional
 from urllib.parse import quote
 
 from latente.shared.errors import UserError
+from latente.shared.params import PARAMS_FILE
+from latente.shared.report import Anchor, TargetCheck, check_target, load_references
+from latente.shared.results import Results
 from latente.site.markdown import report_html
-from latente.site.params import Anchor, DomainSite, Explorer
-from latente.site.results import ResultsFile, load_results
+from latente.site.params import DomainSite, Explorer
 from latente.site.runs import file_date, flat_params, recorded_params
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -67,7 +69,11 @@ class Headline:
     model: Optional[float]
     baseline_name: str
     baseline: Optional[float]
-    anchor: Optional[Anchor]
+    anchor: Optional[Anchor]  # the first published figure of the headline metric
+
+    @property
+    def anchor_value(self) -> Optional[float]:
+        return None if self.anchor is None else self.anchor.values.get(self.metric)
 
     def _beats(self, value: Optional[float], other: Optional[float]) -> Optional[bool]:
         if value is None or other is None:
@@ -80,9 +86,9 @@ class Headline:
 
     @property
     def meets_anchor(self) -> Optional[bool]:
-        if self.anchor is None or self.anchor.value is None or self.model is None:
+        if self.anchor_value is None or self.model is None:
             return None
-        return self.model >= self.anchor.value if self.better == "higher" else self.model <= self.anchor.value
+        return self.model >= self.anchor_value if self.better == "higher" else self.model <= self.anchor_value
 
 
 @dataclass
@@ -98,11 +104,13 @@ class DomainView:
     name: str
     config: DomainSite
     path: str  # reports/<domain>, as shown
-    results: Optional[ResultsFile] = None
+    results: Optional[Results] = None
     date: str = ""
     params: list[tuple[str, Any]] = field(default_factory=list)
     params_source: str = ""
     headline: Optional[Headline] = None
+    anchors: tuple[Anchor, ...] = ()  # references.<domain>.anchors of params.yaml
+    targets: list[TargetCheck] = field(default_factory=list)  # references.<domain>.targets, checked on metrics.json
     tables: list[Table] = field(default_factory=list)
     item_tables: list[Table] = field(default_factory=list)
     report: Optional[str] = None
@@ -115,30 +123,40 @@ class DomainView:
     def present(self) -> bool:
         return self.results is not None
 
+    @property
+    def targets_met(self) -> int:
+        return sum(check.passed for check in self.targets)
 
-def metric_tables(results: ResultsFile, items: Optional[str]) -> tuple[list[Table], list[Table]]:
+
+def metric_tables(results: Results, items: Optional[str]) -> tuple[list[Table], list[Table]]:
     """Rows grouped by their set of metric names: aggregate tables, then per-item tables."""
     groups: dict[tuple[bool, tuple[str, ...]], list] = {}
-    for row in results.results:
-        per_item = items is not None and items in row.condition
-        groups.setdefault((per_item, tuple(row.metrics)), []).append(row)
+    for row in results.rows:
+        per_item = items is not None and items in row["condition"]
+        groups.setdefault((per_item, tuple(row["metrics"])), []).append(row)
     aggregate, per_item_tables = [], []
     for (per_item, metrics), rows in groups.items():
         keys: list[str] = []
         for row in rows:
-            keys += [k for k in row.condition if k not in keys]
+            keys += [k for k in row["condition"] if k not in keys]
         columns = [("method", "method")] + [("condition", k) for k in keys] + [("metric", m) for m in metrics]
-        body = [[row.method] + [row.condition.get(k) for k in keys] + [row.metrics[m] for m in metrics] for row in rows]
+        body = [[row["method"]] + [row["condition"].get(k) for k in keys] + [row["metrics"][m] for m in metrics] for row in rows]
         (per_item_tables if per_item else aggregate).append(Table(columns, body))
     return aggregate, per_item_tables
 
 
-def headline(results: ResultsFile, config: DomainSite) -> Headline:
+def _metric(results: Results, method: str, condition: dict[str, Any], metric: str) -> Optional[float]:
+    try:
+        return results.find(method, **condition).get(metric)
+    except KeyError:
+        return None
+
+
+def headline(results: Results, config: DomainSite, anchors: tuple[Anchor, ...]) -> Headline:
     h = config.headline
-    model = results.find(h.method, dict(h.condition)) or {}
-    baseline = results.find(h.baseline, dict(h.condition)) or {}
-    return Headline(h.metric, dict(h.condition), h.better, model.get(h.metric), h.baseline, baseline.get(h.metric),
-                    config.anchors[0] if config.anchors else None)
+    condition = dict(h.condition)
+    return Headline(h.metric, condition, h.better, _metric(results, h.method, condition, h.metric), h.baseline,
+                    _metric(results, h.baseline, condition, h.metric), next((a for a in anchors if h.metric in a.values), None))
 
 
 class _RowFormatter(string.Formatter):
@@ -228,11 +246,14 @@ def load_domain(name: str, config: DomainSite, reports: Path, root: Path, site: 
     metrics = folder / "metrics.json"
     if not metrics.is_file():
         return view
-    view.results = load_results(metrics, name)
+    view.results = Results.read(metrics, name)
     view.date = file_date(metrics)
     params, view.params_source = recorded_params(root, name)
     view.params = flat_params(params)
-    view.headline = headline(view.results, config)
+    references = load_references(name, root / PARAMS_FILE)
+    view.anchors = references.anchors
+    view.targets = [check_target(view.results, target) for target in references.targets]
+    view.headline = headline(view.results, config, view.anchors)
     view.tables, view.item_tables = metric_tables(view.results, config.items)
     files = SiteFiles(site, name, folder)
     used: set[str] = set()

@@ -1,7 +1,9 @@
 """The `publish:` section of params.yaml: everything the site knows about the domains.
 
-The site builder is domain-free; the headline metric, baseline, published anchors and the
-latent-explorer column mapping of each domain are data, given here.
+The site builder is domain-free; the headline metric, baseline and the latent-explorer column
+mapping of each domain are data, given here. Published anchors and targets are not: they are
+`references.<domain>` of params.yaml (`latente.shared.report.References`), the one source that
+reports and the site share.
 """
 from __future__ import annotations
 
@@ -10,20 +12,11 @@ from typing import Literal, Optional
 import pydantic
 
 from latente.shared.params import StrictParams
+from latente.shared.report import LocalText
 
 LANGUAGES = ("en", "pt-BR")
 Scalar = str | int | float | bool
 DomainName = pydantic.constr(pattern=r"^[a-z][a-z0-9_]*$")
-
-
-class Text(StrictParams):
-    """A visible text given in both site languages."""
-
-    en: str
-    pt_BR: str = pydantic.Field(alias="pt-BR")
-
-    def get(self, lang: str) -> str:
-        return self.en if lang == "en" else self.pt_BR
 
 
 class Headline(StrictParams):
@@ -34,15 +27,6 @@ class Headline(StrictParams):
     better: Literal["higher", "lower"]
     method: str = "model"
     baseline: str
-
-
-class Anchor(StrictParams):
-    """A published (or independently measured) figure for the headline metric, with its citation."""
-
-    label: str
-    value: Optional[float]
-    citation: str
-    note: Optional[Text] = None
 
 
 class Explorer(StrictParams):
@@ -72,11 +56,10 @@ class Explorer(StrictParams):
 
 
 class DomainSite(StrictParams):
-    title: Text
-    task: Text
+    title: LocalText
+    task: LocalText
     items: Optional[str] = None  # the condition key of per-item rows (record, file, speaker, ...)
     headline: Headline
-    anchors: list[Anchor] = []
     explorer: Optional[Explorer] = None
 
 
@@ -84,7 +67,7 @@ RESERVED_PAGES = {"index", "compare", "assets"}
 
 
 class PublishParams(StrictParams):
-    title: Text
+    title: LocalText
     domains: dict[DomainName, DomainSite]  # type: ignore[valid-type]
 
     @pydantic.field_validator("domains")

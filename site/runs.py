@@ -29,11 +29,19 @@ def _git(root: Path, *args: str) -> Optional[str]:
 
 
 def git_revision(root: Path) -> Revision:
+    """HEAD, and whether a tracked file other than dvc.lock and README.md differs from it.
+
+    README.md is left out because publish itself rewrites its results block; dvc.lock is left out of the dirty check because the publish stage runs inside the very
+    `dvc repro` that is rewriting it: by the time publish runs, DVC has already recorded the
+    stages before it in dvc.lock, so counting it would call every reproduced run dirty. The
+    lock only records what the run produced; the code and params that decide the results
+    (params.yaml after `dvc exp run -S ...`, any source file) still mark the tree dirty.
+    """
     head = _git(root, "log", "-1", "--format=%h%x00%s%x00%cI")
     if not head:
         return Revision(None, False)
     commit, subject, date = head.split("\x00")
-    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)dvc.lock", ":(exclude)README.md"))
     return Revision(commit, dirty, subject, date)
 
 

@@ -2,18 +2,22 @@
 import hashlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 
 import pytest
+import yaml
 
+from conftest import all_domains, fill_cache
 from latente.shared.errors import UserError, exit_on_user_error
 from latente.shared.io import atomic_dir, atomic_path, write_json
 from latente.shared.models import AutoencoderConfig
 from latente.shared.params import StrictParams, stage_params
 from latente.shared.results import Results
 from latente.shared.sources import SourceParams, fetch_files
-from latente.shared.trainer import TrainerConfig
+from latente.shared.params import TrainerConfig
 
 
 class TrainSchema(StrictParams):
@@ -120,6 +124,23 @@ def test_results_shape_follows_conventions(tmp_path):
     assert r.find("wavelet", operating_point="A", record="100") == {"cr": 33.0}
 
 
+def test_results_write_flat_summary_beside_metrics_and_read_back(tmp_path):
+    r = Results("speech", "mirror", ["theo"])
+    r.add("model", {"accuracy": 0.75, "macro_f1": float("nan")})
+    r.add("model", {"accuracy": 0.5}, snr_db=10.0)
+    r.add("mfcc", {"accuracy": 0.625}, snr_db=10.0, speaker="theo")
+    r.write(tmp_path / "reports" / "metrics.json")
+    # hand-written: method/metric/condition, conditions as key=value joined by commas, the NaN (null) left out
+    assert json.loads((tmp_path / "reports" / "summary.json").read_text()) == {
+        "model/accuracy": 0.75, "model/accuracy/snr_db=10.0": 0.5, "mfcc/accuracy/snr_db=10.0,speaker=theo": 0.625}
+    assert r.flat(skip_condition="speaker") == {"model/accuracy": 0.75, "model/accuracy/snr_db=10.0": 0.5}
+    back = Results.read(tmp_path / "reports" / "metrics.json", "speech")
+    assert back.to_dict() == r.to_dict() == json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert back.find("model", snr_db=10.0) == {"accuracy": 0.5}
+    with pytest.raises(UserError, match=r"metrics.json: domain: is 'speech', expected 'ecg'"):
+        Results.read(tmp_path / "reports" / "metrics.json", "ecg")
+
+
 def test_fetch_prefers_the_mirror(tmp_path, mirror, monkeypatch):
     monkeypatch.setenv("LATENTE_MIRROR", str(mirror))
     source = SourceParams(kind="url", location="http://127.0.0.1:9/never", files=("records/100.hea",))
@@ -141,6 +162,65 @@ def test_fetch_over_http_with_checksums(tmp_path, mirror, http_mirror, monkeypat
     assert not (tmp_path / "missing" / "records" / "999.hea").exists()
 
 
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_source_names_the_url_it_tried(tmp_path, monkeypatch):
+    monkeypatch.delenv("LATENTE_MIRROR", raising=False)
+    base = f"http://127.0.0.1:{closed_port()}/ecg"
+    with pytest.raises(UserError) as err:
+        fetch_files("ecg", SourceParams(kind="url", location=base, files=("records/100.hea",)), tmp_path / "raw")
+    assert err.value.line().startswith(f"error: {base}/records/100.hea: download failed (")
+    assert "LATENTE_MIRROR" in err.value.line()  # and says where else the data can come from
+
+
+def test_fetch_stage_with_no_mirror_and_no_network_names_the_url(tmp_path, repo_root):
+    """A stranger's machine: no LATENTE_MIRROR, the source unreachable; `dvc repro` would run exactly this."""
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    base = f"http://127.0.0.1:{closed_port()}/mitdb"
+    params["ecg"]["fetch"]["source"].update(kind="url", location=base)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if k != "LATENTE_MIRROR"}
+    done = subprocess.run([sys.executable, "-m", "latente.pipelines.ecg", "fetch"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"error: {base}/{params['ecg']['fetch']['source']['files'][0]}: download failed (")
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "data" / "raw" / "ecg").exists()
+
+
+def test_without_a_mirror_the_test_data_are_fetched_once_into_the_cache(tmp_path, mirror, serve_folder, repo_root, monkeypatch):
+    monkeypatch.delenv("LATENTE_MIRROR", raising=False)
+    files = ["records/100.hea", "records/100.dat"]
+    served = tmp_path / "served"
+    for rel in files:
+        (served / "ecg" / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(mirror / "ecg" / rel, served / "ecg" / rel)
+    url = serve_folder(served)
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["ecg"]["fetch"]["source"] = {"kind": "url", "location": f"{url}/ecg", "files": list(files)}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+
+    cache = fill_cache(tmp_path / "cache", tmp_path / "params.yaml", ["ecg"])
+    for rel in files:  # laid out like the mirror
+        assert (cache / "ecg" / rel).read_bytes() == (mirror / "ecg" / rel).read_bytes()
+    stamps = {rel: (cache / "ecg" / rel).stat().st_mtime_ns for rel in files}
+
+    shutil.rmtree(served / "ecg")  # the source is gone: the second call must not need it
+    fill_cache(tmp_path / "cache", tmp_path / "params.yaml", ["ecg"])
+    assert {rel: (cache / "ecg" / rel).stat().st_mtime_ns for rel in files} == stamps
+
+    params["ecg"]["fetch"]["source"]["files"].append("records/100.atr")  # other sources: fetched anew
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    with pytest.raises(UserError, match=f"^error: {url}/ecg/records/100.hea: download failed"):
+        fill_cache(tmp_path / "cache", tmp_path / "params.yaml", ["ecg"])
+    assert {rel: (cache / "ecg" / rel).stat().st_mtime_ns for rel in files} == stamps  # the complete copy stays
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ecg"]  # no scratch folder left
+
+
 def test_fetch_without_any_source_says_how_to_set_the_mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("LATENTE_MIRROR", str(tmp_path / "nowhere"))
     with pytest.raises(UserError, match="has no 'ecg' folder — set LATENTE_MIRROR"):
@@ -148,6 +228,17 @@ def test_fetch_without_any_source_says_how_to_set_the_mirror(tmp_path, monkeypat
     monkeypatch.delenv("LATENTE_MIRROR")
     with pytest.raises(UserError, match="local source folder not found"):
         fetch_files("ecg", SourceParams(kind="local", location=str(tmp_path / "nope"), files=("a",)), tmp_path / "out")
+
+
+@pytest.mark.parametrize("domain", ["", *all_domains()])
+def test_help_imports_neither_torch_nor_monai(domain, tmp_path):
+    """`latente --help` and `latente <domain> --help` answer without the seconds torch and MONAI take to import."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "latente.domains.cli", *filter(None, [domain]), "--help"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0 and "Usage" in done.stdout, done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "typer" in imported  # the import log is read right
+    assert imported & {"torch", "monai"} == set()
 
 
 def test_cli_without_arguments_lists_domains(repo_root):

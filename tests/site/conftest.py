@@ -20,7 +20,6 @@ from latente.shared.params import validate
 from latente.site import PublishParams, build_site
 from latente.shared.stage import DomainPaths
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's package; `make test` installs it
 LOCAL_SCHEMES = {"file", "data", "blob", "about"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -156,13 +155,11 @@ class PageLog:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium not found: install Debian's chromium (`make test` does)")
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"])
         yield browser
         browser.close()
 

@@ -1,21 +1,25 @@
 """The site built from tiny real runs: pages, numbers, files, summary metrics and the error cases."""
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import re
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
 
 from latente.shared.errors import UserError
+from latente.shared.report import check_target, load_references
+from latente.shared.results import Results
+from latente.site import build_site
 from latente.site.build import HERE, compare, format_number, load_strings, page_file
 from latente.site.content import DomainView
 from latente.site.markdown import report_html
-from latente.site.results import load_results, summarise
+from latente.site.runs import git_revision
 
 PRESENT = ("ecg", "speech", "protein")
 MISSING = ("mri", "anomaly")
@@ -35,8 +39,8 @@ class Links(HTMLParser):
                 self.ids.add(value)
 
 
-def metrics_of(root: Path, domain: str):
-    return load_results(root / "reports" / domain / "metrics.json", domain)
+def metrics_of(root: Path, domain: str) -> Results:
+    return Results.read(root / "reports" / domain / "metrics.json", domain)
 
 
 def test_every_page_in_both_languages_and_missing_domains_skipped(built_site):
@@ -64,14 +68,15 @@ def test_cards_show_headline_baseline_and_anchor(built_site, publish_params):
         config = publish_params.domains[domain]
         h = config.headline
         results = metrics_of(built_site, domain)
-        model = results.find(h.method, dict(h.condition))[h.metric]
-        baseline = results.find(h.baseline, dict(h.condition))[h.metric]
+        model = results.find(h.method, **h.condition)[h.metric]
+        baseline = results.find(h.baseline, **h.condition)[h.metric]
+        anchor = next(a for a in load_references(domain, built_site / "params.yaml").anchors if h.metric in a.values)
         for lang in ("en", "pt-BR"):
             card = _section(site / page_file("index", lang), f"card-{domain}")
             assert f'<td class="value">{format_number(model, lang)}</td>' in card
             assert f'<td class="value">{format_number(baseline, lang)}</td>' in card
-            assert f'<td class="value">{format_number(config.anchors[0].value, lang)}</td>' in card
-            assert config.title.get(lang) in card
+            assert f"{anchor.label}</th>\n    <td class=\"value\">{format_number(anchor.values[h.metric], lang)}</td>" in card
+            assert (config.title.en if lang == "en" else config.title.pt_BR) in card
         beats = model > baseline if h.better == "higher" else model < baseline
         card = _section(site / "index.html", f"card-{domain}")
         assert ("beats the baseline" if beats else "does not beat the baseline") in card
@@ -79,6 +84,8 @@ def test_cards_show_headline_baseline_and_anchor(built_site, publish_params):
 
 
 def test_number_format_per_language():
+    # hand-formatted: four significant digits (integers whole), trailing zeros dropped, thousands grouped;
+    # pt-BR swaps the decimal mark and the group separator
     assert [format_number(v, "en") for v in (8.5621, 26.4713, 0.7439, 0.75800001, 6069, 1234.56, 0.00123, 30.0, 0, None)] == [
         "8.562", "26.47", "0.7439", "0.758", "6,069", "1,235", "0.00123", "30", "0", "–"]
     assert [format_number(v, "pt-BR") for v in (8.5621, 6069, 1234.56, -0.5)] == ["8,562", "6.069", "1.235", "-0,5"]
@@ -88,14 +95,18 @@ def test_summary_holds_the_aggregate_rows_only(built_site):
     summary = json.loads((built_site / "reports" / "summary.json").read_text())
     assert sorted(summary) == sorted(PRESENT)
     ecg = metrics_of(built_site, "ecg")
-    assert summary["ecg"]["model"]["operating_point=A"]["prd"] == ecg.find("model", {"operating_point": "A"})["prd"]
-    assert summary["ecg"]["original"]["overall"]["rpeak_f1"] == ecg.find("original", {})["rpeak_f1"]
+    assert summary["ecg"]["model/prd/operating_point=A"] == ecg.find("model", operating_point="A")["prd"]
+    assert summary["ecg"]["original/rpeak_f1"] == ecg.find("original")["rpeak_f1"]
     speech = metrics_of(built_site, "speech")
-    assert summary["speech"]["mfcc"]["snr_db=10.0"]["accuracy"] == speech.find("mfcc", {"snr_db": 10.0})["accuracy"]
+    assert summary["speech"]["mfcc/accuracy/snr_db=10.0"] == speech.find("mfcc", snr_db=10.0)["accuracy"]
     text = json.dumps(summary)
     assert "record=" not in text and "speaker=" not in text  # per-item rows are left out
     protein = metrics_of(built_site, "protein")
-    assert summary["protein"] == summarise(protein, None)
+    assert summary["protein"] == protein.flat()
+    for domain in PRESENT:  # each evaluate stage wrote the same flat keys beside its metrics.json, per-item rows too
+        flat = json.loads((built_site / "reports" / domain / "summary.json").read_text())
+        assert flat == metrics_of(built_site, domain).flat()
+        assert {k: v for k, v in flat.items() if k in summary[domain]} == summary[domain]
 
 
 def test_local_links_and_images_resolve_and_nothing_loads_from_the_network(built_site):
@@ -118,18 +129,20 @@ def test_local_links_and_images_resolve_and_nothing_loads_from_the_network(built
         assert "cdn." not in html and "<script src=\"http" not in html and "<link rel=\"stylesheet\" href=\"http" not in html
 
 
-def test_domain_page_renders_report_tables_figures_and_literature(built_site, publish_params):
+def test_domain_page_renders_report_tables_figures_and_literature(built_site):
     site = built_site / "reports" / "site"
     html = (site / "ecg.html").read_text()
     assert "<h2>ECG compression on MIT-BIH</h2>" in html  # the report's h1, demoted under the page's h1
     assert '<img src="ecg/figures/rate_distortion.png"' in html
     assert (site / "ecg/figures/rate_distortion.png").read_bytes() == (built_site / "reports/ecg/figures/rate_distortion.png").read_bytes()
     assert '<a href="ecg/plots/rate_distortion.csv" download>' in html
-    for anchor in publish_params.domains["ecg"].anchors:
-        assert anchor.citation.replace("'", "&#39;") in html
+    literature = _section(site / "ecg.html", "literature")
+    for anchor in load_references("ecg", built_site / "params.yaml").anchors:
+        assert anchor.citation.replace("'", "&#39;") in literature and anchor.protocol.replace("'", "&#39;") in literature
+        assert f'<td class="value">{format_number(anchor.values["prd"], "en")}</td>' in literature
     # every aggregate row of metrics.json is in a table: the PRD of operating point A, per record in <details>
     ecg = metrics_of(built_site, "ecg")
-    row = ecg.find("model", {"operating_point": "A", "record": "100"})
+    row = ecg.find("model", operating_point="A", record="100")
     details = html[html.index("Rows per item (record)"):]
     assert f'<td class="metric">{format_number(row["prdn"], "en")}</td>' in details
     speech = (site / "speech.html").read_text()
@@ -175,8 +188,6 @@ def test_malformed_metrics_is_one_line_error_and_writes_nothing(copy_reports, ed
 
 
 def test_not_json_and_missing_explorer_column_name_the_file(copy_reports, tmp_path, publish_params):
-    from latente.site import build_site
-
     root = copy_reports(tmp_path / "a", ("ecg",))
     (root / "reports/ecg/metrics.json").write_text("{not json")
     with pytest.raises(UserError, match=r"reports/ecg/metrics.json: not valid JSON"):
@@ -219,10 +230,10 @@ def test_report_links_are_rewritten_or_dropped():
 
 def test_compare_reports_changed_new_and_missing_domains(publish_params):
     views = [DomainView(n, publish_params.domains[n], f"reports/{n}") for n in ("ecg", "speech", "mri")]
-    current = {"ecg": {"model": {"overall": {"prd": 8.0, "cr": 30.0}}}, "speech": {"model": {"overall": {"accuracy": 0.7}}}}
-    previous = {"ecg": {"model": {"overall": {"prd": 9.0, "cr": 30.0, "qs": 3.3}}}}
+    current = {"ecg": {"model/prd": 8.0, "model/cr": 30.0}, "speech": {"model/accuracy": 0.7}}
+    previous = {"ecg": {"model/prd": 9.0, "model/cr": 30.0, "model/qs": 3.3}}
     ecg, speech, mri = compare(views, current, previous)
-    assert (ecg.status, ecg.rows, ecg.unchanged) == ("compared", [("model.overall.prd", 9.0, 8.0), ("model.overall.qs", 3.3, None)], 1)
+    assert (ecg.status, ecg.rows, ecg.unchanged) == ("compared", [("model/prd", 9.0, 8.0), ("model/qs", 3.3, None)], 1)
     assert speech.status == "new" and mri.status == "missing"
     assert [d.status for d in compare(views, current, None)] == ["new", "new", "missing"]
 
@@ -233,13 +244,50 @@ def test_strings_file_covers_every_key_the_templates_use():
     called = {key for text in texts for key in re.findall(r"""\bt\('([a-z_.]+[a-z])'""", text)}
     quoted = {key for text in texts for key in re.findall(r"""'([a-z]+\.[a-z_]+)'""", text)}
     quoted |= {f"card.better_{b}" for b in ("higher", "lower")} | {"lang.name", "card.overall"}  # used in build.py
+    quoted |= {f"targets.{verdict}" for verdict in ("met", "missed", "not_measured")}  # TargetCheck.verdict
     assert called - set(strings) == set()
     assert {k for k in strings if not k.startswith("metric.")} - quoted == set()  # no dead strings
 
 
-def test_site_package_does_not_import_domains():
-    for path in (HERE).glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n.startswith("latente.domains") or n.startswith("latente.pipelines") for n in names), path
+def test_targets_are_checked_on_metrics_json_with_verdict_and_margin(copy_reports, tmp_path, publish_params):
+    root = copy_reports(tmp_path / "repo", ("ecg",))
+    ecg = metrics_of(root, "ecg")
+    measured = ecg.find("model", operating_point="A")["prd"]
+    wavelet = ecg.find("wavelet", operating_point="A")["prd"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["references"]["ecg"]["targets"] = [  # one met by 0.5, one missed by 0.25 (lower PRD is better)
+        {"name": "fixed", "metric": "prd", "better": "lower", "condition": {"operating_point": "A"}, "value": measured + 0.5,
+         "source": "test"},
+        {"name": "vs wavelet", "metric": "prd", "better": "lower", "condition": {"operating_point": "A"}, "against": "wavelet",
+         "offset": measured - wavelet - 0.25, "source": "test"},
+    ]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    build_site(publish_params, root)
+    checks = [check_target(ecg, t) for t in load_references("ecg", root / "params.yaml").targets]
+    assert [c.verdict for c in checks] == ["met", "missed"]
+    for lang, met, missed in (("en", "met", "missed"), ("pt-BR", "atingida", "não atingida")):
+        targets = _section(root / "reports/site" / page_file("ecg", lang), "targets")
+        rows = targets[targets.index("<tbody>"):].split("</tr>")
+        assert f"<td class=\"metric\">+{format_number(0.5, lang)}</td>" in rows[0] and f">{met}</span>" in rows[0]
+        assert f"<td class=\"metric\">{format_number(-0.25, lang)}</td>" in rows[1] and f">{missed}</span>" in rows[1]
+        assert f"{format_number(measured, lang)}</td>" in rows[0]
+        card = _section(root / "reports/site" / page_file("index", lang), "card-ecg")
+        assert {"en": "1 of 2 targets met", "pt-BR": "1 de 2 metas atingidas"}[lang] in card
+
+
+def test_publish_ignores_the_dvc_lock_that_its_own_run_writes(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                       env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+                            "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    assert git_revision(tmp_path).dirty is False
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")  # what `dvc repro` writes before publish runs
+    assert git_revision(tmp_path).dirty is False
+    (tmp_path / "params.yaml").write_text("a: 2\n")  # `dvc exp run -S a=2`: a run of other params
+    assert git_revision(tmp_path).dirty is True

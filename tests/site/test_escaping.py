@@ -17,7 +17,7 @@ HOSTILE_FILE = "<img src=x onerror=alert(2)>.png"
 
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory, tiny_reports, repo_root):
-    """The tiny reports with a hostile string in data names, rows, report text, file names, params and CSVs."""
+    """The tiny reports with a hostile string in data names, rows, report text, file names, params, references and CSVs."""
     root = tmp_path_factory.mktemp("hostile")
     for domain in ("ecg", "speech"):
         shutil.copytree(tiny_reports / "reports" / domain, root / "reports" / domain)
@@ -40,7 +40,9 @@ def hostile_site(tmp_path_factory, tiny_reports, repo_root):
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["ecg"]["evaluate"]["lead"] = HOSTILE
     params["publish"]["domains"]["ecg"]["title"]["en"] = HOSTILE
-    params["publish"]["domains"]["ecg"]["anchors"][0]["label"] = HOSTILE
+    params["references"]["ecg"]["anchors"][0]["label"] = HOSTILE
+    params["references"]["ecg"]["targets"] = [{"name": HOSTILE, "metric": "prd", "better": "lower", "condition": {"operating_point": "A"},
+                                              "value": 1.0, "source": HOSTILE}]
     (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
     build_site(validate(PublishParams, params["publish"], "publish"), root)
     return root / "reports" / "site"
@@ -54,7 +56,7 @@ def test_hostile_strings_are_escaped_in_the_html(hostile_site):
     escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;&#34;&#39;&amp;amp;"
     assert index.count(escaped) >= 4  # domain title, anchor label, data source, data item
     ecg = (hostile_site / "ecg.html").read_text()
-    assert ecg.count(escaped) >= 6  # + the metrics row (method, condition key and value, metric) and the params value
+    assert ecg.count(escaped) >= 8  # + the metrics row (method, condition key and value, metric), the params value, the target's name and source
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in ecg.split('id="report"')[1]  # markdown's own escaping
     assert 'src="ecg/figures/%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E.png"' in ecg
     assert (hostile_site / "ecg" / "figures" / HOSTILE_FILE).is_file()
