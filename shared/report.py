@@ -87,7 +87,8 @@ class Target(StrictParams):
     """A pass/miss goal on one row of a domain's results.
 
     The row is `method`'s `metric` under `condition`; the threshold is `value`, or
-    `scale` × (the `against` method's same metric under the same condition) + `offset`.
+    `scale` × (the `against` method's same metric) + `offset`, read under the same condition
+    unless `against_condition` names another (e.g. the original signal's overall row).
     """
 
     name: str
@@ -97,6 +98,7 @@ class Target(StrictParams):
     condition: dict[str, Any] = {}
     value: float | None = None
     against: str | None = None
+    against_condition: dict[str, Any] | None = None
     scale: float = 1.0
     offset: float = 0.0
     source: str                           # who set the target (an issue, a paper)
@@ -105,13 +107,17 @@ class Target(StrictParams):
     def _one_threshold(self) -> "Target":
         if (self.value is None) == (self.against is None):
             raise ValueError("give exactly one of value (a fixed threshold) or against (a method to compare with)")
+        if self.against is None and self.against_condition is not None:
+            raise ValueError("against_condition needs against")
         return self
 
     def describe(self) -> str:
         sign = "≥" if self.better == "higher" else "≤"
         if self.value is not None:
             return f"{self.metric} {sign} {self.value:g}"
-        scaled = f"{self.scale:g} × {self.against}" if self.scale != 1 else self.against
+        against = self.against if self.against_condition is None else \
+            f"{self.against} ({', '.join(f'{k} {v}' for k, v in self.against_condition.items()) or 'overall'})"
+        scaled = f"{self.scale:g} × {against}" if self.scale != 1 else against
         offset = f" {'+' if self.offset > 0 else '−'} {abs(self.offset):g}" if self.offset else ""
         return f"{self.metric} {sign} {scaled}{offset}"
 
@@ -158,18 +164,18 @@ class TargetCheck:
 def check_target(results: Results, target: Target) -> TargetCheck:
     """Measure one target against a domain's results; a missing row or NaN is a miss, never a pass."""
 
-    def metric(method: str) -> float | None:
+    def metric(method: str, condition: dict[str, Any]) -> float | None:
         try:
-            value = results.find(method, **target.condition).get(target.metric)
+            value = results.find(method, **condition).get(target.metric)
         except KeyError:
             return None
         return None if value is None or not math.isfinite(value) else float(value)
 
-    measured = metric(target.method)
+    measured = metric(target.method, target.condition)
     if target.value is not None:
         threshold = target.value
     else:
-        other = metric(target.against)
+        other = metric(target.against, target.condition if target.against_condition is None else target.against_condition)
         threshold = None if other is None else target.scale * other + target.offset
     return TargetCheck(target, measured, threshold)
 
