@@ -7,6 +7,16 @@ from typing import Optional
 
 import typer
 
+from latente.domains.anomaly import DOMAIN
+from latente.shared.cli import (
+    epochs_option, force_option, input_file, input_folder, int_option, json_option, model_folder, model_option,
+    output_file, output_folder, seed_option,
+)
+
+DEFAULT_MODEL = Path("models") / DOMAIN / "global"  # the train stage's detector fitted on SKAB's anomaly-free run
+CHUNK_ROWS_MAX = 10_000_000  # a chunk is held in memory: rows × sensors floats
+TRAIN_ROWS_MAX = 100_000_000
+
 app = typer.Typer(no_args_is_help=True, help="Sensor anomaly detection: 1-D conv autoencoder, SKAB protocol.")
 
 SEP_HELP = "column separator of the CSV"
@@ -65,16 +75,16 @@ def fit_command(
     label: str = typer.Option("anomaly", help="label column, excluded from the sensors if present"),
     changepoint: str = typer.Option("changepoint", help="change-point column, excluded from the sensors if present"),
     nan_policy: str = typer.Option("ffill", help=NAN_HELP),
-    epochs: Optional[int] = typer.Option(None, min=1, help="override the maximum number of epochs"),
-    seed: int = typer.Option(0, help="training seed"),
-    force: bool = typer.Option(False, "--force", help="overwrite --model-out if it exists"),
+    epochs: Optional[int] = epochs_option("override the maximum number of epochs"),
+    seed: int = seed_option("training seed"),
+    force: bool = force_option("--model-out"),
 ) -> None:
     """Train a detector (standardisation, autoencoder, threshold) on normal-operation rows."""
     from latente.domains.anomaly.data import read_series
     from latente.domains.anomaly.training import fit_detector
-    from latente.shared.io import refuse_existing
 
-    refuse_existing(model_out, force)
+    input_file(csv, "CSV", "CSV file")
+    output_folder(model_out, force, "--model-out")
     reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
     series = read_series(csv, reader)
     part = _rows(rows, len(series))
@@ -97,17 +107,19 @@ def fit_command(
 @app.command("score")
 def score_command(
     csv: Path = typer.Argument(..., help="CSV to score (same sensor columns as the model's training data)"),
-    model: Path = typer.Option(..., "--model", help="model folder from `fit` or models/anomaly/..."),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "model folder from `fit` or models/anomaly/..."),
     out: Path = typer.Option(..., "--out", help="per-row CSV: row, timestamp, score, flag, top_sensor, top_share"),
-    chunk_rows: int = typer.Option(100_000, min=1, help="rows read per chunk (memory stays bounded)"),
-    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+    chunk_rows: int = int_option(100_000, "--chunk-rows", low=1, high=CHUNK_ROWS_MAX,
+                                 help="rows read per chunk (memory stays bounded)"),
+    force: bool = force_option("--out"),
 ) -> None:
     """Stream a CSV in chunks; write each row's score, flag and top contributing sensor; explain every alarm."""
     from latente.domains.anomaly.data import stream_series
     from latente.domains.anomaly.model import check_model_columns, load_detector, write_scores
-    from latente.shared.io import refuse_existing
 
-    refuse_existing(out, force)
+    input_file(csv, "CSV", "CSV file")
+    output_file(out, force, "--out")
+    model = model_folder(model, DEFAULT_MODEL, DOMAIN)
     detector = load_detector(model)
     check_model_columns(csv, detector, model)
     chunks, report = stream_series(csv, detector.reader, detector.sensors, detector.step_s, chunk_rows)
@@ -123,16 +135,17 @@ def score_command(
 @app.command("evaluate")
 def evaluate_command(
     data: Path = typer.Option(..., "--data", help="folder of labelled CSV files (searched recursively)"),
-    train_rows: int = typer.Option(400, min=2, help="rows at the start of each file used for training"),
+    train_rows: int = int_option(400, "--train-rows", low=2, high=TRAIN_ROWS_MAX,
+                                 help="rows at the start of each file used for training"),
     sep: str = typer.Option(";", help=SEP_HELP),
     timestamp: str = typer.Option("datetime", help=TIMESTAMP_HELP),
     sensors: Optional[str] = typer.Option(None, help=SENSORS_HELP),
     label: str = typer.Option("anomaly", help="point-label column (0/1)"),
     changepoint: str = typer.Option("changepoint", help="change-point column (0/1), '' for none (no NAB score)"),
     nan_policy: str = typer.Option("ffill", help=NAN_HELP),
-    epochs: Optional[int] = typer.Option(None, min=1, help="override the maximum number of epochs (quick runs)"),
-    seed: int = typer.Option(0, help="training seed"),
-    json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
+    epochs: Optional[int] = epochs_option("override the maximum number of epochs (quick runs)"),
+    seed: int = seed_option("training seed"),
+    json_output: bool = json_option(),
 ) -> None:
     """SKAB's per-file protocol on any folder: F1, FAR, MAR (and NAB) for the model and the baselines."""
     from latente.domains.anomaly.evaluation import evaluate_folder
@@ -140,8 +153,7 @@ def evaluate_command(
     from latente.domains.anomaly.report import results_table
     from latente.shared.errors import UserError
 
-    if not data.is_dir():
-        raise UserError(data, "not a folder", "--data takes a folder of labelled CSV files")
+    input_folder(data, "--data", "folder of labelled CSV files")
     reader = _reader(sep, timestamp, sensors, label, changepoint, nan_policy)
     if not reader.label:
         raise UserError("--label", "evaluation needs a label column")

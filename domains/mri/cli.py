@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from latente.shared.cli import (
+    float_option, force_option, input_file, int_option, json_option, model_folder, model_option, output_file, seed_option,
+)
 from latente.shared.errors import UserError
 
 from latente.domains.mri import DOMAIN
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from latente.shared.models import LoadedModel
 
 DEFAULT_MODEL = Path("models") / DOMAIN
+SLICES_MAX = 100_000  # far above any volume's axial extent; 0 means all
 
 app = typer.Typer(no_args_is_help=True, help="MRI denoising with a noise-blind residual denoising autoencoder (NIfTI volumes).")
 
@@ -41,20 +45,21 @@ def _orientation(loaded: LoadedModel) -> tuple[str, ...]:
 def denoise(
     input: Path = typer.Argument(..., help="noisy NIfTI volume (.nii / .nii.gz), 3-D or 4-D"),
     output: Path = typer.Argument(..., help="denoised volume to write (.nii / .nii.gz)"),
-    model: Path = typer.Option(DEFAULT_MODEL, help="trained MRI model folder"),
-    force: bool = typer.Option(False, help="overwrite OUTPUT if it exists"),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "trained MRI model folder"),
+    force: bool = force_option("OUTPUT"),
 ) -> None:
     """Denoise a volume; the output keeps the input's header, affine, orientation, dtype and intensity range."""
     import numpy as np
 
     from latente.domains.mri.data import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
     from latente.domains.mri.model import denoise_values
-    from latente.shared.io import refuse_existing
 
-    loaded = _model(model)
+    # every check before the model is loaded and the volume denoised (minutes on a CPU)
+    input_file(input, "INPUT", "NIfTI file")
     if not is_nifti_name(output):
         raise UserError(output, "output must end in .nii or .nii.gz")
-    refuse_existing(output, force)
+    output_file(output, force, "OUTPUT")
+    loaded = _model(model_folder(model, DEFAULT_MODEL, DOMAIN))
     volume = read_volume(input, allow_4d=True)
     codes = _orientation(loaded)
     if volume.axcodes != codes:
@@ -94,13 +99,15 @@ def evaluate(
     ctx: typer.Context,
     volumes: list[Path] = typer.Option(..., help="clean NIfTI volumes: --volumes A.nii.gz [B.nii.gz ...]"),
     noise: str = typer.Option("0.03,0.05,0.07,0.09", help="noise σ as fractions of the maximum intensity"),
-    model: Path = typer.Option(DEFAULT_MODEL, help="trained MRI model folder"),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "trained MRI model folder"),
     kind: str = typer.Option("rician", help="rician or gaussian noise"),
     baselines: str = typer.Option(",".join(BASELINES), help="baselines to run beside the model"),
-    slices: int = typer.Option(40, help="central axial slices to evaluate (0: all; BM3D takes ~3 s a slice)"),
-    mask_threshold: float = typer.Option(0.05, help="foreground mask: clean voxels above this, on the [0, 1] scale"),
-    seed: int = typer.Option(0, help="seed of the evaluation noise (identical for every method)"),
-    json_out: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
+    slices: int = int_option(40, "--slices", low=0, high=SLICES_MAX,
+                             help="central axial slices to evaluate (0: all; BM3D takes ~3 s a slice)"),
+    mask_threshold: float = float_option(0.05, "--mask-threshold", low=0.0, high=1.0, open_high=True,
+                                         help="foreground mask: clean voxels above this, on the [0, 1] scale"),
+    seed: int = seed_option("seed of the evaluation noise (identical for every method)"),
+    json_out: bool = json_option(),
 ) -> None:
     """Add seeded noise to clean volumes; score the model and the baselines (PSNR/SSIM, whole slab and in-mask).
 
@@ -118,10 +125,10 @@ def evaluate(
     paths = [*volumes, *map(Path, extra)]
     if kind not in ("rician", "gaussian"):
         raise UserError("--kind", f"{kind!r} is not rician or gaussian")
-    if slices < 0:
-        raise UserError("--slices", "must be 0 (all) or a positive count")
     levels, methods = _levels(noise), _methods(baselines)
-    loaded = _model(model)
+    for path in paths:
+        input_file(path, "--volumes", "NIfTI file")
+    loaded = _model(model_folder(model, DEFAULT_MODEL, DOMAIN))
     cases = [load_case(path, slices, mask_threshold) for path in paths]
     for case in cases:
         if not case.mask.any():

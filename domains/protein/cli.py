@@ -9,11 +9,35 @@ from typing import Optional
 import typer
 
 from latente.domains.protein import DOMAIN
+from latente.shared.cli import (
+    epochs_option, float_option, force_option, input_file, int_option, json_option, model_folder, model_option,
+    output_file, output_folder, project_path, seed_option,
+)
+
+DEFAULT_MODEL = Path("models") / DOMAIN
+DEFAULT_PARAMS = Path("params.yaml")
+SAMPLES_MAX = 10_000  # ELBO samples per sequence: the pipeline uses 100; the cost grows linearly (mutants × samples)
+SEQUENCES_MAX = 10_000  # `sample -n`: the decoder holds n × 21 × L probabilities at once; run again with another --seed for more
 
 app = typer.Typer(no_args_is_help=True, help="Protein family VAE: mutation effects (ΔELBO) and sequence generation.")
 
 ALIGNMENT_HELP = "family alignment: A2M/A3M FASTA or Stockholm; the first sequence is the focus unless --focus names one"
 MUTATIONS_HELP = "DMS CSV with a mutant column (A23V, multi-mutants joined by ':') and a score column"
+
+
+def _samples_option():
+    return int_option(100, "--samples", low=1, high=SAMPLES_MAX, help="ELBO samples per sequence",
+                      why="the run time grows linearly with it")
+
+
+def _theta_option(help: str):
+    return float_option(0.2, "--theta", low=0.0, high=1.0, open_low=True, open_high=True, help=help,
+                        why="neighbours share more than 1 - theta of their residues")
+
+
+def _inputs(alignment: Path, mutations: Path) -> None:
+    input_file(alignment, "--alignment", "alignment file")
+    input_file(mutations, "--mutations", "CSV file")
 
 
 def _results(alignment: Path, mutations: Path):
@@ -26,26 +50,26 @@ def _results(alignment: Path, mutations: Path):
 def score_command(
     alignment: Path = typer.Option(..., "--alignment", help=ALIGNMENT_HELP),
     mutations: Path = typer.Option(..., "--mutations", help=MUTATIONS_HELP),
-    model: Path = typer.Option(..., "--model", help=f"model folder written by train@{DOMAIN} or `evaluate --model-out`"),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, f"model folder written by train@{DOMAIN} or `evaluate --model-out`"),
     mutant_column: str = typer.Option("mutant", help="column holding the mutants"),
     score_column: str = typer.Option("score", help="column holding the measured effect"),
     focus: Optional[str] = typer.Option(None, help="id of the focus sequence (default: the first)"),
-    samples: int = typer.Option(100, min=1, help="ELBO samples per sequence"),
-    seed: int = typer.Option(0, help="seed of the latent draws"),
-    theta: float = typer.Option(0.2, help="sequence-weight identity threshold 1 - theta (site-independent baseline)"),
+    samples: int = _samples_option(),
+    seed: int = seed_option("seed of the latent draws"),
+    theta: float = _theta_option("sequence-weight identity threshold 1 - theta (site-independent baseline)"),
     out: Optional[Path] = typer.Option(None, help="also write per-mutant predictions to this CSV"),
-    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
-    json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
+    force: bool = force_option("--out"),
+    json_output: bool = json_option(),
 ) -> None:
     """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS."""
     from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, check_same_focus, score
-    from latente.shared.io import refuse_existing
     from latente.shared.models import load_model
 
+    _inputs(alignment, mutations)
     if out is not None:
-        refuse_existing(out, force)
-    loaded = load_model(model, domain=DOMAIN)
+        output_file(out, force, "--out")
+    loaded = load_model(model_folder(model, DEFAULT_MODEL, DOMAIN), domain=DOMAIN)
     data = weigh(alignment, focus, theta)
     check_same_focus(loaded, data.alignment.focus, str(alignment))
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
@@ -64,25 +88,31 @@ def evaluate_command(
     mutant_column: str = typer.Option("mutant", help="column holding the mutants"),
     score_column: str = typer.Option("score", help="column holding the measured effect"),
     focus: Optional[str] = typer.Option(None, help="id of the focus sequence (default: the first)"),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help=f"params.yaml whose {DOMAIN}.train section is the training profile"),
-    epochs: Optional[int] = typer.Option(None, min=1, help="override the profile's epochs (quick runs)"),
-    samples: int = typer.Option(100, min=1, help="ELBO samples per sequence"),
-    seed: int = typer.Option(0, help="seed of the latent draws"),
-    theta: float = typer.Option(0.2, help="sequence-weight identity threshold 1 - theta"),
+    params_file: Optional[Path] = typer.Option(
+        None, "--params", metavar="FILE", show_default=False,
+        help=f"params.yaml whose {DOMAIN}.train section is the training profile (default: params.yaml, looked up in "
+             f"the current folder, then in the latente project folder)"),
+    epochs: Optional[int] = epochs_option("override the profile's epochs (quick runs)"),
+    samples: int = _samples_option(),
+    seed: int = seed_option("seed of the latent draws"),
+    theta: float = _theta_option("sequence-weight identity threshold 1 - theta"),
     model_out: Optional[Path] = typer.Option(None, help="save the trained model folder here"),
-    force: bool = typer.Option(False, "--force", help="overwrite --model-out if it exists"),
-    json_output: bool = typer.Option(False, "--json", help="print only the results JSON on stdout"),
+    force: bool = force_option("--model-out"),
+    json_output: bool = json_option(),
 ) -> None:
     """Train a family VAE on any alignment with the configured profile, then score the DMS."""
     from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, score
     from latente.domains.protein.params import TrainParams
     from latente.domains.protein.training import save_family_vae, train_family_vae
-    from latente.shared.io import refuse_existing
     from latente.shared.params import stage_params
 
+    _inputs(alignment, mutations)
+    if params_file is None:
+        params_file = project_path(DEFAULT_PARAMS, "--params", "pass --params FILE")
+    input_file(params_file, "--params", "params file")
     if model_out is not None:
-        refuse_existing(model_out, force)
+        output_folder(model_out, force, "--model-out")
     params = stage_params(DOMAIN, "train", TrainParams, params_file)
     if epochs is not None:
         params = params.model_copy(update={"trainer": params.trainer.model_copy(update={"epochs": epochs})})
@@ -107,19 +137,21 @@ def evaluate_command(
 
 @app.command("sample")
 def sample_command(
-    model: Path = typer.Option(..., "--model", help="model folder"),
-    n: int = typer.Option(100, "-n", min=1, help="number of sequences"),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "model folder"),
+    n: int = int_option(100, "-n", low=1, high=SEQUENCES_MAX, help="number of sequences",
+                        why="for more, run again with another --seed"),
     out: Path = typer.Option(..., "--out", help="FASTA file to write"),
-    seed: int = typer.Option(0, help="random seed"),
-    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+    seed: int = seed_option("random seed"),
+    force: bool = force_option("--out"),
 ) -> None:
     """Sample sequences from the prior (z ~ N(0, I)) and decode them; writes focus-column FASTA."""
     from latente.domains.protein.data import decode
     from latente.domains.protein.model import sample_sequences
-    from latente.shared.io import refuse_existing, write_text
+    from latente.shared.io import write_text
     from latente.shared.models import load_model
 
-    refuse_existing(out, force)
+    output_file(out, force, "--out")
+    model = model_folder(model, DEFAULT_MODEL, DOMAIN)
     loaded = load_model(model, domain=DOMAIN)
     sequences = decode(sample_sequences(loaded.model, n, seed))
     focus = loaded.preprocessing["focus"]["name"]

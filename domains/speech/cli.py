@@ -9,24 +9,32 @@ from typing import List, Optional
 
 import typer
 
+from latente.domains.speech import DOMAIN
+from latente.shared.cli import (
+    force_option, input_file, input_folder, json_option, model_folder, model_option, output_file, real_number,
+)
+
+DEFAULT_MODEL = Path("models") / DOMAIN
+SNR_MIN, SNR_MAX = -100.0, 100.0  # dB: beyond ±100 dB the noise is either all there is or nothing at all
+
 app = typer.Typer(no_args_is_help=True, help="Spoken words: spectrogram-autoencoder codes as features, compared with MFCCs.")
 
 
 @app.command()
 def embed(
     inputs: List[Path] = typer.Argument(..., help="WAV files, or folders searched recursively for .wav files."),
-    model: Path = typer.Option(..., "--model", help="A speech model folder (models/speech)."),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "speech model folder"),
     out: Path = typer.Option(..., "--out", help="CSV to write: file, predicted label, then the code z0, z1, …"),
-    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists."),
+    force: bool = force_option("--out"),
 ) -> None:
     """Write one row per file: its code and the label the model's classifier predicts."""
     from latente.domains.speech.data import audio_files, load_audio, warn
     from latente.domains.speech.model import SpeechModel
-    from latente.shared.io import refuse_existing, write_text
+    from latente.shared.io import write_text
 
-    refuse_existing(out, force)
-    speech = SpeechModel.load(model)
+    output_file(out, force, "--out")
     files = audio_files(inputs)
+    speech = SpeechModel.load(model_folder(model, DEFAULT_MODEL, DOMAIN))
     recordings = []
     for path in files:
         samples, clipped = load_audio(path, speech.features.sample_rate)
@@ -47,11 +55,13 @@ def embed(
 @app.command()
 def evaluate(
     data: Path = typer.Option(..., "--data", help="Folder of labelled WAV files (two or more speakers)."),
-    model: Path = typer.Option(..., "--model", help="A speech model folder (models/speech)."),
-    json_output: bool = typer.Option(False, "--json", help="Print only the results JSON on stdout."),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "speech model folder"),
+    json_output: bool = json_option(),
     pattern: Optional[str] = typer.Option(None, "--pattern", help="File-name regex with groups (?P<label>…) and (?P<speaker>…); default: the model's."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="CSV with columns file,label,speaker (files relative to --data) instead of a pattern."),
-    snr: Optional[List[float]] = typer.Option(None, "--snr", help="White-noise SNRs in dB to test (repeatable); default 20, 10, 0."),
+    snr: Optional[List[float]] = typer.Option(
+        None, "--snr", metavar="DB", parser=real_number("--snr", SNR_MIN, SNR_MAX, why="dB"),
+        help=f"White-noise SNRs in dB to test (repeatable, each from {SNR_MIN:g} to {SNR_MAX:g}); default 20, 10, 0."),
 ) -> None:
     """Codes vs MFCCs with the model's classifier protocol, leaving each speaker of the folder out in turn."""
     from latente.domains.speech.data import Corpus, labelled_folder
@@ -67,7 +77,10 @@ def evaluate(
             check_label_pattern(pattern)
         except ValueError as err:
             raise UserError("--pattern", str(err)) from None
-    speech = SpeechModel.load(model)
+    input_folder(data, "--data", "folder of WAV files")
+    if labels is not None:
+        input_file(labels, "--labels", "CSV file")
+    speech = SpeechModel.load(model_folder(model, DEFAULT_MODEL, DOMAIN))
     utterances = labelled_folder(data, pattern or speech.label_pattern, labels)
     corpus = Corpus.read(utterances, speech.features.sample_rate, root=data)
     speakers = sorted(set(corpus.speakers.tolist()))
