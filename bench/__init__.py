@@ -1,4 +1,9 @@
-"""Benchmarks: `python -m bench.<domain>`; results in bench/results/<domain>.json."""
+"""Benchmarks: `python -m bench.<name>`; results in bench/results/<name>.json.
+
+`make bench` runs every bench/[a-z]*.py; the modules whose names start with `_` are helpers they
+share (`_cases`: each domain's training set-up, `_training`: training speed against the ceiling of
+`machine`). `gpu` measures only where CUDA is, and says so in one line elsewhere.
+"""
 from __future__ import annotations
 
 import time

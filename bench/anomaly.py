@@ -5,6 +5,12 @@ the first 400 rows of SKAB valve1/0.csv; the big CSVs are built in a temporary f
 the real rows of the 20 valve files, tiled, with fresh 1 s timestamps. Peak RSS is the
 `latente anomaly score` child's own, for the big file and for files a tenth and half its size, with the part
 above the imports (torch, MONAI, pandas) shown separately: that part must not grow with the file.
+
+Training: the train stage's detector on the anomaly-free run's windows, params.yaml's setting beside
+the candidate speed-ups, with counted FLOPs and their fraction of the machine's matmul peak measured
+at the start of the same run (bench/_training.py says how); one more candidate trains the stage's
+20 per-file detectors of a seed at once (`ensemble_20`, torch.func.vmap), as the issue suggests for small models.
+`--train-steps N --train-repeats R` size it.
 """
 from __future__ import annotations
 
@@ -21,7 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench._cases import real_case
+from bench._training import add_arguments, measure, run_ensemble, table
+from bench.machine import ceiling
+
 REPO = Path(__file__).resolve().parents[1]
+ENSEMBLE = 20  # per-file detectors of one seed: the 20 valve files
 MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
 RESULTS = REPO / "bench" / "results" / "anomaly.json"
 
@@ -114,7 +125,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the big CSV")
     parser.add_argument("--throughput-rows", type=int, default=200_000, help="rows for the in-memory throughput test")
     parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per chunk when streaming")
+    add_arguments(parser)
     args = parser.parse_args()
+    machine = ceiling()
     torch.set_num_threads(1)
 
     from latente.domains.anomaly.data import read_series
@@ -138,6 +151,10 @@ def main() -> None:
             streaming[str(n)] = score_file(csv, tmp / "model", tmp / f"scores_{n}.csv", args.chunk_rows)
             csv.unlink()
         result["streaming"] = streaming
+    bench = measure(real_case("anomaly", MIRROR), machine, args)
+    if args.candidates is None or f"ensemble_{ENSEMBLE}" in args.candidates.split(","):
+        run_ensemble(bench, ENSEMBLE)
+    result |= {"machine": machine, **bench.result()}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
@@ -154,6 +171,7 @@ def main() -> None:
               f"{s['peak_rss_mib']:>13.0f} {s['scoring_rss_mib']:>17.0f}")
     print("  (peak RSS includes importing torch, MONAI and pandas; 'of which scoring' is the peak while scoring minus "
           "the RSS right after the imports)")
+    print(table(result["train_candidates"]["entries"]))
     print(f"wrote {RESULTS.relative_to(REPO)}")
 
 

@@ -1,20 +1,19 @@
-"""ECG benchmark: codec throughput against the wavelet baseline, and training windows per second.
+"""ECG benchmark: codec throughput against the wavelet baseline, and training speed against the machine's ceiling.
 
-`python -m bench.ecg [--model models/ecg/A] [--records 100,208]`. Throughput is seconds of
-ECG encoded + decoded per CPU-second (process time, one thread), for the learned codec and
-the wavelet codec on the same full records in the same run; the ratio is model / wavelet.
-Training speed is optimiser steps on real 1024-sample windows with the model's config.
+`python -m bench.ecg [--model models/ecg/A] [--records 100,208] [--train-steps N] [--train-repeats R]`.
+Throughput is seconds of ECG encoded + decoded per CPU-second (process time, one thread), for the
+learned codec and the wavelet codec on the same full records in the same run; the ratio is
+model / wavelet. Training: the train stage's codec (variant A) on its real training windows,
+params.yaml's setting beside the candidate speed-ups, with counted FLOPs and their fraction of
+the machine's matmul peak measured at the start of the same run (bench/_training.py says how).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from latente.domains.ecg import baselines as wavelet
@@ -22,8 +21,11 @@ from latente.domains.ecg import model as codec
 from latente.domains.ecg.data import read_lead
 from latente.domains.ecg.metrics import compression_ratio
 from latente.shared.io import write_json
-from latente.shared.models import build_model, load_model
+from latente.shared.models import load_model
 from bench import cpu_seconds
+from bench._cases import real_case
+from bench._training import add_arguments, measure, table
+from bench.machine import ceiling
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
@@ -42,33 +44,14 @@ def codec_throughput(loaded, leads, bits: int, wavelet_step: float, repeats: int
     }
 
 
-def training_throughput(config, leads, window: int, batch: int, steps: int) -> dict:
-    torch.manual_seed(0)
-    model = build_model(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    signal = torch.from_numpy(np.concatenate([lead.mv for lead in leads]).astype(np.float32))
-    starts = torch.randint(0, len(signal) - window, (steps, batch))
-    batches = [torch.stack([signal[s : s + window] for s in row]).unsqueeze(1) for row in starts]
-
-    def run() -> None:
-        for x in batches:
-            optimizer.zero_grad()
-            model(x).loss.backward()
-            optimizer.step()
-
-    run_wall = time.perf_counter()
-    run()
-    wall = time.perf_counter() - run_wall
-    return {"windows": steps * batch, "window": window, "windows_per_second": steps * batch / wall}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "models" / "ecg" / "A")
     parser.add_argument("--records", default="100,208")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--train-steps", type=int, default=30)
+    add_arguments(parser)
     args = parser.parse_args()
+    machine = ceiling()
     torch.set_num_threads(1)
     if not args.model.is_dir():
         sys.exit(f"error: {args.model}: model folder not found — run `dvc repro train@ecg` first")
@@ -78,16 +61,16 @@ def main() -> None:
     # the wavelet runs at the CR the model reaches on the first record, so both do comparable work
     target = compression_ratio(len(leads[0].adc), len(codec.compress(loaded, leads[0], bits)))
     step = wavelet.step_for(lambda s: compression_ratio(len(leads[0].adc), len(wavelet.encode(leads[0].adc, leads[0].baseline, s))), target)
-    result = {
-        "model": str(args.model), "records": args.records.split(","), "threads": 1, "matched_cr": target,
-        "codec": codec_throughput(loaded, leads, bits, step, args.repeats),
-        "training": training_throughput(loaded.model.config, leads, loaded.preprocessing["window"], 32, args.train_steps),
-    }
-    write_json(RESULTS, result)
-    c, t = result["codec"], result["training"]
+    c = codec_throughput(loaded, leads, bits, step, args.repeats)
     print(f"codec (encode+decode, CR {target:.1f}): model {c['model_ecg_seconds_per_cpu_second']:.0f} s ECG / CPU-s, "
           f"wavelet {c['wavelet_ecg_seconds_per_cpu_second']:.0f} s ECG / CPU-s, ratio model/wavelet {c['model_over_wavelet']:.2f}")
-    print(f"training: {t['windows_per_second']:.0f} windows/s ({t['window']} samples, batch 32, 1 thread)")
+    training = measure(real_case("ecg", MIRROR), machine, args).result()
+    result = {
+        "model": str(args.model), "records": args.records.split(","), "threads": 1, "matched_cr": target,
+        "codec": c, "machine": machine, **training,
+    }
+    write_json(RESULTS, result)
+    print(table(training["train_candidates"]["entries"]))
     print(f"wrote {RESULTS}")
 
 

@@ -1,0 +1,464 @@
+"""Training speed against the machine's ceiling: FLOPs counted, epochs timed, candidates beside the committed setting.
+
+FLOPs: `torch.utils.flop_counter.FlopCounterMode` over the forward and the backward pass of one
+step at the step's batch size. It counts matrix products and convolutions (mm, addmm, bmm,
+convolution and their backward ops), not elementwise work. The optimiser step is left out of the
+count: AdamW is elementwise, about a dozen operations per parameter, against products whose count
+grows with batch × positions (`parameters` is recorded beside `train_flops`, so the share can be
+checked). Negligible in FLOPs is not negligible in time: AdamW makes several memory-bound passes
+over every parameter, which is what the foreach and fused candidates measure.
+
+Timing: every setting trains a fresh model, seeded and built as the train stage builds it, on
+the same `steps × batch` samples of the domain's training set, in epochs of `steps` steps in the
+trainer's sample order: one untimed warm-up epoch (it also compiles, for `torch.compile`), then
+`repeats` timed epochs; a setting's figure is its best epoch. Wall time, not CPU time: some
+candidates use more than one thread. Achieved FLOP/s is counted FLOPs × steps / wall seconds,
+and its fraction is of the peak that `bench.machine.ceiling` measured in the same run.
+
+The committed setting is what the train stage runs today: the shared trainer's own
+`Training.train_epoch` (a DataLoader fetching and collating one sample at a time, a progress bar,
+and the loss read back with `.item()` every step), torch's CPU AdamW (the for-loop
+implementation), and params.yaml's batch size and thread count. Each candidate changes one thing;
+`combined` then takes every candidate that beat the committed setting by `WIN` or more (on a
+conflict, the faster one's value), all but the batch size, which `combined_batch` adds on top.
+
+Bit-identity: a setting with the committed batch size takes the same steps on the same samples
+from the same RNG stream, so its final weights are compared with the committed run's,
+bit for bit (`bit_identical`) and as the largest absolute difference.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+from torch.utils.flop_counter import FlopCounterMode
+
+from latente.shared.report import markdown_table
+from latente.shared.trainer import DistributedContext, Training, WeightAverage, epoch_order, forward, seed_everything
+
+from bench._cases import TrainingCase
+from bench.machine import ALL_CORES, fraction, with_threads
+
+WIN = 1.05  # a candidate "wins" at 5 % or more above the committed setting: less is within a short run's noise
+NO_AUTOCAST = dict(device_type="cpu", dtype=torch.bfloat16, enabled=False)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a training run is executed.
+
+    loop: "trainer" is the shared trainer's `train_epoch`; "in_memory" stacks the samples once and
+    gathers each batch by index, with the loss summed on-tensor and read once per epoch; "worker" is
+    that lean loop fed by a persistent DataLoader with one worker process.
+    optimizer: the AdamW implementation, "for-loop" (torch's CPU default), "foreach" or "fused".
+    compile: "" (eager), "inductor" (torch.compile), or "inductor_eager_rng" (torch.compile with inductor's
+    `fallback_random`: random numbers from the eager generator, without which compiled training cannot keep
+    the weights of eager training in models that draw noise).
+    """
+
+    threads: int
+    batch_size: int
+    lr: float
+    optimizer: str = "for-loop"
+    channels_last: bool = False
+    loop: str = "trainer"
+    compile: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    change: str  # what differs from the committed setting, in words
+    setting: Setting
+
+
+def count_step_flops(model: nn.Module, batch, device: torch.device | str = "cpu", autocast: dict | None = None) -> dict[str, int]:
+    """Counted FLOPs of one training step's forward and backward pass on `batch` (the model's grads are cleared after)."""
+    autocast = autocast or dict(NO_AUTOCAST, device_type=torch.device(device).type)
+    model.train()
+    with FlopCounterMode(display=False) as forward_count:
+        out, _ = forward(model, batch, torch.device(device), autocast)
+    with FlopCounterMode(display=False) as backward_count:
+        out.loss.backward()
+    model.zero_grad(set_to_none=True)
+    f, b = forward_count.get_total_flops(), backward_count.get_total_flops()
+    return {"forward": f, "backward": b, "step": f + b}
+
+
+def committed_setting(case: TrainingCase) -> Setting:
+    """params.yaml's setting; a trainer without `threads` runs with torch's default, all cores."""
+    probe = case.new_model()
+    trainer = case.trainer
+    return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, channels_last=_is_channels_last(probe))
+
+
+def _is_channels_last(model: nn.Module) -> bool:
+    return any(p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters())
+
+
+def _conv_dims(model: nn.Module) -> int:
+    """The highest spatial rank of the model's convolutions (0: none)."""
+    return max((m.weight.dim() - 2 for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), default=0)
+
+
+def candidates(case: TrainingCase, committed: Setting) -> list[Candidate]:
+    """One change at a time against `committed`."""
+    other_threads = ALL_CORES if committed.threads == 1 else 1
+    scale = 4
+    out = [
+        Candidate("in_memory", "samples stacked once, batches gathered by index, loss read once per epoch (no DataLoader, no per-step .item())",
+                  replace(committed, loop="in_memory")),
+        Candidate("loader_worker", "lean loop fed by a persistent DataLoader with 1 worker process", replace(committed, loop="worker")),
+        Candidate("foreach_adamw", "AdamW(foreach=True)", replace(committed, optimizer="foreach")),
+        Candidate("fused_adamw", "AdamW(fused=True)", replace(committed, optimizer="fused")),
+        Candidate(f"threads_{other_threads}", f"torch.set_num_threads({other_threads})", replace(committed, threads=other_threads)),
+        Candidate(f"batch_x{scale}", f"batch {committed.batch_size * scale}, lr × {scale} (linear scaling)",
+                  replace(committed, batch_size=committed.batch_size * scale, lr=committed.lr * scale)),
+        Candidate("compile", "torch.compile (inductor, CPU)", replace(committed, compile="inductor")),
+        Candidate("compile_eager_rng", "torch.compile, inductor's fallback_random (eager random numbers)",
+                  replace(committed, compile="inductor_eager_rng")),
+    ]
+    if _conv_dims(case.new_model()) >= 2:
+        flipped = not committed.channels_last
+        out.append(Candidate("channels_last" if flipped else "contiguous",
+                             "model in channels_last" if flipped else "model in the default (contiguous) memory format",
+                             replace(committed, channels_last=flipped)))
+    return out
+
+
+def _draw_like_dataloader() -> None:
+    """The one draw from the global RNG that every fresh DataLoader iterator makes (its base seed):
+    a loop without that iterator makes it anyway, so the model's own random numbers, and hence its
+    weights, stay those of the trainer."""
+    torch.empty((), dtype=torch.int64).random_()
+
+
+class InMemory:
+    """The samples stacked once (`seconds` it took); each epoch's batches gathered by index."""
+
+    def __init__(self, samples: Dataset, batch_size: int):
+        started = time.perf_counter()
+        self.stacked = default_collate([samples[i] for i in range(len(samples))])
+        self.seconds = time.perf_counter() - started
+        self.batch_size = batch_size
+
+    def epoch(self, order: list[int]):
+        _draw_like_dataloader()
+        for i in range(0, len(order), self.batch_size):
+            index = torch.as_tensor(order[i : i + self.batch_size])
+            yield [t[index] for t in self.stacked] if isinstance(self.stacked, list) else self.stacked[index]
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """The sample order of the current epoch, set before each pass."""
+
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+    def __iter__(self):
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+
+class WorkerLoader:
+    """A DataLoader with one worker process, kept across epochs; each epoch's order set before its pass."""
+
+    def __init__(self, samples: Dataset, batch_size: int):
+        self.sampler = EpochOrder()
+        self.loader = DataLoader(samples, batch_size=batch_size, sampler=self.sampler, num_workers=1, persistent_workers=True)
+        self.passes = 0
+
+    def epoch(self, order: list[int]):
+        self.sampler.order = order
+        if self.passes:  # the persistent iterator draws its base seed on the first pass only
+            _draw_like_dataloader()
+        self.passes += 1
+        return iter(self.loader)
+
+
+def _adamw(model: nn.Module, setting: Setting, weight_decay: float) -> torch.optim.Optimizer:
+    kind = {"for-loop": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[setting.optimizer]
+    return torch.optim.AdamW(model.parameters(), lr=setting.lr, weight_decay=weight_decay, **kind)
+
+
+def training_samples(case: TrainingCase, batch_size: int, steps: int) -> tuple[Dataset, torch.Tensor | None]:
+    """The first `steps × batch_size` samples of the trainer's epoch-0 order (wrapping round a smaller set), and their weights."""
+    order = epoch_order(len(case.train_set), case.trainer.seed, 0, case.sample_weights, DistributedContext())
+    picked = [order[i % len(order)] for i in range(steps * batch_size)]
+    weights = case.sample_weights[picked] if case.sample_weights is not None else None
+    return Subset(case.train_set, picked), weights
+
+
+@dataclass
+class Timed:
+    """Wall seconds of each epoch, the final weights, and the seconds spent stacking the samples in memory (if it was)."""
+
+    seconds: list[float]
+    weights: dict[str, torch.Tensor]
+    stacking_seconds: float | None = None
+
+
+def train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
+    """`epochs` epochs of `setting` on `samples`, from the train stage's seeded model."""
+    if not setting.compile:
+        return _train_epochs(case, setting, samples, weights, epochs)
+    import torch._dynamo
+    import torch._inductor.config
+
+    torch._dynamo.reset()  # each compiled run starts from nothing, as a fresh training process would
+    with torch._inductor.config.patch(fallback_random=setting.compile == "inductor_eager_rng"):
+        return _train_epochs(case, setting, samples, weights, epochs)
+
+
+def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
+    trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr, "device": "cpu"})
+    seed_everything(trainer.seed)
+    model = case.new_model().to(memory_format=torch.channels_last if setting.channels_last else torch.contiguous_format)
+    net = torch.compile(model) if setting.compile else model
+    seconds = []
+    if setting.loop == "trainer":
+        with tempfile.TemporaryDirectory(prefix="latente-bench-") as tmp:
+            training = Training(model, trainer, Path(tmp), fingerprint={})
+            if setting.optimizer != "for-loop":
+                training.optimizer = _adamw(model, setting, trainer.weight_decay)
+            training.resume()
+            for epoch in range(epochs):
+                started = time.perf_counter()
+                training.train_epoch(net, samples, epoch, setting.lr, weights)
+                seconds.append(time.perf_counter() - started)
+        return Timed(seconds, model.state_dict())
+
+    optimizer = _adamw(model, setting, trainer.weight_decay)
+    average = WeightAverage(model, trainer.ema_decay) if trainer.ema_decay is not None else None
+    source = InMemory(samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(samples, setting.batch_size)
+    device = torch.device("cpu")
+    for epoch in range(epochs):
+        order = epoch_order(len(samples), trainer.seed, epoch, weights, DistributedContext())
+        started = time.perf_counter()
+        model.train()
+        total = torch.zeros(())
+        for batch in source.epoch(order):
+            out, n = forward(net, batch, device, NO_AUTOCAST)
+            optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            if trainer.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
+            optimizer.step()
+            if average is not None:
+                average.update()
+            total += out.loss.detach() * n
+        total.item()
+        seconds.append(time.perf_counter() - started)
+    return Timed(seconds, model.state_dict(), source.seconds if isinstance(source, InMemory) else None)
+
+
+def _difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max(((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point()), default=0.0)
+
+
+class Bench:
+    """The training section of one domain bench: FLOP counts per batch size, then entries of (candidate, speed)."""
+
+    def __init__(self, case: TrainingCase, machine: dict, steps: int, repeats: int):
+        self.case, self.machine, self.steps, self.repeats = case, machine, steps, repeats
+        self.committed = committed_setting(case)
+        self.flops: dict[int, dict[str, int]] = {}
+        self.entries: dict[str, dict] = {}
+        self.committed_weights: dict[str, torch.Tensor] | None = None
+
+    def step_flops(self, batch_size: int) -> dict[str, int]:
+        if batch_size not in self.flops:
+            samples, _ = training_samples(self.case, batch_size, 1)
+            torch.manual_seed(0)
+            self.flops[batch_size] = count_step_flops(self.case.new_model(), default_collate([samples[i] for i in range(len(samples))]))
+        return self.flops[batch_size]
+
+    def record(self, name: str, change: str, setting: Setting, seconds: list[float], samples_per_step: int, step_flops: int,
+               extra: dict | None = None) -> dict:
+        best = min(seconds[1:])
+        gflops = step_flops * self.steps / best / 1e9
+        entry = {
+            "change": change, "setting": asdict(setting),
+            "samples_per_second": samples_per_step * self.steps / best, "steps_per_second": self.steps / best,
+            "epoch_seconds": seconds[1:], "warm_up_seconds": seconds[0],
+            "gflops": gflops, "train_flops_fraction": fraction(gflops, self.machine),
+            "fraction_of_matmul_at_same_threads": fraction(gflops, self.machine, setting.threads)
+            if str(setting.threads) in self.machine["matmul_gflops_by_threads"] else None,
+            **(extra or {}),
+        }
+        committed = self.entries.get("committed")
+        entry["ratio_vs_committed"] = entry["samples_per_second"] / committed["samples_per_second"] if committed else 1.0
+        self.entries[name] = entry
+        return entry
+
+    def run(self, candidate: Candidate) -> dict:
+        setting = candidate.setting
+        samples, weights = training_samples(self.case, setting.batch_size, self.steps)
+        timed = with_threads(setting.threads, lambda: train_epochs(self.case, setting, samples, weights, self.repeats + 1))
+        extra: dict = {}
+        if candidate.name == "committed":
+            self.committed_weights = timed.weights
+        elif setting.batch_size == self.committed.batch_size:
+            difference = _difference(timed.weights, self.committed_weights)
+            extra = {"bit_identical": difference == 0.0, "max_abs_weight_difference": difference}
+        else:
+            extra = {"bit_identical": None, "note": "another batch size: other arithmetic by design"}
+        if timed.stacking_seconds is not None:
+            extra["stacking_seconds_per_sample"] = timed.stacking_seconds / len(samples)  # once per training, not per epoch
+        return self.record(candidate.name, candidate.change, setting, timed.seconds, setting.batch_size,
+                           self.step_flops(setting.batch_size)["step"], extra)
+
+    def run_all(self, only: set[str] | None = None, log=print) -> None:
+        """The committed setting, then each candidate (`only`: those named), then the combinations of the winners."""
+        committed = Candidate("committed", "params.yaml's setting through the shared trainer", self.committed)
+        self.attempt(committed.name, committed.change, lambda: self.run(committed), log)
+        for candidate in candidates(self.case, self.committed):
+            if only is None or candidate.name in only:
+                self.attempt(candidate.name, candidate.change, lambda c=candidate: self.run(c), log)
+        for candidate in self.combinations():
+            self.attempt(candidate.name, candidate.change, lambda c=candidate: self.run(c), log)
+
+    def attempt(self, name: str, change: str, run, log=print) -> None:
+        """`run()` one entry; one that fails (e.g. inductor without a working compiler) is recorded with its error,
+        except the committed setting, which every ratio needs."""
+        try:
+            entry = run()
+        except Exception as error:  # noqa: BLE001
+            if name == "committed":
+                raise
+            self.entries[name] = {"change": change, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+            log(f"  {name}: failed ({self.entries[name]['error']})")
+            return
+        log(f"  {name}: {entry['samples_per_second']:.0f} samples/s, ×{entry['ratio_vs_committed']:.2f}")
+
+    def combinations(self) -> list[Candidate]:
+        """`combined`: every winning change but the batch size; `combined_batch`: the same with the winning batch size.
+        Each is described by the candidates whose values it took."""
+        winners = sorted((e["ratio_vs_committed"], name) for name, e in self.entries.items()
+                         if name != "committed" and e.get("ratio_vs_committed", 0.0) >= WIN and "setting" in e)
+        changes, source = {}, {}
+        for _, name in winners:  # ascending: the faster candidate's value wins a conflict
+            for key, value in self.entries[name]["setting"].items():
+                if value != getattr(self.committed, key):
+                    changes[key], source[key] = value, name
+        batch = {key: changes.pop(key) for key in ("batch_size", "lr") if key in changes}
+        taken = list(dict.fromkeys(source[key] for key in changes))
+        out = []
+        if len(taken) > 1:
+            out.append(Candidate("combined", " + ".join(taken), replace(self.committed, **changes)))
+        if batch and taken:
+            out.append(Candidate("combined_batch", " + ".join([*taken, source["batch_size"]]), replace(self.committed, **changes, **batch)))
+        return out
+
+    def result(self) -> dict:
+        """The domain JSON's training keys: `train_*` for the committed setting (today's code; `train_flops` per
+        step at its batch size), and `train_candidates` with every entry."""
+        committed = self.entries["committed"]
+        flops = self.flops[self.committed.batch_size]
+        return {
+            "train_flops": flops["step"],
+            "train_flops_per_sample": flops["step"] / self.committed.batch_size,
+            "train_samples_per_second": committed["samples_per_second"],
+            "train_gflops": committed["gflops"],
+            "train_flops_fraction": committed["train_flops_fraction"],
+            "train_candidates": {
+                "model": self.case.model, "parameters": sum(p.numel() for p in self.case.new_model().parameters()),
+                "committed": asdict(self.committed), "steps_per_epoch": self.steps, "timed_epochs": self.repeats,
+                "clock": "wall seconds, best timed epoch after one warm-up epoch",
+                "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward + backward of one step (matmul and conv ops; "
+                                "the optimizer's elementwise step is not counted)",
+                "flops_by_batch_size": {str(b): f for b, f in sorted(self.flops.items())},
+                "win_threshold": WIN, "entries": self.entries,
+            },
+        }
+
+
+def table(entries: dict[str, dict]) -> str:
+    rows = []
+    for name, e in entries.items():
+        if "error" in e:
+            rows.append([name, e["change"], "failed", "", "", "", e["error"][:60]])
+            continue
+        identical = e.get("bit_identical")
+        same = "—" if name == "committed" else ("n/a" if identical is None else ("yes" if identical else f"no ({e['max_abs_weight_difference']:.1e})"))
+        rows.append([name, e["change"], f"{e['samples_per_second']:.0f}", f"{e['ratio_vs_committed']:.2f}",
+                     f"{e['gflops']:.1f}", f"{e['train_flops_fraction']:.3f}", same])
+    return markdown_table(["setting", "change", "samples/s", "× committed", "GFLOP/s", "of peak", "bit-identical"], rows)
+
+
+def run_ensemble(bench: Bench, members: int, log=print) -> None:
+    """`members` models of the committed setting trained at once (see `_ensemble_seconds`), as entry `ensemble_<members>`."""
+    setting, name = bench.committed, f"ensemble_{members}"
+    change = f"{members} models at once: stack_module_state + vmap(grad), one AdamW over the stacked parameters"
+
+    def run() -> dict:
+        seconds = with_threads(setting.threads, lambda: _ensemble_seconds(bench, members))
+        return bench.record(name, change, setting, seconds, members * setting.batch_size, members * bench.step_flops(setting.batch_size)["step"],
+                            {"bit_identical": None, "note": "each member draws its own dropout masks under vmap; samples/s counts every member's"})
+
+    bench.attempt(name, change, run, log)
+
+
+def _ensemble_seconds(bench: Bench, members: int) -> list[float]:
+    """`members` models of the committed setting trained at once: parameters stacked (torch.func.stack_module_state),
+    one vmapped forward + backward per step, one AdamW over the stacked tensors (elementwise, so each member's update
+    is its own). Each member draws its own samples (its own seed's order) and its own random numbers. For a
+    training set of single tensors and a trainer without gradient clipping (that would need each member's own norm).
+    """
+    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+    case, setting, steps = bench.case, bench.committed, bench.steps
+    if case.trainer.grad_clip:
+        raise ValueError(f"{case.domain}: the vmapped ensemble does not clip gradients")
+    models = []
+    for k in range(members):
+        seed_everything(case.trainer.seed + k)
+        models.append(case.new_model().train())
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+
+    def loss(p, b, x):
+        return functional_call(base, (p, b), (x,)).loss
+
+    step_grads = vmap(grad_and_value(loss), randomness="different")
+    optimizer = torch.optim.AdamW(params.values(), lr=setting.lr, weight_decay=case.trainer.weight_decay)
+    samples, _ = training_samples(case, setting.batch_size, steps)
+    stacked = default_collate([samples[i] for i in range(len(samples))])
+    seconds = []
+    for epoch in range(bench.repeats + 1):
+        orders = [torch.as_tensor(epoch_order(len(samples), case.trainer.seed + k, epoch, None, DistributedContext()))
+                  for k in range(members)]
+        started = time.perf_counter()
+        total = torch.zeros(())
+        for i in range(0, len(samples), setting.batch_size):
+            x = stacked[torch.stack([order[i : i + setting.batch_size] for order in orders])]
+            grads, losses = step_grads(params, buffers, x)
+            for name, p in params.items():
+                p.grad = grads[name]
+            optimizer.step()
+            total += losses.detach().sum()
+        total.item()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--train-steps", type=int, default=20, help="training steps per timed epoch")
+    parser.add_argument("--train-repeats", type=int, default=3, help="timed epochs per setting (after one warm-up epoch)")
+    parser.add_argument("--candidates", default=None, help="comma-separated candidate names to run (default: all)")
+
+
+def measure(case: TrainingCase, machine: dict, args, log=print) -> Bench:
+    """The committed setting and the candidates that `args` select, measured; `Bench.result()` is the JSON section."""
+    bench = Bench(case, machine, args.train_steps, args.train_repeats)
+    log(f"training {case.domain} ({case.model}), {args.train_steps} steps × {args.train_repeats} epochs per setting:")
+    bench.run_all(set(args.candidates.split(",")) if args.candidates else None, log)
+    return bench
