@@ -244,7 +244,8 @@ def _report(results: Results, runs: list[FileRun], seeds: list[int], figures: li
     lines += ["## Leaderboard", ""]
     rows = [(labels.get(m, m), *(_fmt(results.find(m)[k]) for k, _ in POINT_METRICS), f"{len(runs)} files, measured here")
             for m in methods]
-    rows += [(a.label, *(_fmt(a.values.get(k)) for k, _ in POINT_METRICS), a.protocol) for a in references.anchors]
+    rows += [(a.label, *(_fmt(a.values.get(k)) for k, _ in POINT_METRICS), a.protocol)
+             for a in references.anchors if any(k in a.values for k, _ in POINT_METRICS)]
     lines += [markdown_table(["Model", *(h for _, h in POINT_METRICS), "Data"], rows)]
     if references.anchors:
         lines += ["Published rows (from `references.anomaly` of params.yaml) were measured as their Data column says:"]

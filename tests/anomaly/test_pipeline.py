@@ -124,8 +124,15 @@ def test_tiny_chain_fetch_to_report(mirror, tmp_path, monkeypatch, capsys):
         assert check.passed == (measured >= target.value if target.better == "higher" else measured <= target.value)
         assert f"| {target.name} | overall | {target.describe()} | {measured:.3f} | {target.value:.3f} |" in report
         assert f"| {check.verdict} | {target.source} |" in report
-    for anchor in references.anchors:
+    point_anchors = [a for a in references.anchors if "f1" in a.values]
+    assert point_anchors
+    for anchor in point_anchors:
         assert f"| {anchor.label} | {anchor.values['f1']:.2f} | {anchor.values['far']:.2f} | {anchor.values['mar']:.2f} |" in report
+    for anchor in references.anchors:
+        if "nab_standard" in anchor.values:  # the NAB table: the leaderboard rows that have NAB scores
+            assert f"| {anchor.label} | {anchor.values['nab_standard']:.2f} |" in report
+        if "f1" not in anchor.values:  # no F1/FAR/MAR row of dashes for a NAB-only leaderboard entry
+            assert f"| {anchor.label} | – |" not in report
     epochs = {saved["info"]["fit"]["epochs_run"] for folder, saved in first.items() if folder in protocol["files"].values()}
     assert epochs == {3} and "- Training: 3 per-file fits of 3 epochs" in report  # patience 5 never stops 3 epochs
 
