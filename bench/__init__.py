@@ -9,11 +9,22 @@ from __future__ import annotations
 import time
 
 
-def cpu_seconds(func, repeats: int) -> float:
-    """Best of `repeats` runs, in process CPU time (robust to other load on a shared machine)."""
+def best_seconds(func, repeats: int, clock=time.process_time, warm_up: bool = False) -> float:
+    """Best of `repeats` runs of `func()` on `clock`, after one untimed run if `warm_up`.
+
+    Process CPU time (the default) is robust to other load on a shared machine; parallel work needs
+    the wall clock (`time.perf_counter`), since CPU time adds up the threads.
+    """
+    if warm_up:
+        func()
     best = float("inf")
     for _ in range(repeats):
-        started = time.process_time()
+        started = clock()
         func()
-        best = min(best, time.process_time() - started)
+        best = min(best, clock() - started)
     return best
+
+
+def cpu_seconds(func, repeats: int) -> float:
+    """Best of `repeats` runs, in process CPU time."""
+    return best_seconds(func, repeats)

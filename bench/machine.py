@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from bench import best_seconds
 from latente.shared.io import write_json
 from latente.shared.report import markdown_table
 
@@ -29,14 +30,8 @@ COPY_BYTES = 256 * 2**20
 
 
 def best_wall_seconds(func, repeats: int) -> float:
-    """Best of `repeats` wall-clock runs after one untimed warm-up (parallel work: CPU time would add up the threads)."""
-    func()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - started)
-    return best
+    """Best wall-clock run after a warm-up: matmul and copy use every thread."""
+    return best_seconds(func, repeats, clock=time.perf_counter, warm_up=True)
 
 
 def with_threads(threads: int, func):
