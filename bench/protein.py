@@ -40,7 +40,8 @@ from bench.machine import ceiling
 RESULTS = Path("bench/results/protein.json")
 
 
-def cpu_seconds(func) -> tuple[float, object]:
+def cpu_seconds_and_value(func) -> tuple[float, object]:
+    """One run of `func()`: its process CPU seconds and its value (bench.cpu_seconds keeps only the best time)."""
     started = time.process_time()
     value = func()
     return time.process_time() - started, value
@@ -58,7 +59,7 @@ def steps_per_second(model: torch.nn.Module, batch: torch.Tensor, steps: int) ->
         optimizer.step()
 
     step()
-    seconds, _ = cpu_seconds(lambda: [step() for _ in range(steps)])
+    seconds, _ = cpu_seconds_and_value(lambda: [step() for _ in range(steps)])
     return steps / seconds
 
 
@@ -77,8 +78,8 @@ def main() -> None:
     alignment = read_alignment(mirror / ALIGNMENT)
     codes = alignment.codes
 
-    blocked_s, fast = cpu_seconds(lambda: sequence_weights(codes, prepare.theta))
-    loop_s, slow = cpu_seconds(lambda: sequence_weights_loop(codes, prepare.theta))
+    blocked_s, fast = cpu_seconds_and_value(lambda: sequence_weights(codes, prepare.theta))
+    loop_s, slow = cpu_seconds_and_value(lambda: sequence_weights_loop(codes, prepare.theta))
     if not np.array_equal(fast, slow):
         raise SystemExit("blocked and loop weights differ")
 
@@ -99,9 +100,9 @@ def main() -> None:
     mutants = np.repeat(wild_type[None], args.mutants, axis=0)
     mutants[np.arange(args.mutants), rng.integers(0, length, args.mutants)] = rng.integers(0, 20, args.mutants)
     scorer = family.plain()
-    score_s, _ = cpu_seconds(lambda: elbo(scorer, np.concatenate([wild_type[None], mutants]), evaluate.samples))
-    profile_s, log_profile = cpu_seconds(lambda: profile(codes, fast, evaluate.pseudocount))
-    baseline_s = min(cpu_seconds(lambda: site_independent_effects(log_profile, wild_type, mutants))[0] for _ in range(5))
+    score_s, _ = cpu_seconds_and_value(lambda: elbo(scorer, np.concatenate([wild_type[None], mutants]), evaluate.samples))
+    profile_s, log_profile = cpu_seconds_and_value(lambda: profile(codes, fast, evaluate.pseudocount))
+    baseline_s = min(cpu_seconds_and_value(lambda: site_independent_effects(log_profile, wild_type, mutants))[0] for _ in range(5))
     training = measure(real_case("protein", mirror.parent), machine, args).result()
 
     rows = [

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = {"shared": "shared", "site": "site", "domains": "domains", "pipelines": "pipelines"}
+PACKAGES = {"shared", "site", "domains", "pipelines"}  # the folders the `latente` namespace maps
 
 
 def module_file(module: str) -> Path | None:
