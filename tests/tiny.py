@@ -45,9 +45,15 @@ PROTEIN = {
         "trainer": {"epochs": 3, "batch_size": 64, "lr": 0.003, "scheduler": "constant", "patience": None,
                     "device": "cpu", "threads": 1, "seed": 0},
         "val_fraction": 0.1,
+        "members": 2,
+        "replicates": 2,
     },
     "evaluate": {"mutations": "BLAT_ECOLX_Ranganathan2015.csv", "mutant_column": "mutant", "score_column": "2500",
-                 "samples": 4, "pseudocount": 1.0, "generated": 50, "clusters": 3, "seed": 0},
+                 "samples": 4, "pseudocount": 1.0,
+                 "generation": {"sequences": 50, "temperatures": [1.0, 0.7], "latent_scales": [1.0, 0.5]},
+                 "depth": {"sequences": [300], "members": 1, "seed": 0},
+                 "calibration": {"samples": [4, 16], "repeats": 3, "mutants": 30},
+                 "clusters": 3, "seed": 0},
 }
 
 # ECG: one codec "A" (2 conv layers, 2 code channels of 6 bits) trained 2 epochs on 90 s of records

@@ -17,6 +17,7 @@ from latente.shared.cli import (
 DEFAULT_MODEL = Path("models") / DOMAIN
 DEFAULT_PARAMS = Path("params.yaml")
 SAMPLES_MAX = 10_000  # ELBO samples per sequence: the pipeline uses 100; the cost grows linearly (mutants × samples)
+MEMBERS_MAX = 50  # as the params schema allows
 SEQUENCES_MAX = 10_000  # `sample -n`: the decoder holds n × 21 × L probabilities at once; run again with another --seed for more
 
 app = typer.Typer(no_args_is_help=True, help="Protein family VAE: mutation effects (ΔELBO) and sequence generation.")
@@ -61,19 +62,24 @@ def score_command(
     force: bool = force_option("--out"),
     json_output: bool = json_option(),
 ) -> None:
-    """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS."""
+    """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS.
+
+    An ensemble folder (the train stage's, or `evaluate --model-out`) averages its members' ΔELBOs;
+    `--out` writes each mutant's ΔELBO with its Monte Carlo standard error (`model_se`).
+    """
     from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, check_same_focus, score
-    from latente.shared.models import load_model
+    from latente.domains.protein.model import load_family
 
     _inputs(alignment, mutations)
     if out is not None:
         output_file(out, force, "--out")
-    loaded = load_model(model_folder(model, DEFAULT_MODEL, DOMAIN), domain=DOMAIN)
+    ensemble = load_family(model_folder(model, DEFAULT_MODEL, DOMAIN))
     data = weigh(alignment, focus, theta)
-    check_same_focus(loaded, data.alignment.focus, str(alignment))
+    check_same_focus(ensemble, data.alignment.focus, str(alignment))
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
-    scores = score(loaded.model, data, mset, samples, seed, pseudocount=1.0)
+    print(f"scoring {len(mset.mutants)} mutants × {samples} samples × {len(ensemble.members)} members", file=sys.stderr)
+    scores = score(ensemble.models, data, mset, samples, seed, pseudocount=1.0)
     results = _results(alignment, mutations)
     add_rows(results, scores, mset, samples)
     if out is not None:
@@ -93,6 +99,9 @@ def evaluate_command(
         help=f"params.yaml whose {DOMAIN}.train section is the training profile (default: params.yaml, looked up in "
              f"the current folder, then in the latente project folder)"),
     epochs: Optional[int] = epochs_option("override the profile's epochs (quick runs)"),
+    members: Optional[int] = int_option(None, "--members", low=1, high=MEMBERS_MAX,
+                                        help="override the profile's ensemble size (quick runs: 1)",
+                                        why="each member is a whole training"),
     samples: int = _samples_option(),
     seed: int = seed_option("seed of the latent draws"),
     theta: float = _theta_option("sequence-weight identity threshold 1 - theta"),
@@ -100,11 +109,12 @@ def evaluate_command(
     force: bool = force_option("--model-out"),
     json_output: bool = json_option(),
 ) -> None:
-    """Train a family VAE on any alignment with the configured profile, then score the DMS."""
+    """Train the configured procedure (an ensemble of family VAEs) on any alignment, then score the DMS."""
     from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, score
     from latente.domains.protein.params import TrainParams
-    from latente.domains.protein.training import save_family_vae, train_family_vae
+    from latente.domains.protein.training import train_ensemble, write_ensemble
+    from latente.shared.io import atomic_dir
     from latente.shared.params import stage_params
 
     _inputs(alignment, mutations)
@@ -116,46 +126,60 @@ def evaluate_command(
     params = stage_params(DOMAIN, "train", TrainParams, params_file)
     if epochs is not None:
         params = params.model_copy(update={"trainer": params.trainer.model_copy(update={"epochs": epochs})})
+    if members is not None:
+        params = params.model_copy(update={"members": members})
     data = weigh(alignment, focus, theta)
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
     print(f"{data.alignment.shape[0]} sequences × {data.alignment.shape[1]} columns, Neff {data.neff:.1f}; "
           f"{len(mset.mutants)} scorable mutants", file=sys.stderr)
+    print(f"training {params.members} member(s), {params.trainer.epochs} epochs each", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix=f"latente-{DOMAIN}-") as checkpoint:
-        trained = train_family_vae(data.alignment.codes, data.weights, params, checkpoint,
-                                   fingerprint={"params": params.model_dump(mode="json")})
-    plain = trained.model.plain()
-    scores = score(plain, data, mset, samples, seed, pseudocount=1.0)
+        members = train_ensemble(data.alignment.codes, data.weights, params, checkpoint,
+                                 fingerprint={"params": params.model_dump(mode="json")})
+    models = [trained.model.plain() for trained in members]
+    scores = score(models, data, mset, samples, seed, pseudocount=1.0)
     results = _results(alignment, mutations)
     add_rows(results, scores, mset, samples)
-    results.add("model", {"seconds": trained.fit.seconds, "cpu_seconds": trained.fit.cpu_seconds,
-                          "epochs": trained.fit.epochs_run, "neff": data.neff,
+    results.add("model", {"seconds": sum(t.fit.seconds for t in members), "cpu_seconds": sum(t.fit.cpu_seconds for t in members),
+                          "members": len(members), "epochs": members[0].fit.epochs_run, "neff": data.neff,
                           "sequences": data.alignment.shape[0], "columns": data.alignment.shape[1]}, task="train")
     if model_out is not None:
-        save_family_vae(trained, data, model_out, force=force)
+        with atomic_dir(model_out, force=force) as tmp:
+            write_ensemble(members, data, params.trainer.seed, tmp)
     _emit(results, json_output)
 
 
 @app.command("sample")
 def sample_command(
-    model: Optional[Path] = model_option(DEFAULT_MODEL, "model folder"),
+    model: Optional[Path] = model_option(DEFAULT_MODEL, "model folder (an ensemble draws sequence i from member i mod K)"),
     n: int = int_option(100, "-n", low=1, high=SEQUENCES_MAX, help="number of sequences",
                         why="for more, run again with another --seed"),
     out: Path = typer.Option(..., "--out", help="FASTA file to write"),
+    temperature: float = float_option(1.0, "--temperature", low=0.05, high=10.0,
+                                      help="divides the decoder's logits: below 1 sharpens each column",
+                                      why="outside it the columns are all one state or all noise"),
+    latent_scale: float = float_option(1.0, "--latent-scale", low=0.0, high=10.0,
+                                       help="z ~ N(0, scale² I): below 1 stays nearer the natural sequences' codes",
+                                       why="the prior has unit scale"),
     seed: int = seed_option("random seed"),
     force: bool = force_option("--out"),
 ) -> None:
-    """Sample sequences from the prior (z ~ N(0, I)) and decode them; writes focus-column FASTA."""
+    """Sample sequences from the prior and decode them; writes focus-column FASTA.
+
+    The evaluate stage's report sweeps --temperature and --latent-scale against the family's
+    single-column and pair statistics.
+    """
     from latente.domains.protein.data import decode
-    from latente.domains.protein.model import sample_sequences
+    from latente.domains.protein.model import load_family, sample_sequences
     from latente.shared.io import write_text
-    from latente.shared.models import load_model
 
     output_file(out, force, "--out")
     model = model_folder(model, DEFAULT_MODEL, DOMAIN)
-    loaded = load_model(model, domain=DOMAIN)
-    sequences = decode(sample_sequences(loaded.model, n, seed))
-    focus = loaded.preprocessing["focus"]["name"]
-    write_text(out, "".join(f">sample_{i + 1} prior sample of {model.name} (focus {focus})\n{s}\n"
+    ensemble = load_family(model)
+    sequences = decode(sample_sequences(ensemble.models, n, seed, temperature, latent_scale))
+    focus = ensemble.first.preprocessing["focus"]["name"]
+    setting = f"temperature {temperature:g}, latent scale {latent_scale:g}"
+    write_text(out, "".join(f">sample_{i + 1} prior sample of {model.name} (focus {focus}; {setting})\n{s}\n"
                             for i, s in enumerate(sequences)), force=force)
     print(f"wrote {n} sequences to {out}", file=sys.stderr)
 
@@ -163,8 +187,8 @@ def sample_command(
 def _write_predictions(path: Path, mset, scores) -> None:
     from latente.shared.report import write_plot_csv
 
-    write_plot_csv(path, [{"mutant": m, "score": float(s), "model": float(p), "site_independent": float(b)}
-                          for m, s, p, b in zip(mset.mutants, mset.scores, scores.model, scores.baseline)])
+    write_plot_csv(path, [{"mutant": m, "score": float(s), "model": float(p), "model_se": float(e), "site_independent": float(b)}
+                          for m, s, p, e, b in zip(mset.mutants, mset.scores, scores.model, scores.effects.se, scores.baseline)])
 
 
 def _emit(results, json_output: bool) -> None:

@@ -11,9 +11,9 @@ non-gap positions of i itself; j is a neighbour of i when that exceeds 1 − θ 
 neighbour). Neff is the sum of the weights.
 
 Deep-mutational-scan tables hold `A23V` mutants (multi-mutants joined by `:`) numbered as the
-focus sequence (the `/start-end` of its name gives the offset). Two kinds of mutant are skipped
-and counted, never silently dropped: a wild-type letter that disagrees with the focus sequence,
-and a position outside the focus columns.
+focus sequence (the `/start-end` of its name gives the offset). Mutants are skipped and counted,
+never silently dropped, for a wild-type letter that disagrees with the focus sequence, a position
+outside the focus columns, a missing score, and a repeat of a mutant already read.
 
 The prepare stage writes the weighted alignment: codes and weights (safetensors) plus ids and
 focus (JSON).
@@ -307,6 +307,27 @@ def weigh(path: str | Path, focus: str | None, theta: float) -> WeightedAlignmen
     return WeightedAlignment(alignment, weights, theta, time.perf_counter() - started)
 
 
+def subsample(data: WeightedAlignment, n: int, seed: int) -> WeightedAlignment:
+    """A shallower alignment of `n` sequences built from this one: the focus, plus n − 1 others drawn
+    without replacement with probability proportional to their weight, then weighed afresh.
+
+    Drawing by weight samples the family's diversity the way Neff counts it: a uniform draw from a
+    deep alignment would mostly repeat its most populated clusters, which no shallow family looks like.
+    With n at or above the alignment's size, the alignment itself is returned.
+    """
+    a = data.alignment
+    if n >= a.shape[0]:
+        return data
+    others = data.weights[1:] / data.weights[1:].sum()
+    picked = np.random.default_rng(seed).choice(np.arange(1, a.shape[0]), size=n - 1, replace=False, p=others)
+    rows = np.concatenate([[0], np.sort(picked)])
+    shallow = Alignment(ids=[a.ids[i] for i in rows], codes=a.codes[rows], focus=a.focus, n_removed=a.n_removed,
+                        source=f"{a.source} (subsample of {n}, seed {seed})")
+    started = time.perf_counter()
+    weights = sequence_weights(shallow.codes, data.theta)
+    return WeightedAlignment(shallow, weights, data.theta, time.perf_counter() - started)
+
+
 def save_prepared(data: WeightedAlignment, folder: Path) -> None:
     a = data.alignment
     with atomic_dir(folder) as tmp:
@@ -386,11 +407,14 @@ def read_mutations(path: str | Path, focus: Focus, mutant_column: str = "mutant"
         if column not in table.columns:
             raise UserError(path, f"{role} column {column!r} is missing",
                             f"the columns are {', '.join(map(str, table.columns))}; pass --{role}-column")
+    if table.empty:
+        raise UserError(path, "has a header but no mutant rows")
     scores = pd.to_numeric(table[score_column], errors="coerce").to_numpy(dtype=np.float64)
     wild_type = encode(focus.sequence)
-    skipped = {"wild_type_mismatch": 0, "outside_focus_columns": 0, "missing_score": 0}
+    skipped = {"wild_type_mismatch": 0, "outside_focus_columns": 0, "missing_score": 0, "duplicate": 0}
     examples: dict[str, str] = {}
     kept_mutants, kept_scores, rows, counts = [], [], [], []
+    seen: set[bytes] = set()
     for row, (text, score) in enumerate(zip(table[mutant_column], scores), start=2):
         if pd.isna(text):
             raise UserError(path, f"row {row}: column {mutant_column!r} is empty")
@@ -401,10 +425,13 @@ def read_mutations(path: str | Path, focus: Focus, mutant_column: str = "mutant"
         reason, mutated = _apply(subs, focus, wild_type)
         if reason is None and not np.isfinite(score):
             reason = "missing_score"
+        if reason is None and mutated.tobytes() in seen:
+            reason = "duplicate"  # the same mutated sequence again (also A23V:G45D after G45D:A23V): the first row counts
         if reason is not None:
             skipped[reason] += 1
             examples.setdefault(reason, str(text))
             continue
+        seen.add(mutated.tobytes())
         kept_mutants.append(str(text))
         kept_scores.append(score)
         rows.append(mutated)

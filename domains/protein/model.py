@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,9 +29,12 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
+from latente.domains.protein import DOMAIN
 from latente.domains.protein.data import ALPHABET, one_hot
 from latente.domains.protein.params import DecoderParams
-from latente.shared.models import AutoencoderConfig, build_model
+from latente.shared.errors import UserError
+from latente.shared.io import read_json
+from latente.shared.models import AutoencoderConfig, LoadedModel, build_model, load_model
 from latente.shared.models.autoencoders import VariationalAutoencoder
 
 
@@ -174,8 +179,8 @@ class FamilyVAE(VariationalAutoencoder):
 
 
 @torch.no_grad()
-def elbo(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: int = 0, rows: int = 4096) -> np.ndarray:
-    """ELBO of each sequence [M, L], averaged over `samples` draws z = μ + σ·ε.
+def elbo_draws(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: int = 0, rows: int = 4096) -> np.ndarray:
+    """ELBO of each sequence [M, L] under each of `samples` draws z = μ + σ·ε: an [M, samples] array.
 
     The same draws ε are used for every sequence (common random numbers), so differences
     between a mutant and the wild type carry far less sampling noise than independent draws.
@@ -185,7 +190,7 @@ def elbo(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: i
     latent = model.config.latent_dim
     eps = torch.randn(samples, latent, generator=torch.Generator().manual_seed(seed))
     per_batch = max(1, rows // samples)
-    out = np.empty(len(codes), dtype=np.float64)
+    out = np.empty((len(codes), samples), dtype=np.float64)
     for lo in range(0, len(codes), per_batch):
         block = torch.as_tensor(codes[lo : lo + per_batch], dtype=torch.long)
         mu, logvar = model.encoder(torch.from_numpy(one_hot(codes[lo : lo + per_batch]))).chunk(2, dim=1)
@@ -194,19 +199,71 @@ def elbo(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: i
         z = (mu[:, None] + eps[None] * torch.exp(0.5 * logvar)[:, None]).reshape(-1, latent)
         log_p = F.log_softmax(model.decode(z), dim=1)  # [b·S, 21, L]
         index = block.repeat_interleave(samples, dim=0)[:, None]  # the sequence's state per column
-        recon = log_p.gather(1, index).sum((1, 2)).reshape(len(block), samples).mean(1)
-        out[lo : lo + len(block)] = (recon - kl).double().numpy()
+        recon = log_p.gather(1, index).sum((1, 2)).reshape(len(block), samples)
+        out[lo : lo + len(block)] = (recon - kl[:, None]).double().numpy()
     return out
 
 
+@dataclass(frozen=True)
+class Effects:
+    """ΔELBO of each mutant under an ensemble: the mean over members of each member's mean over draws,
+    its Monte Carlo standard error, and each member's own mean ([members, mutants])."""
+
+    mean: np.ndarray
+    se: np.ndarray
+    members: np.ndarray
+
+
+def combine_members(deltas: list[np.ndarray]) -> Effects:
+    """The ensemble's ΔELBO from each member's [mutants, draws] differences d_ks.
+
+    Per member the mean m_k over S draws has variance var(d_k)/S. The members are independent, so
+    the ensemble's mean Σ m_k / K has the standard error √(Σ_k var(d_k)/S) / K: the error of the
+    finite number of draws, which shrinks as 1/√S (the spread between members is what the ensemble
+    averages, not an error of the estimate). With one draw there is no spread to measure: NaN.
+    """
+    means = np.stack([d.mean(1) for d in deltas])
+    variances = np.stack([d.var(1, ddof=1) / d.shape[1] if d.shape[1] > 1 else np.full(len(d), np.nan) for d in deltas])
+    return Effects(means.mean(0), np.sqrt(variances.sum(0)) / len(deltas), means)
+
+
+def ensemble_effects(models: list[VariationalAutoencoder], wild_type: np.ndarray, mutants: np.ndarray, samples: int,
+                     seed: int = 0) -> Effects:
+    """ELBO(mutant) − ELBO(wild type) under every member, each with the same `samples` draws for all sequences."""
+    codes = np.concatenate([wild_type[None], mutants])
+    deltas = []
+    for model in models:
+        draws = elbo_draws(model, codes, samples, seed)
+        deltas.append(draws[1:] - draws[:1])
+    return combine_members(deltas)
+
+
+def log_mean_exp(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """log of the mean of exp(values) along `axis`, without overflow."""
+    top = values.max(axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.exp(values - top).mean(axis))
+
+
 @torch.no_grad()
-def sample_sequences(model: VariationalAutoencoder, n: int, seed: int = 0) -> np.ndarray:
-    """Codes [n, L] of sequences drawn from the prior: z ~ N(0, I), then each state from p(x|z)."""
+def sample_sequences(models: list[VariationalAutoencoder], n: int, seed: int = 0, temperature: float = 1.0,
+                     latent_scale: float = 1.0) -> np.ndarray:
+    """Codes [n, L] drawn from the ensemble's prior: sequence i from member i mod K, with
+    z ~ N(0, latent_scale² I) and each state from softmax(logits / temperature) of its column.
+
+    Both knobs below 1 trade diversity for typicality: a smaller latent scale keeps z where the
+    encoder puts natural sequences, a lower temperature sharpens each column's distribution.
+    """
     g = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.config.latent_dim, generator=g)
-    probs = torch.softmax(model.decode(z), dim=1)  # [n, 21, L]
-    flat = probs.permute(0, 2, 1).reshape(-1, probs.shape[1])
-    return torch.multinomial(flat, 1, generator=g).reshape(n, -1).numpy().astype(np.int8)
+    out = np.empty((n, models[0].config.input_size[0]), dtype=np.int8)
+    for k, model in enumerate(models):
+        rows = np.arange(k, n, len(models))
+        if not len(rows):
+            continue
+        z = torch.randn(len(rows), model.config.latent_dim, generator=g) * latent_scale
+        probs = torch.softmax(model.decode(z) / temperature, dim=1)  # [n_k, 21, L]
+        flat = probs.permute(0, 2, 1).reshape(-1, probs.shape[1])
+        out[rows] = torch.multinomial(flat, 1, generator=g).reshape(len(rows), -1).numpy()
+    return out
 
 
 @torch.no_grad()
@@ -214,3 +271,47 @@ def latent_means(model: VariationalAutoencoder, codes: np.ndarray, batch: int = 
     model.eval()
     return np.concatenate([model.encode(torch.from_numpy(one_hot(codes[lo : lo + batch])), sample=False).numpy()
                            for lo in range(0, len(codes), batch)])
+
+
+ENSEMBLE = "ensemble.json"
+
+
+@dataclass(frozen=True)
+class FamilyEnsemble:
+    """The members of one trained procedure, each an ordinary shared model folder.
+
+    An ensemble folder holds `ensemble.json` (the procedure's seed, the member folders and their
+    seeds, and, at the top of the train stage's output, the replicate procedures' folders) and
+    `members/<k>/`. A plain model folder loads as an ensemble of one.
+    """
+
+    members: list[LoadedModel]
+    seed: int | None
+    folder: Path
+    replicates: dict[int, Path]
+
+    @property
+    def models(self) -> list[VariationalAutoencoder]:
+        return [member.model for member in self.members]
+
+    @property
+    def first(self) -> LoadedModel:
+        """Member 0: its folder carries the focus, the training data record and the decoder options."""
+        return self.members[0]
+
+
+def load_family(folder: str | Path) -> FamilyEnsemble:
+    """The ensemble (or the single model) saved in `folder`; every member through `load_model`."""
+    folder = Path(folder)
+    index = folder / ENSEMBLE
+    if not index.is_file():
+        return FamilyEnsemble([load_model(folder, domain=DOMAIN)], None, folder, {})
+    try:
+        meta = read_json(index)
+        members, seed = [folder / str(rel) for rel in meta["members"]], int(meta["seed"])
+        replicates = {int(s): folder / str(rel) for s, rel in meta.get("replicates", {}).items()}
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(index, f"not an ensemble index ({err})", "retrain the model") from None
+    if not members:
+        raise UserError(index, "lists no members", "retrain the model")
+    return FamilyEnsemble([load_model(member, domain=DOMAIN) for member in members], seed, folder, replicates)

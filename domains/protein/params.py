@@ -35,12 +35,20 @@ class DecoderParams(StrictParams):
 
 
 class TrainParams(StrictParams):
-    """`model` is the family VAE's dense_vae; `model.model_config` fills in the alignment's width and states."""
+    """`model` is the family VAE's dense_vae; `model.model_config` fills in the alignment's width and states.
+
+    The procedure trains an ensemble of `members` VAEs that share one validation split (drawn with
+    `trainer.seed`) and differ in their initialisation and sample order (member k trains with seed
+    `trainer.seed + 1000 k`); their ΔELBOs are averaged. `replicates` repeats the whole procedure with
+    seeds `trainer.seed + 1, + 2, …`, for the seed spread the report shows.
+    """
 
     model: AutoencoderConfig
     decoder: DecoderParams = DecoderParams()
     trainer: TrainerConfig = TrainerConfig()
     val_fraction: float = pydantic.Field(0.05, ge=0.0, lt=0.5)
+    members: int = pydantic.Field(5, ge=1, le=50)
+    replicates: int = pydantic.Field(1, ge=1, le=20)
 
     @pydantic.field_validator("model")
     @classmethod
@@ -53,12 +61,43 @@ class TrainParams(StrictParams):
         return value
 
 
+class DepthParams(StrictParams):
+    """The alignment-depth curve: the procedure retrained on subsamples of the prepared alignment.
+
+    A subsample keeps the focus and draws the other sequences without replacement with probability
+    proportional to their weight, then reweighs them (`data.subsample`); each model takes as many
+    optimiser steps as the full alignment's (`training.steps_matched`).
+    """
+
+    sequences: list[pydantic.PositiveInt] = [250, 500, 1000, 2000]
+    members: int = pydantic.Field(1, ge=1, le=50)  # ensemble size of each depth's procedure
+    seed: int = 0
+
+
+class CalibrationParams(StrictParams):
+    """The ΔELBO standard error against the spread of repeated estimates, per number of samples."""
+
+    samples: list[pydantic.PositiveInt] = [10, 30, 100, 300]
+    repeats: int = pydantic.Field(5, ge=2)
+    mutants: int = pydantic.Field(200, ge=2)  # drawn at random from the DMS
+
+
+class GenerationParams(StrictParams):
+    """Sequences sampled from the prior, and the sweep of the two knobs of `latente protein sample`."""
+
+    sequences: int = pydantic.Field(1000, ge=1)
+    temperatures: list[pydantic.PositiveFloat] = [1.0]  # the decoder's logits are divided by it
+    latent_scales: list[pydantic.PositiveFloat] = [1.0]  # z ~ N(0, scale² I)
+
+
 class EvaluateParams(StrictParams):
     mutations: str  # DMS CSV inside data/raw/protein
     mutant_column: str = "mutant"
     score_column: str = "score"
     samples: int = pydantic.Field(100, ge=1)  # ELBO samples per sequence
     pseudocount: float = pydantic.Field(1.0, gt=0.0)  # site-independent baseline
-    generated: int = pydantic.Field(1000, ge=1)  # sequences sampled for the generation statistics
+    generation: GenerationParams = GenerationParams()
+    depth: DepthParams = DepthParams()
+    calibration: CalibrationParams = CalibrationParams()
     clusters: int = pydantic.Field(8, ge=2)  # sequence clusters that colour the latent projection
     seed: int = 0

@@ -20,8 +20,8 @@ from sklearn.decomposition import PCA
 from latente.domains.protein import DOMAIN
 from latente.domains.protein.data import AMINO_ACIDS, Focus, MutationSet, WeightedAlignment, decode, one_hot
 from latente.domains.protein.metrics import spearman
-from latente.domains.protein.model import latent_means
-from latente.domains.protein.params import EvaluateParams
+from latente.domains.protein.model import FamilyEnsemble, latent_means
+from latente.domains.protein.params import EvaluateParams, TrainParams
 from latente.shared.io import write_text
 from latente.shared.models import LoadedModel
 from latente.shared.report import (
@@ -31,7 +31,7 @@ from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
 if TYPE_CHECKING:
-    from latente.domains.protein.evaluation import Scores
+    from latente.domains.protein.evaluation import Replicate, Scores
 
 SPECIES = re.compile(r"_([0-9A-Z]{3,5})(?:/\d+-\d+)?$")
 EXAMPLES = 5  # generated sequences printed in the report
@@ -57,16 +57,19 @@ def sequence_clusters(codes: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.argsort(order)[labels]
 
 
-def write_report(paths: DomainPaths, params: EvaluateParams, data: WeightedAlignment, loaded: LoadedModel,
-                 mutations: MutationSet, scores: Scores, results: Results, generation: dict, generated: np.ndarray) -> None:
+def write_report(paths: DomainPaths, params: EvaluateParams, train: TrainParams, data: WeightedAlignment,
+                 replicates: list[Replicate], mutations: MutationSet, results: Results, curve: list[dict],
+                 calibration: list[dict], generation: dict, generated: np.ndarray, sweep: list[dict]) -> None:
     """plots/*.csv, figures/*.png and report.md of one evaluation."""
     a = data.alignment
-    points = project(latent_means(loaded.model, a.codes))
+    first = replicates[0]
+    scores = first.scores
+    points = project(latent_means(first.ensemble.first.model, a.codes))
     clusters = sequence_clusters(a.codes, params.clusters, params.seed)
-    history = loaded.info["fit"]["history"]
+    histories = [member.info["fit"]["history"] for member in first.ensemble.members]
     write_plot_csv(paths.plots / "effects.csv", [
-        {"mutant": m, "dms": float(s), "model": float(p), "site_independent": float(b)}
-        for m, s, p, b in zip(mutations.mutants, mutations.scores, scores.model, scores.baseline)])
+        {"mutant": m, "dms": float(s), "model": float(p), "model_se": float(e), "site_independent": float(b)}
+        for m, s, p, e, b in zip(mutations.mutants, mutations.scores, scores.model, scores.effects.se, scores.baseline)])
     write_plot_csv(paths.plots / "latent.csv", [
         {"id": i, "pc1": float(x), "pc2": float(y), "cluster": int(c), "species": species_code(i), "weight": float(w), "sequence": s}
         for i, (x, y), c, w, s in zip(a.ids, points, clusters, data.weights, a.sequences())])
@@ -74,42 +77,77 @@ def write_report(paths: DomainPaths, params: EvaluateParams, data: WeightedAlign
         {"position": int(pos), "natural": float(n), "generated": float(g)}
         for pos, n, g in zip(_focus_numbers(a.focus), generation["natural"]["entropy"], generation["generated"]["entropy"])])
     write_plot_csv(paths.plots / "training.csv", [
-        {"epoch": row["epoch"], **{k.replace("/", "_"): v for k, v in row.items() if k != "epoch"}} for row in history])
-    _figures(paths, mutations.scores, scores, history, points, clusters, generation)
-    write_text(paths.report, _markdown(results, data, loaded, mutations, generation, params, decode(generated[:EXAMPLES]),
-                                       load_references(DOMAIN)))
+        {"member": k, "epoch": row["epoch"], **{key.replace("/", "_"): v for key, v in row.items() if key != "epoch"}}
+        for k, history in enumerate(histories) for row in history])
+    write_plot_csv(paths.plots / "depth.csv", curve)
+    write_plot_csv(paths.plots / "calibration.csv", calibration)
+    write_plot_csv(paths.plots / "generation_sweep.csv", sweep)
+    _figures(paths, mutations.scores, scores, histories, points, clusters, generation, curve, calibration, replicates, mutations)
+    write_text(paths.report, _markdown(results, data, first.ensemble, mutations, generation, params, train,
+                                       decode(generated[:EXAMPLES]), load_references(DOMAIN), curve, calibration, sweep))
 
 
 def _focus_numbers(focus: Focus) -> list[int]:
     return [focus.start + i for i, c in enumerate(focus.columns) if c >= 0]
 
 
-def _figures(paths: DomainPaths, measured, scores: Scores, history, points, clusters, generation) -> None:
+def _figures(paths: DomainPaths, measured, scores: Scores, histories, points, clusters, generation, curve, calibration,
+             replicates, mutations) -> None:
     figure_backend()
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, values, title in ((axes[0], scores.model, "VAE ΔELBO"), (axes[1], scores.baseline, "site-independent")):
+    for ax, values, title in ((axes[0], scores.model, "VAE ensemble ΔELBO"), (axes[1], scores.baseline, "site-independent")):
         ax.scatter(values, measured, s=3, alpha=0.4)
         ax.set_xlabel(f"predicted effect ({title})")
         ax.set_title(f"{title}: ρ = {spearman(values, measured):.3f}")
     axes[0].set_ylabel("DMS fitness score")
     save_figure(fig, paths.figures / "effects.png")
 
-    epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, term in zip(axes, ("loss", "recon", "kl")):
-        for split in ("train", "val"):
-            ax.plot(epochs, [row[f"{split}/{term}"] for row in history], label=split)
+        for k, history in enumerate(histories):
+            epochs = [row["epoch"] for row in history]
+            for split, style in (("train", ":"), ("val", "-")):
+                ax.plot(epochs, [row[f"{split}/{term}"] for row in history], style, color=f"C{k}",
+                        label=f"member {k} {split}" if term == "loss" else None)
         ax.set_title({"loss": "loss (−ELBO + prior/Neff)", "recon": "−log p(x|z)", "kl": "KL(q(z|x) ‖ p(z))"}[term])
         ax.set_xlabel("epoch")
-        ax.legend()
+    axes[0].legend(fontsize=6, ncol=2)
     save_figure(fig, paths.figures / "training.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    sizes = [point["sequences"] for point in curve]
+    axes[0].plot(sizes, [point["model"] for point in curve], "o-", label="VAE")
+    axes[0].plot(sizes, [point["site_independent"] for point in curve], "s--", label="site-independent")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("sequences in the alignment (weight-drawn subsample)")
+    axes[0].set_ylabel("Spearman ρ against the DMS")
+    axes[0].set_title("alignment depth")
+    axes[0].legend()
+    members = len(replicates[0].scores.effects.members)
+    for rep in replicates:
+        rhos = [spearman(rep.scores.effects.members[:k].mean(0), mutations.scores) for k in range(1, members + 1)]
+        axes[1].plot(range(1, members + 1), rhos, "o-", label=f"seed {rep.seed}")
+    axes[1].set_xlabel("ensemble members (the first k)")
+    axes[1].set_ylabel("Spearman ρ")
+    axes[1].set_title("seed spread and ensemble size")
+    axes[1].legend(fontsize=8)
+    save_figure(fig, paths.figures / "depth_and_seeds.png")
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    samples = [row["samples"] for row in calibration]
+    ax.loglog(samples, [row["se_stated"] for row in calibration], "o-", label="stated standard error")
+    ax.loglog(samples, [row["se_observed"] for row in calibration], "s--", label="spread of repeated estimates")
+    ax.set_xlabel("ELBO samples per sequence")
+    ax.set_ylabel("ΔELBO error (nats)")
+    ax.legend()
+    save_figure(fig, paths.figures / "calibration.png")
 
     fig, ax = plt.subplots(figsize=(6, 5))
     scatter = ax.scatter(points[:, 0], points[:, 1], c=clusters, cmap="tab10", s=3, alpha=0.6)
     ax.legend(*scatter.legend_elements(), title="cluster", fontsize=7, loc="best", markerscale=0.8)
-    ax.set_xlabel("PC 1 of latent means")
+    ax.set_xlabel("PC 1 of latent means (member 0)")
     ax.set_ylabel("PC 2")
     save_figure(fig, paths.figures / "latent.png")
 
@@ -156,13 +194,95 @@ def _decoder_text(decoder: dict) -> str:
             "so the saved folder is an ordinary shared model.\n")
 
 
-def _training_text(fit: dict, threads: int, model: dict, samples: int) -> str:
-    resumed = (f" (resumed after epoch {fit['resumed_from_epoch']}; the times are of the whole training)"
-               if fit["resumed_from_epoch"] else "")
-    return (f"Epochs run: {fit['epochs_run']} (best validation epoch {fit['best_epoch']}){resumed}; "
-            f"training time {fit['seconds'] / 60:.1f} min wall, {fit['cpu_seconds'] / 60:.1f} min process CPU with "
-            f"{threads} thread(s) (the CPU time is what one idle core would take; the wall time depends on the "
-            f"machine's other load); scoring {model['n']} mutants × {samples} samples took {model['seconds']:.1f} s wall.\n")
+def _training_text(ensemble: FamilyEnsemble, train: TrainParams, samples: int, model: dict) -> str:
+    fits = [member.info["fit"] for member in ensemble.members]
+    resumed = sum(1 for fit in fits if fit["resumed_from_epoch"])
+    resumed_text = f" ({resumed} member(s) resumed from a checkpoint; the times are of their whole training)" if resumed else ""
+    epochs = ", ".join(f"{fit['epochs_run']} (best {fit['best_epoch']})" for fit in fits)
+    return (f"{len(fits)} members, each trained for {epochs} epochs on the same training sequences (validation split drawn "
+            f"with the procedure's seed, {train.val_fraction:g} of the sequences held out), with seeds "
+            f"{', '.join(str(member.info['seed']) for member in ensemble.members)}{resumed_text}. The procedure took "
+            f"**{sum(fit['seconds'] for fit in fits) / 60:.1f} min** wall, {sum(fit['cpu_seconds'] for fit in fits) / 60:.1f} min "
+            f"process CPU with {ensemble.first.info['threads']} thread(s) (wall time depends on the machine's other load); "
+            f"scoring {model['n']} mutants × {samples} samples × {len(fits)} members took {model['seconds']:.1f} s wall.\n")
+
+
+def _ensemble_section(results: Results, train: TrainParams) -> list[str]:
+    rows = sorted((row for row in results.rows if row["method"] == "model" and set(row["condition"]) == {"members"}),
+                  key=lambda row: row["condition"]["members"])
+    seeds = sorted((row for row in results.rows if row["method"] == "model" and set(row["condition"]) == {"seed"}),
+                   key=lambda row: row["condition"]["seed"])
+    return [
+        "## Seeds and ensemble size\n",
+        f"The procedure trains {train.members} VAEs and averages their ΔELBOs (the ensemble size of DeepSequence's and "
+        f"ProteinGym's ensembles, fixed before any run); it was repeated with {len(seeds)} seeds. Per ensemble size k "
+        "(the first k members of each procedure), the ρ against the DMS and the validation figure: the held-out bound "
+        "log mean_k exp(ELBO_k), a lower bound on the log-likelihood of the held-out sequences under the mixture of the "
+        "k members (nats per sequence, weighted by sequence weight; higher is better). The DMS chose nothing here.\n",
+        markdown_table(["procedure seed", "ρ"], [[row["condition"]["seed"], row["metrics"]["spearman"]] for row in seeds]),
+        "",
+        markdown_table(["members k", "ρ (mean over seeds)", "sd", "held-out bound (mean over seeds)"],
+                       [[row["condition"]["members"], row["metrics"]["spearman"], row["metrics"]["spearman_sd"],
+                         row["metrics"]["val_elbo_bound"]] for row in rows]),
+        "\n![depth and seeds](figures/depth_and_seeds.png)\n",
+    ]
+
+
+def _depth_section(curve: list[dict], params: EvaluateParams) -> list[str]:
+    helps = [point["sequences"] for point in curve if point["model"] > point["site_independent"]]
+    verdict = (f"The VAE is ahead of the site-independent model from {min(helps)} sequences on"
+               if helps and all(point["model"] > point["site_independent"] for point in curve if point["sequences"] >= min(helps))
+               else "The VAE is not ahead at every depth: see the table")
+    return [
+        "## Alignment depth: a shallow family\n",
+        f"Subsamples of this alignment stand for shallow families: the focus plus sequences drawn without replacement with "
+        f"probability proportional to their weight (seed {params.depth.seed}), reweighed afresh. Each depth runs the "
+        f"procedure with {params.depth.members} member(s), with an epoch repeating the training set so that it takes as "
+        "many optimiser steps as the full alignment; the largest depth is the full alignment (the first members of the "
+        f"headline ensemble). {verdict}.\n",
+        markdown_table(["sequences", "Neff", "ρ VAE", "ρ site-independent", "VAE − site-independent", "epoch repeats"],
+                       [[p["sequences"], p["neff"], p["model"], p["site_independent"], p["model"] - p["site_independent"],
+                         p["repeat"]] for p in curve]),
+        "",
+    ]
+
+
+def _calibration_section(calibration: list[dict], params: EvaluateParams, model: dict) -> list[str]:
+    ratios = [row["ratio"] for row in calibration]
+    shrink = all(later[key] < earlier[key] for earlier, later in zip(calibration, calibration[1:])
+                 for key in ("se_stated", "se_observed"))
+    trend = "both shrink at every step as the samples grow" if shrink else "they do not both shrink at every step"
+    return [
+        "## Uncertainty of each ΔELBO\n",
+        f"Every score carries a Monte Carlo standard error: per member, the variance of the {model['samples']} draws' "
+        "differences over the number of draws; for the ensemble, √(Σ_k SE_k²) / K (`plots/effects.csv`, "
+        f"`latente {DOMAIN} score --out`; median here {model['se_median']:.3g} nats). Calibration: "
+        f"{params.calibration.repeats} independent estimates of {params.calibration.mutants} mutants per number of samples; "
+        "the stated error (root mean square) against the spread of the estimates (root mean square of their standard "
+        f"deviation). Observed / stated ranges from {min(ratios):.2f} to {max(ratios):.2f}; {trend}.\n",
+        markdown_table(["samples", "stated SE", "observed spread", "observed / stated"],
+                       [[r["samples"], r["se_stated"], r["se_observed"], r["ratio"]] for r in calibration]),
+        "\n![calibration](figures/calibration.png)\n",
+    ]
+
+
+def _sweep_section(sweep: list[dict]) -> list[str]:
+    generated = [row for row in sweep if row["temperature"] is not None]
+    natural = next(row for row in sweep if row["temperature"] is None)
+    best = max(generated, key=lambda row: row["pair_r"])
+    return [
+        "Temperature and latent-scale sweep (`latente protein sample --temperature T --latent-scale S`): pair r is the "
+        "Pearson correlation of the pair covariances f_ij(a,b) − f_i(a)f_j(b) over all column pairs with the natural "
+        "family's, site r that of the single-column frequencies. The natural row is as many natural sequences drawn by "
+        f"weight. Closest pair statistics: temperature {best['temperature']:g}, latent scale {best['latent_scale']:g}.\n",
+        markdown_table(["temperature", "latent scale", "identity to nearest natural", "entropy (bits)", "gap fraction",
+                        "site r", "pair r"],
+                       [[row["temperature"], row["latent_scale"], row["identity_nearest"], row["entropy_bits"],
+                         row["gap_fraction"], row["site_r"], row["pair_r"]] for row in generated]
+                       + [["natural", "", natural["identity_nearest"], natural["entropy_bits"], natural["gap_fraction"],
+                           natural["site_r"], natural["pair_r"]]]),
+        "",
+    ]
 
 
 def _literature(references: References) -> list[str]:
@@ -176,12 +296,14 @@ def _literature(references: References) -> list[str]:
     ]
 
 
-def _markdown(results: Results, data: WeightedAlignment, loaded: LoadedModel, mutations: MutationSet, generation: dict,
-              params: EvaluateParams, examples: list[str], references: References) -> str:
-    info = loaded.info
+def _markdown(results: Results, data: WeightedAlignment, ensemble: FamilyEnsemble, mutations: MutationSet, generation: dict,
+              params: EvaluateParams, train: TrainParams, examples: list[str], references: References, curve: list[dict],
+              calibration: list[dict], sweep: list[dict]) -> str:
+    info = ensemble.first.info
     model, base = results.find("model"), results.find("site_independent")
     gen, nat = generation["generated"]["metrics"], generation["natural"]["metrics"]
     a = data.alignment
+    g = params.generation
     skipped = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in mutations.skipped.items() if n) or "none"
     lines = [
         f"# Family VAE on {a.focus.name}: mutation effects and generation\n",
@@ -191,33 +313,39 @@ def _markdown(results: Results, data: WeightedAlignment, loaded: LoadedModel, mu
         f"DMS `{params.mutations}`, score column `{params.score_column}`: {model['n']} scorable mutants "
         f"(skipped: {skipped}).\n",
         "## Mutation effect (Spearman ρ against the DMS)\n",
-        markdown_table(["method", "ρ", "n", "how"], [
-            ["**latente VAE (this run)**", model["spearman"], model["n"], f"ΔELBO, {params.samples} samples"],
-            ["site-independent (this run)", base["spearman"], base["n"], f"weighted profile, pseudo-count {params.pseudocount}"],
+        markdown_table(["method", "ρ", "sd over seeds", "n", "how"], [
+            [f"**latente VAE ensemble (this run, mean of {model['replicates']} procedures)**", model["spearman"],
+             model["spearman_sd"], model["n"], f"ΔELBO averaged over {model['members']} members, {params.samples} samples each"],
+            ["site-independent (this run)", base["spearman"], "", base["n"], f"weighted profile, pseudo-count {params.pseudocount}"],
         ]),
         *_literature(references),
         "![predicted vs measured](figures/effects.png)\n",
         "## Targets\n",
         target_table([check_target(results, target) for target in references.targets]) if references.targets
         else f"No targets are set (`references.{DOMAIN}.targets` of params.yaml).\n",
+        *_ensemble_section(results, train),
+        *_depth_section(curve, params),
+        *_calibration_section(calibration, params, model),
         "## Model\n",
-        _model_text(loaded),
+        _model_text(ensemble.first),
         _decoder_text(info["decoder"]),
         "## Training\n",
-        _training_text(info["fit"], info["threads"], model, params.samples),
+        _training_text(ensemble, train, params.samples, model),
         "![training curves](figures/training.png)\n",
         "## Generation\n",
-        f"{gen['n']} sequences sampled from the prior (z ~ N(0, I), each column drawn from p(x|z)) against natural "
-        "sequences (as many, drawn by sequence weight; nearest neighbour excluding the sequence itself).\n",
+        f"{gen['n']} sequences sampled from the ensemble's prior (member i mod K; z ~ N(0, {g.latent_scales[0]:g}² I), each "
+        f"column drawn from softmax(logits / {g.temperatures[0]:g})) against natural sequences (as many, drawn by sequence "
+        "weight; nearest neighbour excluding the sequence itself).\n",
         markdown_table(["sequences", "identity to nearest natural (mean)", "(median)", "column entropy (bits, mean)", "gap fraction"], [
             ["generated", gen["identity_nearest"], gen["identity_nearest_median"], gen["entropy_bits"], gen["gap_fraction"]],
             ["natural", nat["identity_nearest"], nat["identity_nearest_median"], nat["entropy_bits"], nat["gap_fraction"]],
         ]),
         "\n![generation statistics](figures/generation.png)\n",
+        *_sweep_section(sweep),
         "First generated sequences:\n",
         "```\n" + "\n".join(examples) + "\n```\n",
         "## Latent space\n",
-        f"PCA of the posterior means of all {a.shape[0]} natural sequences, coloured by k-means sequence cluster "
+        f"PCA of member 0's posterior means of all {a.shape[0]} natural sequences, coloured by k-means sequence cluster "
         f"(k = {params.clusters}); the headers carry only UniProt species mnemonics, no taxonomy. Points, labels, "
         "mnemonics and sequences: `plots/latent.csv`.\n",
         "![latent projection](figures/latent.png)\n",

@@ -8,7 +8,8 @@ import pytest
 from latente.domains.protein.data import weigh
 from latente.domains.protein.params import TrainParams
 from latente.domains.protein.sources import ALIGNMENT, DMS
-from latente.domains.protein.training import save_family_vae, train_family_vae
+from latente.domains.protein.training import train_ensemble, write_ensemble
+from latente.shared.io import atomic_dir
 from tests.tiny import PROTEIN
 
 CROPPED_RECORDS = 1200  # the focus and the next 1199 sequences: enough for a tiny model to learn the family
@@ -40,10 +41,11 @@ def tiny_params() -> TrainParams:
 
 @pytest.fixture(scope="session")
 def tiny_model(cropped_alignment, tiny_params, tmp_path_factory) -> Path:
-    """A tiny family VAE trained on the cropped real alignment, saved as a model folder."""
+    """The tiny procedure (an ensemble of `members` family VAEs) trained on the cropped real alignment, saved
+    as an ensemble folder."""
     data = weigh(cropped_alignment, None, 0.2)
     root = tmp_path_factory.mktemp("tiny_model")
-    trained = train_family_vae(data.alignment.codes, data.weights, tiny_params, root / "checkpoint",
-                               fingerprint={"test": "tiny"})
-    save_family_vae(trained, data, root / "model")
+    members = train_ensemble(data.alignment.codes, data.weights, tiny_params, root / "checkpoint", fingerprint={"test": "tiny"})
+    with atomic_dir(root / "model") as tmp:
+        write_ensemble(members, data, tiny_params.trainer.seed, tmp)
     return root / "model"

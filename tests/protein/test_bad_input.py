@@ -66,13 +66,38 @@ CASES = [
     case("sample_out_not_given", "protein sample --model {model}", "--out", "required"),
     case("sample_seed_negative", SA + " --seed -2", "--seed", "-2 is out of range"),
     case("sample_model_is_a_file", "protein sample --model {file} --out {tmp}/s.fasta", "{file}", "is a file, not a model folder"),
+    # sample's knobs: a temperature divides logits, a latent scale multiplies z
+    case("temperature_0", SA + " --temperature 0", "--temperature", "0 is out of range"),
+    case("temperature_negative", SA + " --temperature -1", "--temperature", "-1 is out of range"),
+    case("temperature_nan", SA + " --temperature nan", "--temperature", "nan is not a finite number"),
+    case("temperature_huge", SA + " --temperature 1000", "--temperature", "1000 is out of range"),
+    case("latent_scale_negative", SA + " --latent-scale -0.5", "--latent-scale", "-0.5 is out of range"),
+    case("latent_scale_inf", SA + " --latent-scale inf", "--latent-scale", "inf is not a finite number"),
+    case("latent_scale_text", SA + " --latent-scale wide", "--latent-scale", "'wide' is not a number"),
+    # evaluate --members: each member is a whole training
+    case("members_0", EV + " --members 0", "--members", "0 is out of range", "from 1 to 50"),
+    case("members_huge", EV + " --members 1000", "--members", "1000 is out of range"),
+    # an ensemble folder whose index is broken
+    case("ensemble_index_not_json", S.replace("{model}", "{broken_ensemble}"), "ensemble.json", "not valid JSON"),
+    case("ensemble_member_missing", S.replace("{model}", "{hollow_ensemble}"), "members/7", "not found"),
+    # DMS tables that hold nothing to score
+    case("dms_header_only", S.replace("{dms}", "{header_only}"), "{header_only}", "has a header but no mutant rows"),
 ]
 
 
 @pytest.fixture
 def env(tmp_path, env_stack, cropped_alignment, blat_dms, tiny_model):  # noqa: F811
     (tmp_path / "params.yaml").write_text("protein: {}\n")
-    return Env(tmp_path, env_stack, alignment=cropped_alignment, dms=blat_dms, model=tiny_model, params=tmp_path / "params.yaml")
+    broken = tmp_path / "broken_ensemble"
+    broken.mkdir()
+    (broken / "ensemble.json").write_text("{members: [")
+    hollow = tmp_path / "hollow_ensemble"
+    hollow.mkdir()
+    (hollow / "ensemble.json").write_text('{"seed": 0, "members": ["members/7"]}')
+    header_only = tmp_path / "header_only.csv"
+    header_only.write_text("mutant,2500\n")
+    return Env(tmp_path, env_stack, alignment=cropped_alignment, dms=blat_dms, model=tiny_model, params=tmp_path / "params.yaml",
+               broken_ensemble=broken, hollow_ensemble=hollow, header_only=header_only)
 
 
 @pytest.mark.parametrize("bad", CASES)

@@ -6,6 +6,7 @@ import yaml
 
 from latente.domains.protein.data import read_alignment
 from latente.domains.protein.evaluation import check_same_focus
+from latente.domains.protein.model import load_family
 from latente.domains.protein.params import TrainParams
 from latente.shared.errors import UserError
 from latente.shared.models import load_model
@@ -24,7 +25,7 @@ def test_alignment_of_another_protein_is_refused(tiny_model, tmp_path):
     path = tmp_path / "other.a2m"
     path.write_text(">OTHER/1-5\nKLVAG\n>s1\nKLVAG\n")
     with pytest.raises(UserError, match="differs from the one the model was trained on"):
-        check_same_focus(load_model(tiny_model, domain="protein"), read_alignment(path).focus, str(path))
+        check_same_focus(load_family(tiny_model), read_alignment(path).focus, str(path))
 
 
 def test_wrong_model_folders(tmp_path):

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from latente.domains.protein.data import ALPHABET, one_hot
-from latente.domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo, model_config, sample_sequences
+from latente.domains.protein.model import FamilyVAE, OneHotLinear, SparseOutput, elbo_draws, model_config, sample_sequences
 from latente.domains.protein.params import DecoderParams, TrainParams
 from latente.shared.errors import UserError
 from latente.shared.models import AutoencoderConfig, load_model, save_model
@@ -97,7 +97,7 @@ def test_plain_model_is_the_same_function(decoder, model):
     x = torch.from_numpy(one_hot(codes(6)))
     z = torch.randn(6, 4)
     assert torch.allclose(model.decode(z), plain.decode(z), atol=1e-5)
-    assert np.allclose(elbo(model, codes(6), samples=8), elbo(plain, codes(6), samples=8), atol=1e-4)
+    assert np.allclose(elbo_draws(model, codes(6), samples=8), elbo_draws(plain, codes(6), samples=8), atol=1e-4)
     assert torch.allclose(model(x).terms["kl"], plain(x).terms["kl"])
 
 
@@ -116,11 +116,13 @@ def test_prior_term_by_hand():
 
 def test_elbo_sign_shape_and_reproducibility():
     model = tiny()
-    values = elbo(model, codes(7), samples=16, seed=3)
-    assert values.shape == (7,)
+    values = elbo_draws(model, codes(7), samples=16, seed=3)
+    assert values.shape == (7, 16)
     assert (values < 0).all()  # log p(x|z) ≤ 0 and KL ≥ 0
-    assert np.array_equal(values, elbo(model, codes(7), samples=16, seed=3))
-    assert not np.array_equal(values, elbo(model, codes(7), samples=16, seed=4))
+    assert np.array_equal(values, elbo_draws(model, codes(7), samples=16, seed=3))
+    assert not np.array_equal(values, elbo_draws(model, codes(7), samples=16, seed=4))
+    # draws are per sequence and independent of how the sequences are batched
+    assert np.allclose(values, elbo_draws(model, codes(7), samples=16, seed=3, rows=16), atol=1e-4)
     # a lower bound on log p(x) for 21 states per column: above the uniform guess is possible, above 0 is not
     assert values.max() < 0 and values.min() > -100 * LENGTH
 
@@ -132,21 +134,21 @@ def test_elbo_agrees_with_the_shared_forward_in_sampling_mode():
     torch.manual_seed(0)
     with torch.no_grad():
         draws = torch.stack([-(out.terms["recon"] + out.terms["kl"]) for out in (model(x, sample=True) for _ in range(3000))])
-    assert np.allclose(elbo(model, c, samples=3000), draws.mean(0).numpy(), atol=0.15)
+    assert np.allclose(elbo_draws(model, c, samples=3000).mean(1), draws.mean(0).numpy(), atol=0.15)
 
 
 def test_samples_shape_alphabet_and_seed():
     model = tiny()
-    drawn = sample_sequences(model, 9, seed=1)
+    drawn = sample_sequences([model], 9, seed=1)
     assert drawn.shape == (9, LENGTH) and drawn.min() >= 0 and drawn.max() < len(ALPHABET)
-    assert np.array_equal(drawn, sample_sequences(model, 9, seed=1))
+    assert np.array_equal(drawn, sample_sequences([model], 9, seed=1))
 
 
 def test_saved_folder_loads_as_the_shared_model(tmp_path):
     model = tiny()
     save_model(model.plain(), tmp_path / "m", domain="protein", preprocessing={}, data={})
     loaded = load_model(tmp_path / "m", domain="protein")
-    assert np.allclose(elbo(loaded.model, codes(4), samples=8), elbo(model, codes(4), samples=8), atol=1e-4)
+    assert np.allclose(elbo_draws(loaded.model, codes(4), samples=8), elbo_draws(model, codes(4), samples=8), atol=1e-4)
     with pytest.raises(UserError, match="is a 'protein' model, not a 'ecg' model"):
         load_model(tmp_path / "m", domain="ecg")
 

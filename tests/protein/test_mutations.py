@@ -45,7 +45,7 @@ def test_offsets_skips_and_mutated_sequences(tmp_path, focus):
     assert m.codes[2].tolist() == encode("RLIAG").tolist()
     assert m.codes[3].tolist() == encode("KAVVG").tolist()
     # M10 and R17 are lower case in the focus, L99 is beyond it; K12 disagrees with L12
-    assert m.skipped == {"wild_type_mismatch": 1, "outside_focus_columns": 3, "missing_score": 1}
+    assert m.skipped == {"wild_type_mismatch": 1, "outside_focus_columns": 3, "missing_score": 1, "duplicate": 0}
     assert "1 wild type mismatch (e.g. K12A)" in m.warning()
 
 
@@ -54,7 +54,7 @@ def test_real_dms_gives_4807_scorable_singles(blat_alignment, blat_dms):
     # positions (datasets/protein/SOURCE.md)
     m = read_mutations(blat_dms, read_alignment(blat_alignment).focus, "mutant", "2500")
     assert len(m.mutants) == 4807
-    assert m.skipped == {"wild_type_mismatch": 0, "outside_focus_columns": 190, "missing_score": 0}
+    assert m.skipped == {"wild_type_mismatch": 0, "outside_focus_columns": 190, "missing_score": 0, "duplicate": 0}
     assert (m.n_mutations == 1).all()
 
 

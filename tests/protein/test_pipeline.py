@@ -66,6 +66,7 @@ def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny
     paths.raw.mkdir(parents=True)
     shutil.copyfile(cropped_alignment, paths.raw / cropped_alignment.name)
     shutil.copyfile(blat_dms, paths.raw / sources.DMS)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({DOMAIN: PROTEIN}))  # evaluate retrains the depth curve with `train`
     STAGE["prepare"](PrepareParams.model_validate(PROTEIN["prepare"]), paths)
     prepared = load_prepared(paths.prepared)
     assert prepared.alignment.shape[1] == 253 and prepared.neff < prepared.alignment.shape[0]
@@ -75,21 +76,41 @@ def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny
     STAGE["evaluate"](evaluate, paths)
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(paths.metrics.read_text())
-    methods = {(r["method"], json.dumps(r["condition"])) for r in printed["results"]}
-    assert {("model", "{}"), ("site_independent", "{}"), ("model", '{"task": "train"}'),
-            ("model", '{"task": "generation"}'), ("natural", '{"task": "generation"}')} <= methods
-    generation = next(r["metrics"] for r in printed["results"] if r["method"] == "model" and r["condition"] == {"task": "generation"})
-    assert 0 < generation["identity_nearest"] <= 1 and 0 <= generation["gap_fraction"] < 1
-    assert generation["n"] == evaluate.generated
+    rows = {(r["method"], json.dumps(r["condition"], sort_keys=True)): r["metrics"] for r in printed["results"]}
+    members, n = PROTEIN["train"]["members"], prepared.alignment.shape[0]
+    depth = PROTEIN["evaluate"]["depth"]["sequences"][0]
+    expected = {("model", "{}"), ("site_independent", "{}"), ("model", '{"task": "train"}'), ("natural", '{"task": "generation"}'),
+                ("model", '{"seed": 0}'), *(("model", f'{{"members": {k}}}') for k in range(1, members + 1)),
+                *((m, f'{{"sequences": {s}}}') for m in ("model", "site_independent") for s in (depth, n)),
+                *(("model", f'{{"samples": {s}, "task": "calibration"}}') for s in PROTEIN["evaluate"]["calibration"]["samples"])}
+    assert expected <= set(rows)
+    # one procedure was saved (no replicates): the overall ρ is its ensemble's, and the k = members row is the same ensemble
+    overall = rows[("model", "{}")]
+    assert overall["replicates"] == 1 and overall["members"] == members
+    assert overall["spearman"] == rows[("model", '{"seed": 0}')]["spearman"] == rows[("model", f'{{"members": {members}}}')]["spearman"]
+    # the full-depth point is the headline ensemble's first depth.members members, scored the same way
+    assert rows[("model", f'{{"sequences": {n}}}')]["spearman"] == rows[("model", '{"members": 1}')]["spearman"]
+    assert rows[("site_independent", f'{{"sequences": {n}}}')]["spearman"] == rows[("site_independent", "{}")]["spearman"]
+    assert rows[("site_independent", f'{{"sequences": {depth}}}')]["neff"] < prepared.neff
+    bounds = [rows[("model", f'{{"members": {k}}}')]["val_elbo_bound"] for k in range(1, members + 1)]
+    assert all(b < 0 for b in bounds)
+    calibration = [rows[("model", f'{{"samples": {s}, "task": "calibration"}}')] for s in PROTEIN["evaluate"]["calibration"]["samples"]]
+    assert calibration[1]["se_stated"] < calibration[0]["se_stated"]  # 16 samples against 4
+    sweep = [m for (method, c), m in rows.items() if method == "model" and '"temperature"' in c]
+    g = PROTEIN["evaluate"]["generation"]
+    assert len(sweep) == len(g["temperatures"]) * len(g["latent_scales"])
+    assert all(0 < m["identity_nearest"] <= 1 and 0 <= m["gap_fraction"] < 1 and m["n"] == g["sequences"] for m in sweep)
     report = paths.report.read_text()
-    for figure in ("effects", "training", "latent", "generation"):
+    for figure in ("effects", "training", "latent", "generation", "depth_and_seeds", "calibration"):
         assert (paths.figures / f"{figure}.png").stat().st_size > 1000
         assert f"figures/{figure}.png" in report
     latent = (paths.plots / "latent.csv").read_text().splitlines()
     assert latent[0] == "id,pc1,pc2,cluster,species,weight,sequence"
     assert len(latent) == prepared.alignment.shape[0] + 1 and latent[1].startswith("BLAT_ECOLX/24-286,")
     assert ",ECOLX," in latent[1]
-    assert len((paths.plots / "effects.csv").read_text().splitlines()) == 4808  # 4807 scorable mutants + header
+    effects = (paths.plots / "effects.csv").read_text().splitlines()
+    assert effects[0] == "mutant,dms,model,model_se,site_independent" and len(effects) == 4808  # 4807 scorable mutants
+    assert len((paths.plots / "depth.csv").read_text().splitlines()) == 3  # header, the subsample, the full alignment
     assert_report_follows_references_and_config(report, printed, PROTEIN["train"])
 
 
@@ -97,10 +118,17 @@ def assert_report_follows_references_and_config(report: str, metrics: dict, trai
     """The report's targets are decided from the metrics, its published figures come from params.yaml,
     and its model description names the trained sizes."""
     references = load_references(DOMAIN)
-    rho = next(r["metrics"]["spearman"] for r in metrics["results"] if r["method"] == "model" and r["condition"] == {})
+
+    def measured(method: str, condition: dict, metric: str) -> float | None:
+        return next((r["metrics"].get(metric) for r in metrics["results"] if r["method"] == method and r["condition"] == condition), None)
+
     for target in references.targets:
+        value = measured(target.method, target.condition, target.metric)
+        threshold = target.value if target.against is None else measured(target.against, target.condition, target.metric)
+        if threshold is not None and target.against is not None:
+            threshold = target.scale * threshold + target.offset
+        verdict = "not measured" if value is None or threshold is None else ("met" if value >= threshold else "missed")
         row = next(line for line in report.splitlines() if line.startswith(f"| {target.name} |"))
-        verdict = "met" if rho >= target.value else "missed"
         assert row.split(" | ")[6] == verdict, row
     for anchor in references.anchors:
         assert anchor.label in report and anchor.protocol in report and anchor.citation in report
@@ -108,7 +136,8 @@ def assert_report_follows_references_and_config(report: str, metrics: dict, trai
     assert (f"encoder {'-'.join(map(str, model['hidden']))}, latent {model['latent_dim']}, "
             f"decoder {'-'.join(map(str, model['decoder_hidden']))}, {model['act']}") in report
     assert f"a dictionary of {train['decoder']['dictionary']} patterns" in report
-    assert f"Epochs run: {train['trainer']['epochs']} " in report
+    epochs = train["trainer"]["epochs"]
+    assert f"{train['members']} members, each trained for {epochs} (best " in report
 
 
 @pytest.mark.slow
@@ -131,8 +160,18 @@ def test_the_stage_scripts_run_fetch_to_evaluate(cropped_alignment, blat_dms, re
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (stage, done.stderr)
     paths = DomainPaths(DOMAIN, root=work)
-    config = json.loads((paths.model / "config.json").read_text())
+    index = json.loads((paths.model / "ensemble.json").read_text())
+    replicates = PROTEIN["train"]["replicates"]
+    assert index["replicates"] == {str(s): f"seeds/{s}" for s in range(1, replicates)}
+    config = json.loads((paths.model / "members" / "0" / "config.json").read_text())
     assert config["model"]["input_size"] == [253] and config["model"]["in_channels"] == 21
     assert config["info"]["fit"]["epochs_run"] == PROTEIN["train"]["trainer"]["epochs"]
+    seeds = [json.loads((paths.model / "seeds" / str(s) / "members" / str(k) / "config.json").read_text())["info"]["seed"]
+             for s in range(1, replicates) for k in range(PROTEIN["train"]["members"])]
+    assert seeds == [s + 1000 * k for s in range(1, replicates) for k in range(PROTEIN["train"]["members"])]
+    metrics = json.loads(paths.metrics.read_text())
+    overall = next(r["metrics"] for r in metrics["results"] if r["method"] == "model" and r["condition"] == {})
+    per_seed = [r["metrics"]["spearman"] for r in metrics["results"] if r["method"] == "model" and set(r["condition"]) == {"seed"}]
+    assert len(per_seed) == replicates and abs(overall["spearman"] - sum(per_seed) / replicates) < 1e-12
     assert_report_follows_references_and_config(paths.report.read_text(), json.loads(paths.metrics.read_text()),
                                                 PROTEIN["train"])

@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 from latente.domains.protein.data import read_alignment, read_mutations
-from latente.domains.protein.evaluation import model_effects
+from latente.domains.protein.data import encode
 from latente.domains.protein.metrics import spearman
-from latente.domains.protein.model import elbo
-from latente.shared.models import load_model
+from latente.domains.protein.model import elbo_draws, ensemble_effects, load_family
 from tests.tiny import PROTEIN
 
 
 def test_short_training_beats_random(tiny_model, cropped_alignment, blat_dms):
-    loaded = load_model(tiny_model, domain="protein")
+    ensemble = load_family(tiny_model)
+    loaded = ensemble.first
     assert loaded.meta["model"]["name"] == "dense_vae" and loaded.meta["data"]["columns"] == 253
     fit = loaded.info["fit"]
     assert fit["epochs_run"] == PROTEIN["train"]["trainer"]["epochs"] == len(fit["history"])
@@ -23,14 +23,15 @@ def test_short_training_beats_random(tiny_model, cropped_alignment, blat_dms):
     mutations = read_mutations(blat_dms, focus, "mutant", "2500")
     rows = np.random.default_rng(0).choice(len(mutations.mutants), 800, replace=False)
     mutations.codes, mutations.scores = mutations.codes[rows], mutations.scores[rows]
-    rho = spearman(model_effects(loaded.model, focus, mutations, samples=4, seed=0), mutations.scores)
+    rho = spearman(ensemble_effects(ensemble.models, encode(focus.sequence), mutations.codes, samples=4, seed=0).mean,
+                   mutations.scores)
     # a random predictor on 800 mutants has |ρ| < 0.15 with probability > 99.99 %
     assert rho > 0.3, rho
 
 
 def test_natural_sequences_score_above_shuffled_ones(tiny_model, cropped_alignment):
-    loaded = load_model(tiny_model, domain="protein")
+    loaded = load_family(tiny_model).first
     natural = read_alignment(cropped_alignment).codes[:50]
     rng = np.random.default_rng(1)
     shuffled = np.stack([row[rng.permutation(len(row))] for row in natural])
-    assert elbo(loaded.model, natural, 4).mean() > elbo(loaded.model, shuffled, 4).mean() + 50
+    assert elbo_draws(loaded.model, natural, 4).mean() > elbo_draws(loaded.model, shuffled, 4).mean() + 50
