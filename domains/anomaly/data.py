@@ -86,7 +86,8 @@ class Series:
                       pick(self.labels), pick(self.changepoints), self.report)
 
 
-def _read_error(path: Path, err: Exception) -> UserError:
+def read_error(path: Path, err: Exception) -> UserError:
+    """The one error line for a CSV that pandas cannot read."""
     if isinstance(err, pd.errors.EmptyDataError):
         return UserError(path, "the file is empty", "a CSV with a header row and data rows is expected")
     if isinstance(err, FileNotFoundError):
@@ -97,19 +98,36 @@ def _read_error(path: Path, err: Exception) -> UserError:
 
 
 READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, FileNotFoundError, UnicodeDecodeError, ValueError)
+SNIFF_BYTES = 8192
+
+
+def check_text(path: Path) -> None:
+    """A file with a NUL byte near its start is binary (a spreadsheet, an archive, an image), not a CSV.
+
+    pandas may parse such a file into one garbled column, or fail with a UnicodeDecodeError
+    depending on where the bytes fall; this says what is wrong in every case.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    if b"\0" in head:
+        raise UserError(path, "not a text CSV file (it holds binary data)", "give a text file of comma- or semicolon-separated values")
 
 
 def _frames(path: Path, reader: ReaderConfig, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     """The file as one frame (chunk_rows None) or as consecutive chunks; the index counts data rows from 0."""
     if path.is_dir():
         raise UserError(path, "is a folder, not a CSV file")
+    check_text(path)
     try:
         if chunk_rows is None:
             yield pd.read_csv(path, sep=reader.sep, skipinitialspace=True)
         else:
             yield from pd.read_csv(path, sep=reader.sep, skipinitialspace=True, chunksize=chunk_rows)
     except READ_ERRORS as err:
-        raise _read_error(path, err) from None
+        raise read_error(path, err) from None
 
 
 def resolve_columns(path: Path, frame: pd.DataFrame, reader: ReaderConfig, sensors: list[str] | None = None,

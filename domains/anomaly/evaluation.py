@@ -1,9 +1,14 @@
 """SKAB's per-file protocol: fit on the first rows of each file, score the rest, pool the counts;
-the evaluate stage.
+the evaluate stage; and the cross-file protocol of `latente anomaly evaluate --model`.
 
 Every method sees the same split. The test part is scored on its own (the baselines' rolling
 medians and the model's windows start at its first row), and F1/FAR/MAR pool the confusion
 counts of all test rows of all files, as SKAB's leaderboard does.
+
+The cross-file protocol is how a user applies a detector: fitted once on a known-normal period
+(another file), it scores whole later files, each calibrated on its own first rows
+(`score --calibrate-rows`). The file is scored as one stream, exactly as `score` does; its
+calibration rows count in no metric.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from latente.domains.anomaly import DOMAIN
 from latente.domains.anomaly.baselines import isolation_forest, pca_t2q
 from latente.domains.anomaly.data import Series, load_prepared, read_series, split
 from latente.domains.anomaly.metrics import Confusion, confusion, nab_counts, nab_scores, predicted_changepoints
-from latente.domains.anomaly.model import Detector, ScoredRows, load_detector, score_series
+from latente.domains.anomaly.model import Detector, ScoredRows, load_detector, score_series, shortest_calibration
 from latente.domains.anomaly.params import DetectorConfig, EvaluateParams, ReaderConfig
 from latente.domains.anomaly.report import write_report
 from latente.domains.anomaly.sources import SKAB_RELEASE
@@ -105,9 +110,35 @@ def evaluate_folder(folder: Path, reader: ReaderConfig, train_rows: int, config:
     return summarize(runs, params, str(folder), with_training=True), runs
 
 
+def cross_file(files: list[Path], folder: Path, reader: ReaderConfig, detector: Detector, calibrate_rows: int,
+               far: float | None, params: EvaluateParams,
+               progress: Callable[[str], None] | None = None) -> tuple[Results, list[FileRun]]:
+    """The cross-file protocol on `files` (keys relative to `folder`): `detector` calibrated on each
+    file's first `calibrate_rows` rows (threshold by its rule, or by `far`), the rest of the file scored."""
+    if calibrate_rows < shortest_calibration(detector.window):
+        raise UserError("--calibrate-rows", f"{calibrate_rows} rows are too few for windows of {detector.window}",
+                        f"calibrate on at least {shortest_calibration(detector.window)} rows (3 × window − 2)")
+    runs = []
+    for path in files:
+        key = path.relative_to(folder).as_posix()
+        series = read_series(path, reader, sensors=detector.sensors, labels_required=True)
+        if len(series) < calibrate_rows + detector.window:
+            raise UserError(key, f"has {len(series)} rows, fewer than the {calibrate_rows} calibration rows plus one "
+                                 f"window of {detector.window}", "lower --calibrate-rows")
+        started = time.perf_counter()
+        calibrated = detector.calibrated(series.values[:calibrate_rows], far=far)
+        scored = score_series(calibrated, series).tail(calibrate_rows)
+        runs.append(FileRun(key, series.crop(calibrate_rows), scored, calibrated, {"model": scored.flag},
+                            time.perf_counter() - started))
+        if progress:
+            progress(f"{key}: {describe(runs[-1])}")
+    return summarize(runs, params, str(folder)), runs
+
+
 def describe(run: FileRun) -> str:
     m = run.confusion("model").metrics()
-    return f"F1 {m['f1']:.3f}, FAR {m['far']:.1f} %, MAR {m['mar']:.1f} % (epochs {run.detector.info['fit']['epochs_run']})"
+    epochs = run.detector.info.get("fit", {}).get("epochs_run")
+    return f"F1 {m['f1']:.3f}, FAR {m['far']:.1f} %, MAR {m['mar']:.1f} %" + (f" (epochs {epochs})" if epochs else "")
 
 
 def data_source(keys: list[str]) -> str:

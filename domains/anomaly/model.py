@@ -14,9 +14,17 @@ a row is flagged exactly when its score exceeds the threshold. Rows outside that
 first W−1, the last 2W−2) have no score, as in SKAB. A row's per-sensor shares are each
 sensor's part of the weighted error summed over the same windows; an alarm (a run of flagged
 rows) sums them over its rows.
+
+Calibration (`score --calibrate-rows N`): a detector applied to another file than its training
+rows sees another operating point (SKAB's valve files start several degrees apart; the
+anomaly-free run at another flow rate), and its standardisation then turns every row into an
+outlier. Calibrating redoes the standardisation, the sensor weights and the threshold on the
+first N rows of the scored file, as SKAB's per-file protocol does with its training rows, and
+keeps the network.
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,14 +36,25 @@ import pydantic
 import torch
 
 from latente.domains.anomaly import DOMAIN
-from latente.domains.anomaly.data import Series, format_stamps
-from latente.domains.anomaly.params import DetectorConfig, ReaderConfig
+from latente.domains.anomaly.data import READ_ERRORS, Series, check_text, format_stamps, read_error
+from latente.domains.anomaly.params import CalibrationRule, ReaderConfig
 from latente.shared.errors import UserError
 from latente.shared.io import atomic_path
 from latente.shared.models import Autoencoder, AutoencoderConfig, load_model, save_model
 
 SCORE_BATCH = 2048  # windows per forward pass, aligned to the window index so chunking never changes a result
 COLUMNS = ["row", "timestamp", "score", "flag", "top_sensor", "top_share"]
+SHIFT_ROWS = 400
+"""Rows at the start of a scored file that the distribution-shift check looks at: the start of a
+file is where another operating point shows (a later anomaly stays out of the check), and 400
+is the normal segment SKAB's files start with."""
+SHIFT_SIGMAS = 5.0
+"""A sensor whose median over those rows lies more than this many training standard deviations
+from its training mean is reported as shifted. Measured on SKAB's valve1 with the detector fitted
+on rows 0:400 of 0.csv (its per-file model): those rows themselves lie within 0.4 σ on every
+sensor; the first 400 rows of 1.csv, where that detector flags every row (issue 16), lie 7.6 σ
+(Temperature) and 6.9 σ (Thermocouple) away; with the detector fitted on the anomaly-free run,
+every valve file lies 39 to 58 σ away on three sensors."""
 
 
 def model_config(model: AutoencoderConfig, sensors: int, window: int) -> AutoencoderConfig:
@@ -58,13 +77,27 @@ def short_term_weights(values: np.ndarray) -> np.ndarray:
     return np.where(level > 0, np.minimum(1.0, ratio), 1.0)
 
 
-def sensor_weights(values: np.ndarray, config: DetectorConfig) -> np.ndarray:
-    return short_term_weights(values) if config.sensor_weights == "short_term" else np.ones(values.shape[1])
+def sensor_weights(values: np.ndarray, rule: CalibrationRule) -> np.ndarray:
+    return short_term_weights(values) if rule.sensor_weights == "short_term" else np.ones(values.shape[1])
 
 
-def threshold(train_residuals: np.ndarray, config: DetectorConfig) -> float:
+def threshold(train_residuals: np.ndarray, rule: CalibrationRule) -> float:
     """SKAB's upper control limit: a quantile of the training residuals times a factor."""
-    return float(np.quantile(train_residuals, config.threshold_quantile) * config.threshold_factor)
+    return float(np.quantile(train_residuals, rule.threshold_quantile) * rule.threshold_factor)
+
+
+def row_scores(residuals: np.ndarray, window: int) -> np.ndarray:
+    """The scores of the rows SKAB's rule labels, from the residuals of every window of a stretch of rows:
+    row t (W−1 ≤ t ≤ n_windows − W) scores the smallest residual of the windows starting at t−W+1 … t−1."""
+    labelled = len(residuals) - 2 * window + 2
+    if labelled < 1:
+        return np.zeros(0)
+    return np.lib.stride_tricks.sliding_window_view(residuals, window - 1)[:labelled].min(axis=1)
+
+
+def shortest_calibration(window: int) -> int:
+    """The fewest rows that hold one row SKAB's rule scores (3W − 2): the least a calibration can use."""
+    return 3 * window - 2
 
 
 @dataclass
@@ -78,6 +111,7 @@ class Detector:
     weights: np.ndarray
     window: int
     threshold: float
+    rule: CalibrationRule
     reader: ReaderConfig
     step_s: float | None
     info: dict[str, Any]
@@ -115,39 +149,116 @@ class Detector:
         other = replace(self, weights=weights)
         return replace(other, threshold=threshold(other.residuals(other.window_errors(other.standardize(train_values))), config))
 
-    def calibrated(self, train_values: np.ndarray, config: DetectorConfig) -> "Detector":
-        """The same network with the standardisation, weights and threshold of other training rows."""
+    def calibrated(self, train_values: np.ndarray, rule: CalibrationRule | None = None,
+                   far: float | None = None) -> "Detector":
+        """The same network with the standardisation, weights and threshold of other rows of normal operation.
+
+        The threshold follows `rule` (the detector's own by default): a quantile of those rows'
+        window residuals times a factor. With `far`, it is instead the (1 − far) quantile of
+        those rows' scores: a share `far` of them would be flagged.
+        """
+        rule = rule or self.rule
         level = train_values.std(axis=0)
         other = replace(self, mean=train_values.mean(axis=0), scale=np.where(level > 0, level, 1.0),
-                        weights=sensor_weights(train_values, config), threshold=math.nan, info=dict(self.info))
-        other.threshold = threshold(other.residuals(other.window_errors(other.standardize(train_values))), config)
+                        weights=sensor_weights(train_values, rule), threshold=math.nan, rule=rule, info=dict(self.info))
+        residuals = other.residuals(other.window_errors(other.standardize(train_values)))
+        if far is None:
+            other.threshold = threshold(residuals, rule)
+        else:
+            scores = row_scores(residuals, self.window)
+            if not len(scores):
+                raise UserError("--calibrate-rows", f"{len(train_values)} rows hold no row that a window of {self.window} scores",
+                                f"calibrate on at least {shortest_calibration(self.window)} rows")
+            other.threshold = float(np.quantile(scores, 1.0 - far))
         return other
 
     def save(self, folder: str | Path, data: dict[str, Any], force: bool = True) -> Path:
         preprocessing = {
             "sensors": self.sensors, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
             "weights": self.weights.tolist(), "window": self.window, "threshold": self.threshold,
-            "reader": self.reader.model_dump(mode="json"), "step_s": self.step_s,
+            "rule": self.rule.model_dump(mode="json"), "reader": self.reader.model_dump(mode="json"), "step_s": self.step_s,
         }
         return save_model(self.model, folder, domain=DOMAIN, preprocessing=preprocessing, data=data, info=self.info, force=force)
 
 
+PREPROCESSING_KEYS = ("sensors", "mean", "scale", "weights", "window", "threshold", "rule", "reader", "step_s")
+REFIT = "refit it with `latente anomaly fit`"
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a float (None for anything else: text, true/false, null)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _first_error(err: pydantic.ValidationError) -> tuple[str, str]:
+    first = err.errors()[0]
+    return ".".join(map(str, first["loc"])), first["msg"]
+
+
 def load_detector(folder: str | Path) -> Detector:
+    """Read a detector folder, checking every preprocessing key of its config.json.
+
+    A damaged or hand-edited config.json must not score silently wrong (a NaN threshold flags
+    nothing, since every comparison with NaN is false) nor fail deep inside numpy (a negative
+    window): each key is checked here and a bad one is one error line naming it.
+    """
     loaded = load_model(folder, domain=DOMAIN)
+    config = Path(folder) / "config.json"
     p = loaded.preprocessing
+
+    def bad(key: str, problem: str, fix: str = REFIT) -> UserError:
+        return UserError(f"{config}: preprocessing.{key}", problem, fix)
+
+    if not isinstance(p, dict):
+        raise UserError(config, "preprocessing is not an object: not an anomaly detector", REFIT)
+    missing = [k for k in PREPROCESSING_KEYS if k not in p]
+    if missing:
+        raise UserError(config, f"not an anomaly detector of this latente version (no preprocessing.{', '.join(missing)})", REFIT)
+    unknown = [k for k in p if k not in PREPROCESSING_KEYS]
+    if unknown:
+        raise bad(unknown[0], "unknown key (misspelt?)", f"the keys are {', '.join(PREPROCESSING_KEYS)}")
+    sensors = p["sensors"]
+    if not isinstance(sensors, list) or not sensors or not all(isinstance(s, str) and s for s in sensors):
+        raise bad("sensors", "is not a list of column names")
+    if len(set(sensors)) < len(sensors):
+        raise bad("sensors", "names a column twice")
+    if len(sensors) != loaded.model.config.in_channels:
+        raise bad("sensors", f"names {len(sensors)} columns, but the network takes {loaded.model.config.in_channels}")
+    window = p["window"]
+    if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+        raise bad("window", f"{window!r} is not a window length (a whole number of at least 2 rows)")
+    if (window,) != tuple(loaded.model.config.input_size or ()):
+        raise bad("window", f"{window} differs from the network's input length "
+                            f"{', '.join(map(str, loaded.model.config.input_size or ())) or 'none'}")
+    vectors = {}
+    for key in ("mean", "scale", "weights"):
+        numbers = [_number(v) for v in p[key]] if isinstance(p[key], list) else None
+        if numbers is None or len(numbers) != len(sensors) or any(v is None or not math.isfinite(v) for v in numbers):
+            raise bad(key, f"is not a list of {len(sensors)} finite numbers (one per sensor)")
+        vectors[key] = np.asarray(numbers, dtype=np.float64)
+    if (vectors["scale"] <= 0).any():
+        raise bad("scale", "holds a scale that is not above 0")
+    if (vectors["weights"] < 0).any():
+        raise bad("weights", "holds a negative weight")
+    limit = _number(p["threshold"])
+    if limit is None or not math.isfinite(limit) or limit < 0:
+        raise bad("threshold", f"{p['threshold']!r} is not a threshold (a finite number of at least 0)")
+    step_s = p["step_s"]
+    if step_s is not None and not ((_number(step_s) or 0) > 0 and math.isfinite(step_s)):
+        raise bad("step_s", f"{step_s!r} is not a time step in seconds (a number above 0, or null)")
     try:
-        return Detector(
-            model=loaded.model, sensors=list(p["sensors"]), mean=np.asarray(p["mean"], dtype=np.float64),
-            scale=np.asarray(p["scale"], dtype=np.float64), weights=np.asarray(p["weights"], dtype=np.float64),
-            window=int(p["window"]), threshold=float(p["threshold"]), reader=ReaderConfig.model_validate(p["reader"]),
-            step_s=p["step_s"], info=loaded.info,
-        )
+        rule = CalibrationRule.model_validate(p["rule"])
     except pydantic.ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(Path(folder) / "config.json", f"invalid reader settings ({'.'.join(map(str, first['loc']))}: "
-                                                      f"{first['msg']})") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise UserError(Path(folder) / "config.json", f"not an anomaly detector (missing or bad {err})") from None
+        key, msg = _first_error(err)
+        raise bad(f"rule.{key}" if key else "rule", msg) from None
+    try:
+        reader = ReaderConfig.model_validate(p["reader"])
+    except pydantic.ValidationError as err:
+        key, msg = _first_error(err)
+        raise bad(f"reader.{key}" if key else "reader", f"invalid reader settings ({msg})") from None
+    return Detector(model=loaded.model, sensors=list(sensors), mean=vectors["mean"], scale=vectors["scale"],
+                    weights=vectors["weights"], window=window, threshold=limit, rule=rule, reader=reader,
+                    step_s=None if step_s is None else float(step_s), info=loaded.info)
 
 
 # --- scoring: window residuals → point labels, streamed -------------------------------------------------------------
@@ -164,6 +275,11 @@ class ScoredRows:
 
     def __len__(self) -> int:
         return len(self.score)
+
+    def tail(self, start: int) -> "ScoredRows":
+        """The rows from index `start` on."""
+        return ScoredRows(self.rows[start:], None if self.timestamps is None else self.timestamps[start:],
+                          self.score[start:], self.flag[start:], self.contributions[start:])
 
     @staticmethod
     def concat(parts: list["ScoredRows"]) -> "ScoredRows":
@@ -256,6 +372,34 @@ class StreamScorer:
         return out
 
 
+def first_rows(chunks: Iterator[Series], n: int, n_sensors: int) -> tuple[np.ndarray, Iterator[Series]]:
+    """The values of the first `n` rows of a stream of chunks (fewer if it is shorter), and the
+    whole stream again: the chunks read to get them are held and given back first."""
+    held, count = [], 0
+    for chunk in chunks:
+        held.append(chunk)
+        count += len(chunk)
+        if count >= n:
+            break
+    values = np.concatenate([c.values for c in held])[:n] if held else np.zeros((0, n_sensors))
+    return values, itertools.chain(held, chunks)
+
+
+def distribution_shift(detector: Detector, values: np.ndarray) -> list[str]:
+    """The sensors whose median over `values` lies more than SHIFT_SIGMAS training standard
+    deviations from the training mean, most shifted first: 'Temperature −7.6 σ (median 71.3; fitted 79.0 ± 1.01)'.
+
+    The median, so that a short anomaly among those rows does not move it.
+    """
+    if not len(values):
+        return []
+    median = np.median(values, axis=0)
+    z = (median - detector.mean) / detector.scale
+    shifted = [i for i in np.argsort(-np.abs(z)) if abs(z[i]) > SHIFT_SIGMAS]
+    return [f"{detector.sensors[i]} {f'{z[i]:+.1f}'.replace('-', '−')} σ "
+            f"(median {median[i]:.4g}; fitted {detector.mean[i]:.4g} ± {detector.scale[i]:.3g})" for i in shifted]
+
+
 def score_chunks(detector: Detector, chunks: Iterator[Series]) -> Iterator[ScoredRows]:
     scorer = StreamScorer(detector)
     for chunk in chunks:
@@ -341,17 +485,17 @@ def find_alarms(scored: ScoredRows, n_sensors: int) -> list[Alarm]:
 
 def check_model_columns(csv: Path, detector: Detector, model: Path) -> None:
     """A model needs the very sensor columns it was trained on."""
+    check_text(csv)
     try:
         header = pd.read_csv(csv, sep=detector.reader.sep, nrows=0, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise UserError(csv, "the file is empty", "a CSV with a header row and data rows is expected") from None
-    except (FileNotFoundError, IsADirectoryError):
-        raise UserError(csv, "file not found") from None
+    except READ_ERRORS as err:
+        raise read_error(csv, err) from None
     missing = [s for s in detector.sensors if s not in header.columns]
     if missing:
+        hint = (f"the file reads as one column with separator {detector.reader.sep!r}: give its separator with --sep"
+                if len(header.columns) == 1 else f"the model's sensors are {', '.join(detector.sensors)}")
         raise UserError(csv, f"lacks column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
-                             f"that the model {model} was trained on",
-                        f"the model's sensors are {', '.join(detector.sensors)}")
+                             f"that the model {model} was trained on", hint)
 
 
 def top_sensor(scored: ScoredRows, sensors: list[str]) -> tuple[np.ndarray, np.ndarray]:

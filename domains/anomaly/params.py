@@ -25,7 +25,20 @@ class ReaderConfig(StrictParams):
         return tuple(c for c in (self.label, self.changepoint) if c)
 
 
-class DetectorConfig(StrictParams):
+class CalibrationRule(StrictParams):
+    """How a detector's sensor weights and threshold follow from rows of normal operation.
+
+    A detector saves its rule, so that `score --calibrate-rows N` can redo the standardisation,
+    the weights and the threshold on the first N rows of the file it scores, exactly as the
+    detector's own fit did on its training rows.
+    """
+
+    threshold_quantile: float = pydantic.Field(0.999, gt=0.0, le=1.0)
+    threshold_factor: float = pydantic.Field(4 / 3, gt=0.0)
+    sensor_weights: Literal["short_term", "uniform"] = "short_term"
+
+
+class DetectorConfig(CalibrationRule):
     """Everything that defines one fitted detector, apart from its data.
 
     `model` leaves the data-derived fields (spatial_dims, in_channels, input_size) to
@@ -35,9 +48,6 @@ class DetectorConfig(StrictParams):
     """
 
     window: int = pydantic.Field(60, ge=2)
-    threshold_quantile: float = pydantic.Field(0.999, gt=0.0, le=1.0)
-    threshold_factor: float = pydantic.Field(4 / 3, gt=0.0)
-    sensor_weights: Literal["short_term", "uniform"] = "short_term"
     val_fraction: float = pydantic.Field(0.1, ge=0.0, lt=1.0)  # the last windows validate, as Keras's validation_split
     model: AutoencoderConfig = AutoencoderConfig(
         name="conv_ae", channels=(32, 16), strides=(2, 2), kernel_size=7, latent_channels=8, act="RELU", norm=None,
@@ -51,6 +61,10 @@ class DetectorConfig(StrictParams):
     def with_trainer(self, **changes) -> "DetectorConfig":
         """The same detector trained with other trainer settings (a seed replica, fewer epochs)."""
         return self.model_copy(update={"trainer": self.trainer.model_copy(update=changes)})
+
+    def rule(self) -> CalibrationRule:
+        """The calibration part alone, as a detector saves it."""
+        return CalibrationRule.model_validate(self.model_dump(include=set(CalibrationRule.model_fields)))
 
 
 class FetchParams(StrictParams):

@@ -33,6 +33,17 @@ from latente.shared.trainer import fit, seed_everything
 PROTOCOL = "protocol.json"
 
 
+def window_split(n_rows: int, config: DetectorConfig, where: str) -> tuple[int, int]:
+    """(training windows, validation windows) of `n_rows` training rows; too few rows is a user error,
+    checked before any work (the `fit` command calls it before it starts training)."""
+    n_windows = n_rows - config.window + 1
+    n_val = max(1, int(n_windows * config.val_fraction)) if config.val_fraction > 0 else 0
+    if n_windows - n_val < 1:
+        raise UserError(where, f"{n_rows} training rows are fewer than one window of {config.window} (plus validation)",
+                        "train on more rows or use a shorter window")
+    return n_windows, n_val
+
+
 def fit_detector(
     values: np.ndarray,
     sensors: list[str],
@@ -52,11 +63,7 @@ def fit_detector(
     validation_split does in SKAB's Conv-AE; the threshold uses every training window.
     """
     window = config.window
-    n_windows = len(values) - window + 1
-    n_val = max(1, int(n_windows * config.val_fraction)) if config.val_fraction > 0 else 0
-    if n_windows - n_val < 1:
-        raise UserError(where, f"{len(values)} training rows are fewer than one window of {window} (plus validation)",
-                        "train on more rows or use a shorter window")
+    n_windows, n_val = window_split(len(values), config, where)
     mean = values.mean(axis=0)
     level = values.std(axis=0)
     constant = [s for s, sd in zip(sensors, level) if sd == 0]
@@ -75,7 +82,7 @@ def fit_detector(
         result = fit(model, fit_set, val_set, config.trainer, checkpoint_dir,
                      fingerprint={"detector": config.model_dump(mode="json"), **(fingerprint or {})}, live_dir=live_dir)
     detector = Detector(model=model, sensors=list(sensors), mean=mean, scale=scale, weights=sensor_weights(values, config),
-                        window=window, threshold=math.nan, reader=reader, step_s=step_s, info={})
+                        window=window, threshold=math.nan, rule=config.rule(), reader=reader, step_s=step_s, info={})
     detector.threshold = threshold(detector.residuals(detector.window_errors(z)), config)
     detector.info = {
         "train_rows": len(values), "train_windows": n_windows - n_val, "val_windows": n_val,

@@ -12,6 +12,7 @@ it is range-coded with a discretised Laplace whose scale is in the header.
 """
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -31,6 +32,13 @@ MAGIC = b"LTEC"
 FORMAT_VERSION = 1
 _FIXED = struct.Struct("<4sBBffiIBBIH16sIIf")
 _CRC = struct.Struct("<I")
+CODE_BITS = (2, 16)  # AutoencoderConfig.code_bits's range: the symbol widths a codec quantises to
+FS_MAX = 1e6  # Hz; far above any ECG (MIT-BIH: 360 Hz), so only a damaged header exceeds it
+MAX_SAMPLES = 2**27
+"""The longest lead a file may hold (134 M samples: 4.3 days at 360 Hz, 37 h at 1 kHz). Decoding
+holds a few 8-byte values per sample, so a damaged length (4e9) must be refused before any
+allocation, not decoded into tens of gigabytes."""
+MAX_ERROR_MAX = 2047  # ADC units; the `--max-error` bound (2047 spans an 11-bit ADC)
 
 
 def model_config(model: AutoencoderConfig, variant: CodecVariant | None = None) -> AutoencoderConfig:
@@ -128,6 +136,9 @@ def compress(loaded: LoadedModel, lead: Lead, bits: int, max_error: int = 0) -> 
     fs = loaded.preprocessing["fs"]
     if abs(lead.fs - fs) > 1e-6:
         raise UserError(lead.record, f"sampled at {lead.fs:g} Hz but the model was trained at {fs:g} Hz", "resample the record first")
+    if len(lead.adc) > MAX_SAMPLES:
+        raise UserError(lead.record, f"has {len(lead.adc)} samples, more than a file holds ({MAX_SAMPLES})",
+                        "split the record into parts")
     symbols = encode_symbols(loaded, lead, bits)
     latent = _code_latents(loaded, symbols, bits)
     residual, scale = b"", 0.0
@@ -148,8 +159,46 @@ def compress(loaded: LoadedModel, lead: Lead, bits: int, max_error: int = 0) -> 
     return body + _CRC.pack(zlib.crc32(body))
 
 
+def _check_header(header: Header, offset: int, size: int, source: str) -> None:
+    """Every header field within the bounds the format allows, and the stream sizes adding up to the file's.
+
+    A valid CRC only proves the bytes are those that were written: a file crafted or written by a
+    buggy tool can carry bits 0, gain 0, fs −1 or a length of 4e9, which would fail deep in the
+    decoder or allocate gigabytes. Each field is checked before anything is allocated.
+    """
+    def bad(field: str, value: object, expected: str) -> UserError:
+        return UserError(source, f"header field {field} is {value!r}, expected {expected}",
+                         "the file is damaged or was not written by `latente ecg compress`")
+
+    if not (math.isfinite(header.fs) and 0 < header.fs <= FS_MAX):
+        raise bad("fs", header.fs, f"a sampling rate above 0 and at most {FS_MAX:g} Hz")
+    if not (math.isfinite(header.gain) and header.gain > 0):
+        raise bad("gain", header.gain, "a finite ADC gain above 0")
+    if not 1 <= header.n_samples <= MAX_SAMPLES:
+        raise bad("n_samples", header.n_samples, f"a sample count from 1 to {MAX_SAMPLES}")
+    if not CODE_BITS[0] <= header.bits <= CODE_BITS[1]:
+        raise bad("bits", header.bits, f"a code width from {CODE_BITS[0]} to {CODE_BITS[1]}")
+    if header.channels < 1:
+        raise bad("channels", header.channels, "at least 1 code channel")
+    if not 1 <= header.code_length <= header.n_samples:
+        raise bad("code_length", header.code_length, f"from 1 to n_samples ({header.n_samples})")
+    if header.max_error > MAX_ERROR_MAX or (header.max_error > 0) != header.has_residual:
+        raise bad("max_error", header.max_error, f"at most {MAX_ERROR_MAX}, and above 0 exactly when the file has a residual")
+    if header.latent_bytes < 4 or header.latent_bytes % 4:
+        raise bad("latent_bytes", header.latent_bytes, "a positive multiple of 4 (the coder writes 32-bit words)")
+    if header.has_residual and (header.residual_bytes < 4 or header.residual_bytes % 4):
+        raise bad("residual_bytes", header.residual_bytes, "a multiple of 4 of at least 4 (a bound, then 32-bit words)")
+    if not header.has_residual and header.residual_bytes:
+        raise bad("residual_bytes", header.residual_bytes, "0 in a file without a residual")
+    if header.has_residual and not (math.isfinite(header.residual_scale) and header.residual_scale > 0):
+        raise bad("residual_scale", header.residual_scale, "a finite number above 0")
+    if offset + header.latent_bytes + header.residual_bytes + _CRC.size != size:
+        raise UserError(source, f"header stream sizes ({header.latent_bytes} + {header.residual_bytes} bytes) do not add up "
+                                f"to the file's {size} bytes", "the file is damaged or was not written by `latente ecg compress`")
+
+
 def read_header(data: bytes, source: str = "<bytes>") -> tuple[Header, int]:
-    """Check magic, version and CRC; return the header and the offset of the latent stream."""
+    """Check magic, version, CRC and every header field; return the header and the offset of the latent stream."""
     if len(data) < _FIXED.size + _CRC.size or data[:4] != MAGIC:
         raise UserError(source, "not a latente ECG file (bad magic or too short)")
     (crc,) = _CRC.unpack(data[-_CRC.size :])
@@ -158,9 +207,17 @@ def read_header(data: bytes, source: str = "<bytes>") -> tuple[Header, int]:
     fields = _FIXED.unpack(data[: _FIXED.size])
     if fields[1] != FORMAT_VERSION:
         raise UserError(source, f"format version {fields[1]} is not supported (this latente reads {FORMAT_VERSION})")
-    lead_name, offset = _unpack_text(data, _FIXED.size)
-    units, offset = _unpack_text(data, offset)
+    if fields[2] not in (0, 1):
+        raise UserError(source, f"header field has_residual is {fields[2]}, expected 0 or 1",
+                        "the file is damaged or was not written by `latente ecg compress`")
+    try:
+        lead_name, offset = _unpack_text(data, _FIXED.size)
+        units, offset = _unpack_text(data, offset)
+    except (IndexError, UnicodeDecodeError):
+        raise UserError(source, "header lead name or units are not UTF-8 text of the stated length",
+                        "the file is damaged or was not written by `latente ecg compress`") from None
     header = Header(fields[1], bool(fields[2]), *fields[3:11], fields[11], lead_name, units, *fields[12:15])
+    _check_header(header, offset, len(data), source)
     return header, offset
 
 
@@ -168,6 +225,15 @@ def decompress(loaded: LoadedModel, data: bytes, record: str = "decoded", source
     header, offset = read_header(data, source)
     if header.model_id != model_id(loaded):
         raise UserError(source, f"was written by model {header.model_id.hex()}, not by {loaded.folder} ({model_id(loaded).hex()})", "pass the --model that compressed it")
+    channels = len(loaded.model.code_prior()[0])
+    if header.channels != channels:
+        raise UserError(source, f"header field channels is {header.channels}, but the model codes {channels} channels",
+                        "the file is damaged or was not written by `latente ecg compress`")
+    stride = math.prod(loaded.model.config.strides)
+    if header.code_length != math.ceil(header.n_samples / stride):
+        raise UserError(source, f"header field code_length is {header.code_length}, but {header.n_samples} samples code to "
+                                f"{math.ceil(header.n_samples / stride)} steps with this model",
+                        "the file is damaged or was not written by `latente ecg compress`")
     latent = data[offset : offset + header.latent_bytes]
     symbols = _decode_latents(loaded, latent, header.bits, header.channels, header.code_length)
     adc = decode_symbols(loaded, symbols, header.n_samples, header.gain, header.baseline)

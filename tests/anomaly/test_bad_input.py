@@ -3,6 +3,10 @@ no traceback, no partial or clobbered file (tests/bad_input.py). Numbers are che
 command line is parsed; the CSV, the model folder and the outputs before any row is read."""
 from __future__ import annotations
 
+import json
+import math
+import shutil
+
 import pytest
 
 from bad_input import Env, case, env_stack, replay  # noqa: F401  (env_stack is a fixture)
@@ -58,7 +62,72 @@ CASES = [
     case("evaluate_epochs_0", EV + " --epochs 0", "--epochs", "0 is out of range"),
     case("evaluate_no_label", EV + " --label ''", "--label", "needs a label column"),
     case("unknown_option", EV + " --epoch 3", "--epoch", "no such option", "--epochs"),
+    # binary input (a UnicodeDecodeError traceback in `score`, issue 16 cause 5)
+    case("score_binary_csv", "anomaly score {binary} --model {model} --out {tmp}/s.csv", "{binary}", "not a text CSV file"),
+    case("fit_binary_csv", "anomaly fit {binary} --model-out {tmp}/m", "{binary}", "not a text CSV file"),
+    # a model folder whose config.json is damaged or hand-edited (cause 8): checked on load, the key named
+    case("model_threshold_nan", SC.replace("{model}", "{m_threshold_nan}"), "preprocessing.threshold", "nan", "refit"),
+    case("model_threshold_negative", SC.replace("{model}", "{m_threshold_negative}"), "preprocessing.threshold", "-1.0"),
+    case("model_threshold_text", SC.replace("{model}", "{m_threshold_text}"), "preprocessing.threshold", "'high'"),
+    case("model_window_negative", SC.replace("{model}", "{m_window_negative}"), "preprocessing.window", "-5",
+         "whole number of at least 2"),
+    case("model_window_not_the_network_s", SC.replace("{model}", "{m_window_61}"), "preprocessing.window",
+         "61 differs from the network's input length"),
+    case("model_mean_too_short", SC.replace("{model}", "{m_mean_short}"), "preprocessing.mean", "8 finite numbers"),
+    case("model_scale_zero", SC.replace("{model}", "{m_scale_zero}"), "preprocessing.scale", "not above 0"),
+    case("model_weights_nan", SC.replace("{model}", "{m_weights_nan}"), "preprocessing.weights", "finite numbers"),
+    case("model_weights_negative", SC.replace("{model}", "{m_weights_negative}"), "preprocessing.weights", "negative"),
+    case("model_sensors_twice", SC.replace("{model}", "{m_sensors_twice}"), "preprocessing.sensors", "twice"),
+    case("model_step_negative", SC.replace("{model}", "{m_step_negative}"), "preprocessing.step_s", "-1"),
+    case("model_unknown_key", SC.replace("{model}", "{m_unknown_key}"), "preprocessing.thresold", "unknown key"),
+    case("model_without_rule", SC.replace("{model}", "{m_no_rule}"), "config.json", "no preprocessing.rule", "refit"),
+    case("model_rule_quantile_2", SC.replace("{model}", "{m_rule_quantile}"), "preprocessing.rule.threshold_quantile"),
+    case("model_reader_nan_policy", SC.replace("{model}", "{m_reader_policy}"), "preprocessing.reader.nan_policy"),
+    # score: calibration, false-alarm rate, separator (issue 16, section 1)
+    case("far_without_calibration", SC + " --far 0.05", "--far", "needs --calibrate-rows"),
+    case("far_0", SC + " --calibrate-rows 400 --far 0", "--far", "0 is out of range", "above 0 and below 1"),
+    case("far_1", SC + " --calibrate-rows 400 --far 1", "--far", "1 is out of range"),
+    case("far_percent", SC + " --calibrate-rows 400 --far 5", "--far", "5 is out of range"),
+    case("far_nan", SC + " --calibrate-rows 400 --far nan", "--far", "not a finite number"),
+    case("calibrate_rows_too_few", SC + " --calibrate-rows 100", "--calibrate-rows", "too few", "at least 178"),
+    case("calibrate_rows_text", SC + " --calibrate-rows all", "--calibrate-rows", "'all' is not a whole number"),
+    case("calibrate_rows_beyond_the_file", "anomaly score {short} --model {model} --out {tmp}/s.csv --calibrate-rows 400",
+         "{short}", "fewer than the 400 calibration rows"),
+    case("score_sep_empty", SC + " --sep ''", "--sep", "is empty"),
+    case("score_wrong_sep", "anomaly score {comma} --model {model} --out {tmp}/s.csv", "{comma}", "lacks columns", "give its separator with --sep"),
+    # fit --rows and --sep
+    case("fit_rows_negative", "anomaly fit {csv} --model-out {tmp}/m --rows -5:", "--rows -5:", "cannot be negative"),
+    case("fit_rows_reversed", "anomaly fit {csv} --model-out {tmp}/m --rows 300:200", "--rows 300:200", "END must be above START"),
+    case("fit_rows_beyond_the_file", "anomaly fit {csv} --model-out {tmp}/m --rows 5000:", "--rows 5000:", "starts after the last"),
+    case("fit_rows_shorter_than_a_window", "anomaly fit {csv} --model-out {tmp}/m --rows 0:30", "rows 0:30",
+         "fewer than one window of 60"),
+    case("fit_sep_empty", "anomaly fit {csv} --model-out {tmp}/m --sep ''", "--sep", "is empty"),
+    case("model_out_is_a_file_forced", "anomaly fit {csv} --model-out {file} --force", "{file}", "is a file, not a folder"),
+    # evaluate's cross-file protocol
+    case("evaluate_far_without_model", EV + " --far 0.05", "--far", "needs --model"),
+    case("evaluate_model_missing", EV + " --model {missing}", "{missing}", "model folder not found"),
+    case("evaluate_model_is_a_file", EV + " --model {file}", "{file}", "is a file, not a model folder"),
+    case("evaluate_calibrate_rows_too_few", EV + " --model {model} --calibrate-rows 60", "--calibrate-rows", "at least 178"),
+    case("evaluate_model_broken", EV + " --model {m_threshold_nan}", "preprocessing.threshold"),
 ]
+
+BROKEN_MODELS = {  # placeholder → what is done to the fitted model's config.json "preprocessing"
+    "m_threshold_nan": lambda p: p.update(threshold=math.nan),
+    "m_threshold_negative": lambda p: p.update(threshold=-1.0),
+    "m_threshold_text": lambda p: p.update(threshold="high"),
+    "m_window_negative": lambda p: p.update(window=-5),
+    "m_window_61": lambda p: p.update(window=61),
+    "m_mean_short": lambda p: p.update(mean=p["mean"][:3]),
+    "m_scale_zero": lambda p: p["scale"].__setitem__(2, 0.0),
+    "m_weights_nan": lambda p: p["weights"].__setitem__(0, math.nan),
+    "m_weights_negative": lambda p: p["weights"].__setitem__(0, -0.5),
+    "m_sensors_twice": lambda p: p["sensors"].__setitem__(1, p["sensors"][0]),
+    "m_step_negative": lambda p: p.update(step_s=-1),
+    "m_unknown_key": lambda p: p.update(thresold=1.0),
+    "m_no_rule": lambda p: p.pop("rule"),
+    "m_rule_quantile": lambda p: p["rule"].update(threshold_quantile=2),
+    "m_reader_policy": lambda p: p["reader"].update(nan_policy="guess"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +140,31 @@ def fitted(tmp_path_factory, mirror):
     return folder
 
 
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, fitted, mirror):
+    """Bad inputs made once: broken copies of the fitted model, a binary file, a short CSV, a comma-separated one."""
+    folder = tmp_path_factory.mktemp("anomaly_inputs")
+    made = {}
+    for name, damage in BROKEN_MODELS.items():
+        shutil.copytree(fitted, folder / name)
+        config = json.loads((folder / name / "config.json").read_text())
+        damage(config["preprocessing"])
+        (folder / name / "config.json").write_text(json.dumps(config))
+        made[name] = folder / name
+    made["binary"] = folder / "plant.csv"
+    made["binary"].write_bytes(bytes(range(256)) * 64)
+    lines = (mirror / "anomaly/skab/valve1/0.csv").read_text().splitlines()
+    made["short"] = folder / "short.csv"
+    made["short"].write_text("\n".join(lines[:301]) + "\n")
+    made["comma"] = folder / "comma.csv"
+    made["comma"].write_text("\n".join(line.replace(";", ",") for line in lines[:301]) + "\n")
+    return made
+
+
 @pytest.fixture
-def env(tmp_path, env_stack, fitted, mirror):  # noqa: F811
-    return Env(tmp_path, env_stack, csv=mirror / "anomaly/skab/valve1/0.csv", data=mirror / "anomaly/skab/valve1", model=fitted)
+def env(tmp_path, env_stack, fitted, inputs, mirror):  # noqa: F811
+    return Env(tmp_path, env_stack, csv=mirror / "anomaly/skab/valve1/0.csv", data=mirror / "anomaly/skab/valve1",
+               model=fitted, **inputs)
 
 
 @pytest.mark.parametrize("bad", CASES)

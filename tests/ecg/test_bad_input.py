@@ -4,6 +4,8 @@ also through the real `latente` process."""
 from __future__ import annotations
 
 import shutil
+import struct
+import zlib
 
 import pytest
 
@@ -66,7 +68,62 @@ CASES = [
     case("records_not_given", "ecg evaluate --model {model}", "--records", "required"),
     case("unknown_option", E + " --bitz 3", "--bitz", "no such option", "--bits"),
     case("unknown_command", "ecg compres", "ecg", "no such command 'compres'"),
+    # .ltc files with a valid CRC but bad header fields (issue 16, cause 3): refused before any allocation
+    case("ltc_bits_0", D.replace("{ltc}", "{ltc_bits_0}"), "{ltc_bits_0}", "header field bits is 0", "from 2 to 16"),
+    case("ltc_bits_17", D.replace("{ltc}", "{ltc_bits_17}"), "{ltc_bits_17}", "header field bits is 17"),
+    case("ltc_gain_0", D.replace("{ltc}", "{ltc_gain_0}"), "{ltc_gain_0}", "header field gain is 0.0"),
+    case("ltc_gain_nan", D.replace("{ltc}", "{ltc_gain_nan}"), "{ltc_gain_nan}", "header field gain is nan"),
+    case("ltc_fs_negative", D.replace("{ltc}", "{ltc_fs_negative}"), "{ltc_fs_negative}", "header field fs is -1.0"),
+    case("ltc_fs_infinite", D.replace("{ltc}", "{ltc_fs_inf}"), "{ltc_fs_inf}", "header field fs is inf"),
+    case("ltc_code_length_4e9", D.replace("{ltc}", "{ltc_code_length_huge}"), "{ltc_code_length_huge}",
+         "header field code_length is 4000000000"),
+    case("ltc_code_length_off_by_one", D.replace("{ltc}", "{ltc_code_length_short}"), "{ltc_code_length_short}",
+         "header field code_length", "steps with this model"),
+    case("ltc_latent_bytes_not_words", D.replace("{ltc}", "{ltc_latent_odd}"), "{ltc_latent_odd}",
+         "header field latent_bytes", "multiple of 4"),
+    case("ltc_n_samples_4e9", D.replace("{ltc}", "{ltc_samples_huge}"), "{ltc_samples_huge}",
+         "header field n_samples is 4000000000"),
+    case("ltc_n_samples_0", D.replace("{ltc}", "{ltc_samples_0}"), "{ltc_samples_0}", "header field n_samples is 0"),
+    case("ltc_channels_0", D.replace("{ltc}", "{ltc_channels_0}"), "{ltc_channels_0}", "header field channels is 0"),
+    case("ltc_channels_not_the_model_s", D.replace("{ltc}", "{ltc_channels_more}"), "{ltc_channels_more}",
+         "header field channels", "the model codes"),
+    case("ltc_has_residual_2", D.replace("{ltc}", "{ltc_residual_flag_2}"), "{ltc_residual_flag_2}",
+         "header field has_residual is 2"),
+    case("ltc_max_error_without_residual", D.replace("{ltc}", "{ltc_max_error_alone}"), "{ltc_max_error_alone}",
+         "header field max_error is 5"),
+    case("ltc_residual_bytes_without_residual", D.replace("{ltc}", "{ltc_residual_bytes_alone}"),
+         "{ltc_residual_bytes_alone}", "header field residual_bytes is 4"),
+    case("ltc_sizes_do_not_add_up", D.replace("{ltc}", "{ltc_latent_short}"), "{ltc_latent_short}", "do not add up"),
+    case("ltc_lead_name_not_utf8", D.replace("{ltc}", "{ltc_name_bytes}"), "{ltc_name_bytes}", "lead name"),
+    case("ltc_version_2", D.replace("{ltc}", "{ltc_version_2}"), "{ltc_version_2}", "format version 2 is not supported"),
 ]
+
+_FIELDS = ("magic", "version", "has_residual", "fs", "gain", "baseline", "n_samples", "bits", "channels", "code_length",
+           "max_error", "model_id", "latent_bytes", "residual_bytes", "residual_scale")  # domains/ecg/model.py's _FIXED
+_FIXED = struct.Struct("<4sBBffiIBBIH16sIIf")
+
+
+def recoded(data: bytes, name_byte: int | None = None, **changes) -> bytes:
+    """`data` (a real .ltc) with header fields changed and a valid CRC, as a crafted file would have."""
+    fields = dict(zip(_FIELDS, _FIXED.unpack(data[:_FIXED.size])))
+    fields.update({k: (v(fields) if callable(v) else v) for k, v in changes.items()})
+    rest = bytearray(data[_FIXED.size:-4])
+    if name_byte is not None:
+        rest[1] = name_byte  # the first byte of the lead name (after its length byte)
+    body = _FIXED.pack(*fields.values()) + bytes(rest)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+CRAFTED = {
+    "ltc_bits_0": {"bits": 0}, "ltc_bits_17": {"bits": 17}, "ltc_gain_0": {"gain": 0.0},
+    "ltc_gain_nan": {"gain": float("nan")}, "ltc_fs_negative": {"fs": -1.0}, "ltc_fs_inf": {"fs": float("inf")},
+    "ltc_code_length_huge": {"code_length": 4_000_000_000}, "ltc_code_length_short": {"code_length": lambda f: f["code_length"] - 1},
+    "ltc_latent_odd": {"latent_bytes": lambda f: f["latent_bytes"] + 1}, "ltc_samples_huge": {"n_samples": 4_000_000_000},
+    "ltc_samples_0": {"n_samples": 0}, "ltc_channels_0": {"channels": 0}, "ltc_channels_more": {"channels": lambda f: f["channels"] + 1},
+    "ltc_residual_flag_2": {"has_residual": 2}, "ltc_max_error_alone": {"max_error": 5},
+    "ltc_residual_bytes_alone": {"residual_bytes": 4}, "ltc_latent_short": {"latent_bytes": lambda f: f["latent_bytes"] - 4},
+    "ltc_name_bytes": {"name_byte": 0xFF}, "ltc_version_2": {"version": 2},
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +135,21 @@ def compressed(tiny_codec, mirror, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def crafted(compressed, tmp_path_factory):
+    """The real .ltc with one header field changed each, CRC recomputed."""
+    folder = tmp_path_factory.mktemp("crafted")
+    data = compressed.read_bytes()
+    for name, changes in CRAFTED.items():
+        (folder / f"{name}.ltc").write_bytes(recoded(data, **changes))
+    return {name: folder / f"{name}.ltc" for name in CRAFTED}
+
+
 @pytest.fixture
-def env(tmp_path, env_stack, tiny_codec, compressed, mirror):  # noqa: F811
+def env(tmp_path, env_stack, tiny_codec, compressed, crafted, mirror):  # noqa: F811
     (tmp_path / "kept.hea").write_text("precious header\n")
     return Env(tmp_path, env_stack, model=tiny_codec, ltc=compressed, records=mirror / "ecg/records",
-               record=mirror / "ecg/records/100")
+               record=mirror / "ecg/records/100", **crafted)
 
 
 @pytest.mark.parametrize("bad", CASES)
