@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import typer
 
-from latente.shared.errors import EXIT_USER_ERROR, UserError, exit_on_user_error
+from latente.shared.errors import EXIT_USER_ERROR, UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The latente project folder (the repository root: `shared/` is `latente.shared`), where the DVC
@@ -322,24 +322,29 @@ def _os_error_line(err: OSError) -> str | None:
     return UserError(err.filename, (err.strerror or str(err)).lower()).line()
 
 
+def one_line(text: str) -> str:
+    """A message on one line: the parsers' own texts (YAML's, pydantic's) quote the input over several lines."""
+    return " ".join(text.split())
+
+
 def run(app: typer.Typer, args: Optional[Sequence[str]] = None, prog_name: str = "latente") -> None:
     """Run a typer app so that every user error, option parsing included, is one `error:` line and exit 2.
 
     The app runs with `standalone_mode=False`: typer then raises the parser's errors instead of
     printing its multi-line boxed usage panel, and they are written here as one line naming the
     option. `--help` still prints the help and exits 0; no arguments at all print the help and exit
-    2 (as before). A `UserError` from a command, a parser or a check prints its line and exits 2.
+    2 (as before). A `UserError` from a command, a parser or a check prints its line, folded onto one
+    line, and exits 2.
     OS errors about the user's paths (permission, read-only, a folder where a file goes, disk full)
     become one line too; any other exception is a bug and keeps its traceback.
     """
     from typer._click import exceptions as click_errors
 
-    @exit_on_user_error
-    def invoke() -> Any:
-        return app(args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False)
-
     try:
-        code = invoke()
+        code = app(args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False)
+    except UserError as err:
+        print(one_line(err.line()), file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
     except click_errors.NoArgsIsHelpError as err:
         text = err.format_message()  # the help; typer's rich output has printed it already
         if text.strip():

@@ -16,6 +16,34 @@ from latente.shared.cli import (
 
 DEFAULT_MODEL = Path("models") / DOMAIN
 SNR_MIN, SNR_MAX = -100.0, 100.0  # dB: beyond ±100 dB the noise is either all there is or nothing at all
+RIFF_CHUNK = 8  # a RIFF chunk header: 4-byte id, 4-byte little-endian size
+
+
+def truncation(path: Path) -> str | None:
+    """What is missing from a WAV whose data chunk declares more bytes than the file holds, or None.
+
+    Audio libraries read such a file without a word and return only the samples that are there,
+    so a recording cut off by a full disk or an interrupted copy would be embedded as if complete.
+    Only RIFF/WAVE files are checked; anything else is left to the audio reader.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = path.stat().st_size
+        offset = 12
+        while offset + RIFF_CHUNK <= size:
+            handle.seek(offset)
+            chunk = handle.read(RIFF_CHUNK)
+            declared = int.from_bytes(chunk[4:], "little")
+            if chunk[:4] == b"data":
+                held = size - offset - RIFF_CHUNK
+                if held >= declared:
+                    return None
+                return (f"truncated: its header declares {declared} bytes of audio but the file holds {held} "
+                        f"({100 * held / declared:.0f} %); only those are used")
+            offset += RIFF_CHUNK + declared + declared % 2  # chunks are padded to an even size
+    return None
 
 app = typer.Typer(no_args_is_help=True, help="Spoken words: spectrogram-autoencoder codes as features, compared with MFCCs.")
 
@@ -37,6 +65,9 @@ def embed(
     speech = SpeechModel.load(model_folder(model, DEFAULT_MODEL, DOMAIN))
     recordings = []
     for path in files:
+        cut = truncation(path)
+        if cut:
+            warn(path, cut)
         samples, clipped = load_audio(path, speech.features.sample_rate)
         if clipped:
             warn(path, "audio is clipped (runs of full-scale samples); its code may be unreliable")
@@ -64,7 +95,7 @@ def evaluate(
         help=f"White-noise SNRs in dB to test (repeatable, each from {SNR_MIN:g} to {SNR_MAX:g}); default 20, 10, 0."),
 ) -> None:
     """Codes vs MFCCs with the model's classifier protocol, leaving each speaker of the folder out in turn."""
-    from latente.domains.speech.data import Corpus, labelled_folder
+    from latente.domains.speech.data import Corpus, labelled_folder, warn
     from latente.domains.speech.evaluation import compare
     from latente.domains.speech.model import SpeechModel
     from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
@@ -82,6 +113,10 @@ def evaluate(
         input_file(labels, "--labels", "CSV file")
     speech = SpeechModel.load(model_folder(model, DEFAULT_MODEL, DOMAIN))
     utterances = labelled_folder(data, pattern or speech.label_pattern, labels)
+    for utterance in utterances:
+        cut = truncation(utterance.path)
+        if cut:
+            warn(utterance.path, cut)
     corpus = Corpus.read(utterances, speech.features.sample_rate, root=data)
     speakers = sorted(set(corpus.speakers.tolist()))
     if len(speakers) < 2:

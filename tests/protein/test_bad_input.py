@@ -4,8 +4,10 @@ command line is parsed, paths before the model is loaded, the alignment weighed 
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from bad_input import Env, case, env_stack, replay  # noqa: F401  (env_stack is a fixture)
+from tests.tiny import PROTEIN
 
 S = "protein score --alignment {alignment} --mutations {dms} --model {model} --score-column 2500"
 EV = "protein evaluate --alignment {alignment} --mutations {dms} --score-column 2500 --epochs 1 --params {params}"
@@ -80,6 +82,10 @@ CASES = [
     # an ensemble folder whose index is broken
     case("ensemble_index_not_json", S.replace("{model}", "{broken_ensemble}"), "ensemble.json", "not valid JSON"),
     case("ensemble_member_missing", S.replace("{model}", "{hollow_ensemble}"), "members/7", "not found"),
+    # params files that do not parse or do not validate: one line, naming the file or key
+    case("params_broken_yaml", EV.replace("{params}", "{broken_yaml}"), "{broken_yaml}", "not valid YAML"),
+    case("params_members_text", EV.replace("{params}", "{members_text}"), "protein.train.members", "valid integer"),
+    case("params_unknown_key", EV.replace("{params}", "{unknown_key}"), "protein.train.memberz", "unknown key"),
     # DMS tables that hold nothing to score
     case("dms_header_only", S.replace("{dms}", "{header_only}"), "{header_only}", "has a header but no mutant rows"),
 ]
@@ -94,10 +100,17 @@ def env(tmp_path, env_stack, cropped_alignment, blat_dms, tiny_model):  # noqa: 
     hollow = tmp_path / "hollow_ensemble"
     hollow.mkdir()
     (hollow / "ensemble.json").write_text('{"seed": 0, "members": ["members/7"]}')
+    broken_yaml = tmp_path / "broken.yaml"
+    broken_yaml.write_text("protein:\n  train: {members: [1,\n    2\n  epochs: 3\n")
+    members_text = tmp_path / "members_text.yaml"
+    members_text.write_text(yaml.safe_dump({"protein": {"train": {**PROTEIN["train"], "members": "five"}}}))
+    unknown_key = tmp_path / "unknown_key.yaml"
+    unknown_key.write_text(yaml.safe_dump({"protein": {"train": {**PROTEIN["train"], "memberz": 3}}}))
     header_only = tmp_path / "header_only.csv"
     header_only.write_text("mutant,2500\n")
     return Env(tmp_path, env_stack, alignment=cropped_alignment, dms=blat_dms, model=tiny_model, params=tmp_path / "params.yaml",
-               broken_ensemble=broken, hollow_ensemble=hollow, header_only=header_only)
+               broken_ensemble=broken, hollow_ensemble=hollow, header_only=header_only, broken_yaml=broken_yaml,
+               members_text=members_text, unknown_key=unknown_key)
 
 
 @pytest.mark.parametrize("bad", CASES)

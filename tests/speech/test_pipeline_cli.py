@@ -131,13 +131,20 @@ def test_embed_writes_one_row_per_file(run, latente, tmp_path):
     clipped = tmp_path / "loud.wav"
     samples, _ = load_audio(theo[1], 8000)
     sf.write(clipped, np.clip(samples.numpy() * 50, -1, 32767 / 32768), 8000, subtype="PCM_16")
+    cut = tmp_path / "cut.wav"  # the second half of the bytes lost, its header unchanged
+    whole = theo[2].read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
     out = tmp_path / "codes.csv"
-    result = latente(DOMAIN, "embed", *theo, folder, clipped, "--model", run.model, "--out", out)
+    result = latente(DOMAIN, "embed", *theo, folder, clipped, cut, "--model", run.model, "--out", out)
     assert result.returncode == 0, result.stderr
     assert f"warning: {clipped}: audio is clipped" in result.stderr
+    data = whole.index(b"data")
+    declared = int.from_bytes(whole[data + 4 : data + 8], "little")
+    assert f"warning: {cut}: truncated: its header declares {declared} bytes of audio" in result.stderr
+    assert sum("truncated" in line for line in result.stderr.splitlines()) == 1  # the whole files say nothing
     with out.open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(theo) + 2 and list(rows[0])[:3] == ["file", "predicted", "z0"] and len(rows[0]) == 2 + CODE_DIMS
+    assert len(rows) == len(theo) + 3 and list(rows[0])[:3] == ["file", "predicted", "z0"] and len(rows[0]) == 2 + CODE_DIMS
     model = SpeechModel.load(run.model)
     codes = model.encode([load_audio(p, 8000)[0] for p in theo]).numpy()
     written = np.array([[float(r[f"z{k}"]) for k in range(CODE_DIMS)] for r in rows[: len(theo)]])
