@@ -60,6 +60,7 @@ def _protein(root: Path, mirror: Path) -> None:
     records = alignment.read_text().split(">")[1:301]  # the focus and 299 more
     (raw / tiny.PROTEIN["prepare"]["alignment"]).write_text("".join(">" + r for r in records))
     shutil.copyfile(dms, raw / dms.name)
+    (root / "params.yaml").write_text(yaml.safe_dump({"protein": tiny.PROTEIN}))  # evaluate retrains the depth curve with `train`
     run_stages("protein", root, tiny.PROTEIN, {"evaluate": {"mutations": dms.name}})
 
 
