@@ -126,9 +126,21 @@ def evaluate(
         corpus, [(s,) for s in speakers], lambda fold: speech, snr if snr else defaults.snr_db, defaults.noise_seed,
         defaults.mfcc, ClassifierParams.model_validate(speech.info["classifier"]), speech.features.sample_rate,
     )
+    heard = speech.info.get("trained_speakers", [])
+    typer.echo(
+        "note: this protocol does not retrain the encoder: every fold uses the saved model's encoder and refits only "
+        "the classifiers (codes and MFCC alike) on the other speakers of --data"
+        + (f"; the encoder heard {', '.join(s for s in speakers if s in heard)} in training, so their rows are not speaker-independent"
+           if any(s in heard for s in speakers) else "") + ". `dvc repro` retrains it per fold.",
+        err=True,
+    )
     results = comparison.results(str(data), speakers)
     if json_output:
         results.print_json()
         return
     rows = [(condition_name(c), pct(comparison.mean("model", c)["accuracy"]), pct(comparison.mean("mfcc", c)["accuracy"])) for c in comparison.conditions]
     typer.echo(markdown_table(["condition", f"code ({comparison.dims['model']} dims)", f"MFCC ({comparison.dims['mfcc']} dims)"], rows))
+    typer.echo(markdown_table(
+        ["held-out speaker", *[f"{method}, {condition_name(c)}" for c in comparison.conditions for method in ("code", "MFCC")]],
+        [(s, *[pct(comparison.per_speaker[(m, c, s)]["accuracy"]) for c in comparison.conditions for m in ("model", "mfcc")]) for s in speakers],
+    ))

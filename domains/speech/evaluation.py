@@ -16,7 +16,7 @@ import numpy as np
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.baselines import Mfcc
 from latente.domains.speech.data import Corpus, fold_name, held_out_mask, noisy, read_prepared
-from latente.domains.speech.metrics import METHODS, Comparison, Condition, classification_scores
+from latente.domains.speech.metrics import METHODS, Comparison, Condition, classification_scores, speaker_probe
 from latente.domains.speech.model import LinearClassifier, SpeechModel
 from latente.domains.speech.params import ClassifierParams, EvaluateParams, MfccParams
 from latente.domains.speech.report import build_report
@@ -24,6 +24,20 @@ from latente.shared.errors import UserError
 from latente.shared.io import atomic_dir, write_text
 from latente.shared.report import load_references
 from latente.shared.stage import DomainPaths
+
+
+def speaker_standardised(features: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """Each speaker's features standardised with that speaker's own mean and standard deviation.
+
+    Test-speaker adaptation from unlabelled audio (per-speaker CMVN on the features): allowed
+    only in the rows reported apart (`adaptation: speaker`), because it reads the held-out
+    speaker's own statistics.
+    """
+    out = np.empty_like(features, dtype=np.float64)
+    for speaker in sorted(set(speakers.tolist())):
+        mine = speakers == speaker
+        out[mine] = (features[mine] - features[mine].mean(0)) / (features[mine].std(0) + 1e-6)
+    return out
 
 
 def compare(
@@ -68,18 +82,27 @@ def compare(
         model_seconds.append(time.perf_counter() - started)
         comparison.dims["model"] = codes.shape[1]
         fitted = {
-            "model": LinearClassifier.fit(codes[train], corpus.labels[train], classifier),
-            "mfcc": LinearClassifier.fit(mfcc_clean[train], corpus.labels[train], classifier),
+            "model": LinearClassifier.fit(codes[train], corpus.labels[train], corpus.speakers[train], classifier),
+            "mfcc": LinearClassifier.fit(mfcc_clean[train], corpus.labels[train], corpus.speakers[train], classifier),
         }
+        training_features = {"model": codes[train], "mfcc": mfcc_clean[train]}
+        adapted = {method: LinearClassifier.fit(speaker_standardised(f, corpus.speakers[train]), corpus.labels[train], corpus.speakers[train], classifier)
+                   for method, f in training_features.items()}
+        for method in METHODS:
+            comparison.chosen_C[(method, fold_name(fold))] = fitted[method].C
+            comparison.speaker_probe[(method, fold_name(fold))] = speaker_probe(training_features[method], corpus.speakers[train])
+        comparison.probe_chance[fold_name(fold)] = 1.0 / len(set(corpus.speakers[train].tolist()))
         for c in conditions:
             test_codes = codes[test] if c is None else model.encode([waves[c][k] for k in at]).numpy()
             test_features = {"model": test_codes, "mfcc": mfcc_test[c][at]}
             for method in METHODS:
                 predicted = fitted[method].predict(test_features[method])
                 comparison.predictions[(method, c)][test] = predicted
+                predicted_adapted = adapted[method].predict(speaker_standardised(test_features[method], corpus.speakers[test]))
                 for speaker in fold:
                     mine = corpus.speakers[test] == speaker
                     comparison.per_speaker[(method, c, speaker)] = classification_scores(corpus.labels[test][mine], predicted[mine])
+                    comparison.adapted[(method, c, speaker)] = classification_scores(corpus.labels[test][mine], predicted_adapted[mine])
     comparison.seconds["model"] = float(np.mean(model_seconds))
     return comparison
 

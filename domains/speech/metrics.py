@@ -23,6 +23,28 @@ def classification_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str,
     return {"accuracy": float((truth == predicted).mean()), "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0))}
 
 
+def speaker_probe(features: np.ndarray, speakers: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """How much speaker identity the features carry: the accuracy with which a linear classifier
+    (StandardScaler + logistic regression) names the speaker of held-back clips, over `folds`
+    stratified splits (fewer when a speaker has fewer clips). Lower is better for speaker-independent
+    features; chance is 1 / speakers. NaN when there is nothing to tell apart."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.preprocessing import StandardScaler
+
+    speakers = np.asarray(speakers)
+    _, counts = np.unique(speakers, return_counts=True)
+    folds = min(folds, int(counts.min()))
+    if len(counts) < 2 or folds < 2:
+        return float("nan")  # one speaker, or one clip of some speaker: nothing to tell apart
+    correct = 0
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, speakers):
+        scaler = StandardScaler().fit(features[train])
+        regression = LogisticRegression(max_iter=2000).fit(scaler.transform(features[train]), speakers[train])
+        correct += int((regression.predict(scaler.transform(features[test])) == speakers[test]).sum())
+    return correct / len(speakers)
+
+
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]) -> np.ndarray:
     """[spoken, predicted] fractions: each row sums to 1 (rows of labels never spoken stay 0)."""
     index = {c: k for k, c in enumerate(classes)}
@@ -50,13 +72,18 @@ class Comparison:
     seconds: dict[str, float]
     per_speaker: dict[tuple[str, Condition, str], dict[str, float]] = field(default_factory=dict)
     predictions: dict[tuple[str, Condition], np.ndarray] = field(default_factory=dict)
+    adapted: dict[tuple[str, Condition, str], dict[str, float]] = field(default_factory=dict)  # like per_speaker, features standardised per speaker
+    chosen_C: dict[tuple[str, str], float] = field(default_factory=dict)  # (method, fold) → the classifier search's C
+    speaker_probe: dict[tuple[str, str], float] = field(default_factory=dict)  # (method, fold) → `speaker_probe` on its training speakers
+    probe_chance: dict[str, float] = field(default_factory=dict)  # fold → 1 / its training speakers
     tested: np.ndarray | None = None
 
     def speakers(self) -> list[str]:
         return sorted({key[2] for key in self.per_speaker})
 
-    def mean(self, method: str, condition: Condition) -> dict[str, float]:
-        rows = [m for (meth, cond, _), m in self.per_speaker.items() if meth == method and cond == condition]
+    def mean(self, method: str, condition: Condition, adapted: bool = False) -> dict[str, float]:
+        table = self.adapted if adapted else self.per_speaker
+        rows = [m for (meth, cond, _), m in table.items() if meth == method and cond == condition]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
     def results(self, source: str, items: list[str]) -> Results:
@@ -68,4 +95,11 @@ class Comparison:
             for condition in self.conditions:
                 for speaker in self.speakers():
                     out.add(method, self.per_speaker[(method, condition, speaker)], speaker=speaker, **condition_row(condition))
+            for condition in self.conditions:
+                out.add(method, self.mean(method, condition, adapted=True), adaptation="speaker", **condition_row(condition))
+                for speaker in self.speakers():
+                    out.add(method, self.adapted[(method, condition, speaker)], adaptation="speaker", speaker=speaker, **condition_row(condition))
+            probed = {fold: v for (m, fold), v in self.speaker_probe.items() if m == method and np.isfinite(v)}
+            if probed:
+                out.add(method, {"accuracy": float(np.mean(list(probed.values()))), "chance": float(np.mean([self.probe_chance[f] for f in probed]))}, probe="speaker")
         return out

@@ -26,25 +26,56 @@ def model_config(model: AutoencoderConfig, features: FeatureParams) -> Autoencod
     return AutoencoderConfig.model_validate({**model.model_dump(), "input_size": (features.n_mels, features.frames)})
 
 
-class LinearClassifier:
-    """StandardScaler + multinomial LogisticRegression, stored as plain tensors."""
+def speaker_splits(speakers: np.ndarray) -> list[np.ndarray]:
+    """Validation masks of the classifier search: one per training speaker (leave-one-speaker-out),
+    or five interleaved folds of the clips when a single speaker is all there is."""
+    known = sorted(set(speakers.tolist()))
+    if len(known) > 1:
+        return [speakers == s for s in known]
+    return [np.arange(len(speakers)) % 5 == k for k in range(min(5, len(speakers)))]
 
-    def __init__(self, classes: Sequence[str], mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray):
+
+def _fit_regression(features: np.ndarray, labels: np.ndarray, C: float, max_iter: int):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
+    return scaler, LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(features), labels)
+
+
+def search_accuracy(features: np.ndarray, labels: np.ndarray, speakers: np.ndarray, C: float, max_iter: int) -> float:
+    """Mean validation accuracy of one C over `speaker_splits`, every split weighing the same."""
+    scores = []
+    for held in speaker_splits(speakers):
+        if len(set(labels[~held].tolist())) < 2:
+            continue
+        scaler, regression = _fit_regression(features[~held], labels[~held], C, max_iter)
+        scores.append(float((regression.predict(scaler.transform(features[held])) == labels[held]).mean()))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+class LinearClassifier:
+    """StandardScaler + multinomial LogisticRegression, stored as plain tensors; `C` and `search`
+    record which regularisation the training speakers chose and what each candidate scored."""
+
+    def __init__(self, classes: Sequence[str], mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 C: float | None = None, search: dict[str, float] | None = None):
         self.classes = list(classes)
         self.mean, self.scale = np.asarray(mean, dtype=np.float64), np.asarray(scale, dtype=np.float64)
         self.coef, self.intercept = np.asarray(coef, dtype=np.float64), np.asarray(intercept, dtype=np.float64)
+        self.C, self.search = C, search or {}
 
     @classmethod
-    def fit(cls, features: np.ndarray, labels: Sequence[str], params: ClassifierParams) -> "LinearClassifier":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.preprocessing import StandardScaler
-
-        labels = np.asarray(labels)
+    def fit(cls, features: np.ndarray, labels: Sequence[str], speakers: Sequence[str], params: ClassifierParams) -> "LinearClassifier":
+        """Choose C on the training speakers (`ClassifierParams`), then refit on all of them."""
+        labels, speakers = np.asarray(labels), np.asarray(speakers)
         if len(set(labels.tolist())) < 2:
             raise UserError("labels", "the training speakers cover only one label; a classifier needs at least two")
-        scaler = StandardScaler().fit(features)
-        regression = LogisticRegression(C=params.C, max_iter=params.max_iter).fit(scaler.transform(features), labels)
-        return cls([str(c) for c in regression.classes_], scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_)
+        search = {f"{C:g}": search_accuracy(features, labels, speakers, C, params.max_iter) for C in params.C} if len(params.C) > 1 else {}
+        finite = {k: v for k, v in search.items() if np.isfinite(v)}
+        C = float(max(finite, key=finite.get)) if finite else params.C[0]  # ties go to the first listed
+        scaler, regression = _fit_regression(features, labels, C, params.max_iter)
+        return cls([str(c) for c in regression.classes_], scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_, C, search)
 
     def decision(self, features: np.ndarray) -> np.ndarray:
         scores = ((np.asarray(features, dtype=np.float64) - self.mean) / self.scale) @ self.coef.T + self.intercept

@@ -87,10 +87,27 @@ class AugmentParams(StrictParams):
 
 
 class ClassifierParams(StrictParams):
-    """StandardScaler + multinomial logistic regression, the same for codes and MFCCs."""
+    """StandardScaler + multinomial logistic regression, the same for codes and MFCCs.
 
-    C: float = pydantic.Field(1.0, gt=0.0)
+    The inverse regularisation `C` is chosen from the listed values by leave-one-speaker-out
+    accuracy over the training speakers only, by the same search for both feature sets; a single
+    value skips the search.
+    """
+
+    C: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
     max_iter: int = pydantic.Field(2000, ge=10)
+
+    @pydantic.field_validator("C", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return (value,) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @pydantic.field_validator("C")
+    @classmethod
+    def _positive(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(c <= 0 for c in value):
+            raise ValueError("list one or more values, each > 0")
+        return value
 
 
 MAX_CODE_DIMS = 64

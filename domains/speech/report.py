@@ -229,6 +229,29 @@ def _losses(comparison: Comparison) -> str:
     return "The code scores below MFCC for: " + "; ".join(worse) + ".\n"
 
 
+def _classifier_search(comparison: Comparison, classifier: dict[str, Any]) -> str:
+    """The C each fold's search chose, per method: the same search, on the training speakers only."""
+    grid = ", ".join(f"{c:g}" for c in classifier["C"])
+    if len(classifier["C"]) == 1:
+        return f"Both classifiers use C = {grid} (no search).\n"
+    folds = sorted({fold for _, fold in comparison.chosen_C})
+    table = markdown_table(["held-out speaker(s)", *[f"C for {METHOD_NAMES[m]}" for m in METHODS]],
+                           [(fold, *[f"{comparison.chosen_C[(m, fold)]:g}" for m in METHODS]) for fold in folds])
+    return (f"C is chosen from {{{grid}}} separately for each method and fold by the same search: leave-one-speaker-out "
+            "accuracy over that fold's training speakers (the held-out speaker plays no part).\n\n" + table)
+
+
+def _speaker_probe(comparison: Comparison) -> str:
+    """How well the speaker can be named from each feature set (lower: more speaker-independent)."""
+    folds = sorted(comparison.probe_chance)
+    table = markdown_table(["training speakers of the fold without", *[METHOD_NAMES[m] for m in METHODS], "chance"],
+                           [(fold, *[pct(probe if np.isfinite(probe := comparison.speaker_probe[(m, fold)]) else None) for m in METHODS],
+                             pct(comparison.probe_chance[fold])) for fold in folds])
+    return ("A linear probe (StandardScaler + logistic regression, 5 stratified splits of the clean clips) names the speaker "
+            "among each fold's training speakers. It measures how much speaker identity the features keep: lower is better "
+            "for a speaker-independent feature, and chance is one over the number of speakers.\n\n" + table)
+
+
 def _denoising(augment: dict[str, Any]) -> str:
     """How the saved model was trained, from its `augment` settings."""
     if augment["copies"] == 0:
@@ -271,8 +294,12 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         ),
         "White noise is added to each held-out recording at the given SNR (relative to the recording's mean power); "
         "both methods see the same noisy waveforms, and both classifiers (StandardScaler + logistic regression, "
-        f"C = {classifier['C']:g}, at most {classifier['max_iter']} iterations) are fitted on the clean features of the training speakers.",
+        f"at most {classifier['max_iter']} iterations) are fitted on the clean features of the training speakers.",
         "",
+        _classifier_search(comparison, classifier),
+        "### Speaker information in the features",
+        "",
+        _speaker_probe(comparison),
         "### Per speaker (accuracy)",
         "",
         markdown_table(
@@ -281,6 +308,21 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
               *[pct(comparison.per_speaker[("mfcc", c, s)]["accuracy"]) for c in comparison.conditions]) for s in speakers],
         ),
         _losses(comparison),
+        "### Adapted to each speaker's own unlabelled audio (reported apart)",
+        "",
+        "Here every speaker's features, the held-out speaker's included, are standardised with that speaker's own mean and "
+        "standard deviation before the classifier (per-speaker CMVN on the features). It reads the held-out speaker's "
+        "statistics, from unlabelled clips in the scored condition, so it is a test-time adaptation and never enters the rows above.",
+        "",
+        markdown_table(
+            ["condition", "code accuracy", "MFCC accuracy", "code − MFCC", "code: change from adaptation", "MFCC: change from adaptation"],
+            [
+                (condition_name(c), pct(comparison.mean("model", c, adapted=True)["accuracy"]), pct(comparison.mean("mfcc", c, adapted=True)["accuracy"]),
+                 f"{100 * (comparison.mean('model', c, adapted=True)['accuracy'] - comparison.mean('mfcc', c, adapted=True)['accuracy']):+.1f} pts",
+                 *[f"{100 * (comparison.mean(m, c, adapted=True)['accuracy'] - comparison.mean(m, c)['accuracy']):+.1f} pts" for m in METHODS])
+                for c in comparison.conditions
+            ],
+        ),
         "### Feature sets",
         "",
         markdown_table(

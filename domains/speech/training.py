@@ -80,11 +80,13 @@ def train_fold(
         checkpoint_dir, fingerprint={**fingerprint, "held_out": list(held_out)}, live_dir=live_dir,
     )
     codes = encode_batches(autoencoder, normaliser(specs.clean[train_index])).numpy()
-    classifier = LinearClassifier.fit(codes, np.asarray(labels)[train_index], params.classifier)
+    classifier = LinearClassifier.fit(codes, np.asarray(labels)[train_index], np.asarray(speakers)[train_index], params.classifier)
     info = {
         "held_out": list(held_out),
+        "trained_speakers": sorted(set(np.asarray(speakers)[train_index].tolist())),
         "augment": params.augment.model_dump(mode="json"),
         "classifier": params.classifier.model_dump(mode="json"),
+        "classifier_choice": {"C": classifier.C, "search": classifier.search},
         "fit": result.to_json(),
     }
     return SpeechModel(autoencoder, features, normaliser, classifier, label_pattern, info), result

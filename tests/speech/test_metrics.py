@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.metrics import Comparison, classification_scores, confusion_matrix
+from latente.domains.speech.metrics import Comparison, classification_scores, confusion_matrix, speaker_probe
 from latente.shared.report import check_target, load_references
 
 TRUTH = np.array(["a", "a", "b", "b", "c"])
@@ -32,6 +32,10 @@ def comparison(model_clean: float, mfcc_clean: float, model_10db: float, mfcc_10
         for condition, mean in ((None, clean), (10.0, noisy)):
             out.per_speaker[(method, condition, "jackson")] = {"accuracy": mean - 0.1, "macro_f1": 0.0}
             out.per_speaker[(method, condition, "theo")] = {"accuracy": mean + 0.1, "macro_f1": 0.0}
+            out.adapted[(method, condition, "jackson")] = {"accuracy": mean, "macro_f1": 0.0}
+            out.adapted[(method, condition, "theo")] = {"accuracy": mean + 0.1, "macro_f1": 0.0}
+        out.speaker_probe.update({(method, "jackson"): 0.9, (method, "theo"): 0.7})
+    out.probe_chance.update({"jackson": 0.5, "theo": 0.25})
     return out
 
 
@@ -41,7 +45,12 @@ def test_results_rows_hold_speaker_means_and_each_speaker():
     assert results.find("model") == {"accuracy": pytest.approx(0.6), "macro_f1": 0.0, "dims": 16, "seconds": 0.5}
     assert results.find("mfcc", snr_db=10.0) == {"accuracy": pytest.approx(0.3), "macro_f1": 0.0}
     assert results.find("model", snr_db=10.0, speaker="jackson")["accuracy"] == pytest.approx(0.3)
-    assert len(results.rows) == 2 * (2 + 2 * 2)  # per method: 2 conditions, then 2 conditions × 2 speakers
+    # the adapted rows are apart: the same conditions, marked `adaptation: speaker`, 0.05 above the plain means here
+    assert results.find("model", adaptation="speaker")["accuracy"] == pytest.approx(0.65)
+    assert results.find("mfcc", adaptation="speaker", snr_db=10.0, speaker="theo")["accuracy"] == pytest.approx(0.4)
+    assert results.find("mfcc", probe="speaker") == {"accuracy": pytest.approx(0.8), "chance": pytest.approx(0.375)}
+    # per method: 2 conditions, 2 conditions × 2 speakers, the same adapted, and the speaker probe
+    assert len(results.rows) == 2 * (2 * (2 + 2 * 2) + 1)
 
 
 @pytest.mark.parametrize("model_10db, met", [(0.34, False), (0.36, True)])
@@ -52,3 +61,15 @@ def test_the_targets_of_params_yaml_read_the_rows_the_evaluation_writes(model_10
     clean, noisy = (check_target(results, t) for t in targets)
     assert (clean.measured, clean.threshold, clean.passed) == (pytest.approx(0.5), pytest.approx(0.5), True)
     assert noisy.measured == pytest.approx(model_10db) and noisy.threshold == pytest.approx(0.35) and noisy.passed is met
+
+
+def test_speaker_probe_reads_identity_and_not_noise():
+    """Features that encode the speaker are named perfectly; features that carry none score about chance."""
+    speakers = np.repeat(np.array(["a", "b", "c", "d"]), 50)
+    identity = np.eye(4)[np.repeat(np.arange(4), 50)] + 0.01 * np.random.default_rng(0).normal(size=(200, 4))
+    assert speaker_probe(identity, speakers) == 1.0
+    blind = np.random.default_rng(1).normal(size=(200, 8))
+    assert abs(speaker_probe(blind, speakers) - 0.25) < 0.12
+    assert np.isnan(speaker_probe(blind, np.full(200, "a")))  # one speaker: not measured
+    few = [0, 1, 2, 50, 51, 52]
+    assert speaker_probe(identity[few, :2], speakers[few]) == 1.0  # three clips each: three splits, not five

@@ -34,28 +34,58 @@ def mfcc_subset(mirror):
 def test_classifier_matches_sklearn(mfcc_subset):
     features, labels, speakers = mfcc_subset
     train, test = speakers != "nicolas", speakers == "nicolas"
-    ours = LinearClassifier.fit(features[train], labels[train], ClassifierParams())
+    ours = LinearClassifier.fit(features[train], labels[train], speakers[train], ClassifierParams(C=1.0))
+    assert ours.C == 1.0 and ours.search == {}  # one value: no search
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(features[train], labels[train])
     assert (ours.predict(features[test]) == reference.predict(features[test])).all()
     np.testing.assert_allclose(ours.decision(features[test]), reference.decision_function(features[test]), rtol=0, atol=1e-5)  # sklearn works in float32 here
 
 
 def test_classifier_with_two_classes(mfcc_subset):
-    features, labels, _ = mfcc_subset
+    features, labels, speakers = mfcc_subset
     pick = np.isin(labels, ["3", "8"])
-    ours = LinearClassifier.fit(features[pick], labels[pick], ClassifierParams())
+    ours = LinearClassifier.fit(features[pick], labels[pick], speakers[pick], ClassifierParams(C=1.0))
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(features[pick], labels[pick])
     assert (ours.predict(features) == reference.predict(features)).all()
     with pytest.raises(UserError, match="only one label"):
-        LinearClassifier.fit(features[:3], ["3", "3", "3"], ClassifierParams())
+        LinearClassifier.fit(features[:3], ["3", "3", "3"], ["a", "b", "c"], ClassifierParams())
+
+
+def test_classifier_search_picks_the_best_leave_one_speaker_out_c(mfcc_subset):
+    """The search's scores are sklearn's own, speaker by speaker, and the refit uses the winner."""
+    features, labels, speakers = mfcc_subset
+    train = speakers != "nicolas"
+    grid = (0.001, 0.1, 10.0)
+    ours = LinearClassifier.fit(features[train], labels[train], speakers[train], ClassifierParams(C=grid))
+    X, y, s = features[train], labels[train], speakers[train]
+    expected = {}
+    for C in grid:
+        accuracy = []
+        for held in sorted(set(s)):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X[s != held], y[s != held])
+            accuracy.append((model.predict(X[s == held]) == y[s == held]).mean())
+        expected[f"{C:g}"] = np.mean(accuracy)
+    assert ours.search.keys() == expected.keys()
+    np.testing.assert_allclose(list(ours.search.values()), list(expected.values()), atol=1e-9)
+    best = max(expected, key=expected.get)
+    assert ours.C == float(best) and expected["0.001"] != expected["10"]  # the grid's candidates do differ here
+    reference = make_pipeline(StandardScaler(), LogisticRegression(C=float(best), max_iter=2000)).fit(X, y)
+    assert (ours.predict(features[~train]) == reference.predict(features[~train])).all()
+
+
+def test_classifier_params_take_one_value_or_a_grid():
+    assert ClassifierParams(C=0.5).C == (0.5,) and ClassifierParams(C=[1, 2]).C == (1.0, 2.0)
+    for bad in ([], [1.0, 0.0], -1.0):
+        with pytest.raises(ValueError, match="each > 0"):
+            ClassifierParams(C=bad)
 
 
 def tiny_model(mfcc_subset) -> SpeechModel:
-    features, labels, _ = mfcc_subset
+    features, labels, speakers = mfcc_subset
     torch.manual_seed(0)
     autoencoder = build_model(model_config(TINY.model, FeatureParams()))
     dims = autoencoder.config.latent_dim
-    classifier = LinearClassifier.fit(features[:, :dims], labels, ClassifierParams())
+    classifier = LinearClassifier.fit(features[:, :dims], labels, speakers, ClassifierParams(C=1.0))
     return SpeechModel(autoencoder, FeatureParams(), Normaliser(-20.0, 9.0), classifier, FSDD_PATTERN, {"classifier": {"C": 1.0, "max_iter": 2000}})
 
 

@@ -181,6 +181,14 @@ def test_evaluate_json_on_a_labelled_folder(run, latente, tmp_path):
     assert out["domain"] == DOMAIN and out["data"]["items"] == ["jackson", "nicolas"]
     conditions = {(r["method"], json.dumps(r["condition"], sort_keys=True)) for r in out["results"]}
     assert ("mfcc", '{"snr_db": 10.0}') in conditions and ("model", '{"speaker": "nicolas"}') in conditions
+    # the main model held out theo only: it heard both speakers, and says so
+    assert "does not retrain the encoder" in result.stderr and "heard jackson, nicolas in training" in result.stderr
+
+    table = latente(DOMAIN, "evaluate", "--data", data, "--model", run.model, "--snr", "10")
+    assert table.returncode == 0, table.stderr
+    per_speaker = {line.split("|")[1].strip(): line for line in table.stdout.splitlines() if line.startswith("| jackson") or line.startswith("| nicolas")}
+    nicolas = next(r for r in out["results"] if r["method"] == "model" and r["condition"] == {"speaker": "nicolas"})
+    assert set(per_speaker) == {"jackson", "nicolas"} and f"{100 * nicolas['metrics']['accuracy']:.1f} %" in per_speaker["nicolas"]
 
     (data / "seven by theo.wav").write_bytes((data / "0_jackson_0.wav").read_bytes())
     bad = latente(DOMAIN, "evaluate", "--data", data, "--model", run.model, "--json")
