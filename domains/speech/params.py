@@ -94,7 +94,7 @@ class ClassifierParams(StrictParams):
     value skips the search.
     """
 
-    C: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    C: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
     max_iter: int = pydantic.Field(2000, ge=10)
 
     @pydantic.field_validator("C", mode="before")
