@@ -98,11 +98,17 @@ def test_report_targets_are_checked_on_the_metrics(run):
     results = Results.read(run.metrics, DOMAIN)
     targets = load_references(DOMAIN).targets
     assert targets
+    measured = 0
     for target in targets:
         check = check_target(results, target)
-        assert check.verdict != "not measured"  # the target's condition names a row the evaluation writes
         row = next(line for line in text.splitlines() if line.startswith(f"| {target.name} |"))
+        tested = target.condition.get("speaker", SPEAKERS[0]) in SPEAKERS and target.condition.get("snr_db", 10.0) in SPEECH["evaluate"]["snr_db"]
+        if not tested:  # a speaker or SNR this tiny run leaves out: said so, never a pass
+            assert check.verdict == "not measured" and "| not measured |" in row
+            continue
+        measured += 1
         assert f"| {check.verdict} |" in row and f"{check.measured:.3f}" in row and f"{check.threshold:.3f}" in row
+    assert measured >= 6  # both issue-4 targets, the clean ones, jackson, nicolas, theo and 10 dB
 
 
 def test_report_describes_what_was_run_and_cites_no_typed_numbers(run):
