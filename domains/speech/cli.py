@@ -99,7 +99,7 @@ def evaluate(
     from latente.domains.speech.evaluation import compare
     from latente.domains.speech.model import SpeechModel
     from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
-    from latente.domains.speech.report import condition_name, pct
+    from latente.domains.speech.report import condition_name, pct, per_speaker_table
     from latente.shared.errors import UserError
     from latente.shared.report import markdown_table
 
@@ -140,7 +140,4 @@ def evaluate(
         return
     rows = [(condition_name(c), pct(comparison.mean("model", c)["accuracy"]), pct(comparison.mean("mfcc", c)["accuracy"])) for c in comparison.conditions]
     typer.echo(markdown_table(["condition", f"code ({comparison.dims['model']} dims)", f"MFCC ({comparison.dims['mfcc']} dims)"], rows))
-    typer.echo(markdown_table(
-        ["held-out speaker", *[f"{method}, {condition_name(c)}" for c in comparison.conditions for method in ("code", "MFCC")]],
-        [(s, *[pct(comparison.per_speaker[(m, c, s)]["accuracy"]) for c in comparison.conditions for m in ("model", "mfcc")]) for s in speakers],
-    ))
+    typer.echo(per_speaker_table(comparison))

@@ -81,13 +81,10 @@ def compare(
         codes = model.encode(corpus.recordings).numpy()
         model_seconds.append(time.perf_counter() - started)
         comparison.dims["model"] = codes.shape[1]
-        fitted = {
-            "model": LinearClassifier.fit(codes[train], corpus.labels[train], corpus.speakers[train], classifier),
-            "mfcc": LinearClassifier.fit(mfcc_clean[train], corpus.labels[train], corpus.speakers[train], classifier),
-        }
         training_features = {"model": codes[train], "mfcc": mfcc_clean[train]}
-        adapted = {method: LinearClassifier.fit(speaker_standardised(f, corpus.speakers[train]), corpus.labels[train], corpus.speakers[train], classifier)
-                   for method, f in training_features.items()}
+        fit = lambda features: LinearClassifier.fit(features, corpus.labels[train], corpus.speakers[train], classifier)  # noqa: E731
+        fitted = {method: fit(f) for method, f in training_features.items()}
+        adapted = {method: fit(speaker_standardised(f, corpus.speakers[train])) for method, f in training_features.items()}
         for method in METHODS:
             comparison.chosen_C[(method, fold_name(fold))] = fitted[method].C
             comparison.speaker_probe[(method, fold_name(fold))] = speaker_probe(training_features[method], corpus.speakers[train])

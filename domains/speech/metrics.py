@@ -28,9 +28,9 @@ def speaker_probe(features: np.ndarray, speakers: np.ndarray, folds: int = 5, se
     (StandardScaler + logistic regression) names the speaker of held-back clips, over `folds`
     stratified splits (fewer when a speaker has fewer clips). Lower is better for speaker-independent
     features; chance is 1 / speakers. NaN when there is nothing to tell apart."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.preprocessing import StandardScaler
+
+    from latente.domains.speech.model import fit_scaled_regression
 
     speakers = np.asarray(speakers)
     _, counts = np.unique(speakers, return_counts=True)
@@ -39,8 +39,7 @@ def speaker_probe(features: np.ndarray, speakers: np.ndarray, folds: int = 5, se
         return float("nan")  # one speaker, or one clip of some speaker: nothing to tell apart
     correct = 0
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, speakers):
-        scaler = StandardScaler().fit(features[train])
-        regression = LogisticRegression(max_iter=2000).fit(scaler.transform(features[train]), speakers[train])
+        scaler, regression = fit_scaled_regression(features[train], speakers[train], C=1.0, max_iter=2000)
         correct += int((regression.predict(scaler.transform(features[test])) == speakers[test]).sum())
     return correct / len(speakers)
 

@@ -35,7 +35,7 @@ def speaker_splits(speakers: np.ndarray) -> list[np.ndarray]:
     return [np.arange(len(speakers)) % 5 == k for k in range(min(5, len(speakers)))]
 
 
-def _fit_regression(features: np.ndarray, labels: np.ndarray, C: float, max_iter: int):
+def fit_scaled_regression(features: np.ndarray, labels: np.ndarray, C: float, max_iter: int):
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -49,7 +49,7 @@ def search_accuracy(features: np.ndarray, labels: np.ndarray, speakers: np.ndarr
     for held in speaker_splits(speakers):
         if len(set(labels[~held].tolist())) < 2:
             continue
-        scaler, regression = _fit_regression(features[~held], labels[~held], C, max_iter)
+        scaler, regression = fit_scaled_regression(features[~held], labels[~held], C, max_iter)
         scores.append(float((regression.predict(scaler.transform(features[held])) == labels[held]).mean()))
     return float(np.mean(scores)) if scores else float("nan")
 
@@ -74,7 +74,7 @@ class LinearClassifier:
         search = {f"{C:g}": search_accuracy(features, labels, speakers, C, params.max_iter) for C in params.C} if len(params.C) > 1 else {}
         finite = {k: v for k, v in search.items() if np.isfinite(v)}
         C = float(max(finite, key=finite.get)) if finite else params.C[0]  # ties go to the first listed
-        scaler, regression = _fit_regression(features, labels, C, params.max_iter)
+        scaler, regression = fit_scaled_regression(features, labels, C, params.max_iter)
         return cls([str(c) for c in regression.classes_], scaler.mean_, scaler.scale_, regression.coef_, regression.intercept_, C, search)
 
     def decision(self, features: np.ndarray) -> np.ndarray:

@@ -229,6 +229,14 @@ def _losses(comparison: Comparison) -> str:
     return "The code scores below MFCC for: " + "; ".join(worse) + ".\n"
 
 
+def per_speaker_table(comparison: Comparison) -> str:
+    """Accuracy per held-out speaker, every condition, code then MFCC (the report's and `latente speech evaluate`'s)."""
+    return markdown_table(
+        ["held-out speaker", *[f"{METHOD_NAMES[m]}, {condition_name(c)}" for m in METHODS for c in comparison.conditions]],
+        [(s, *[pct(comparison.per_speaker[(m, c, s)]["accuracy"]) for m in METHODS for c in comparison.conditions]) for s in comparison.speakers()],
+    )
+
+
 def _classifier_search(comparison: Comparison, classifier: dict[str, Any]) -> str:
     """The C each fold's search chose, per method: the same search, on the training speakers only."""
     grid = ", ".join(f"{c:g}" for c in classifier["C"])
@@ -302,11 +310,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         _speaker_probe(comparison),
         "### Per speaker (accuracy)",
         "",
-        markdown_table(
-            ["held-out speaker", *[f"code, {condition_name(c)}" for c in comparison.conditions], *[f"MFCC, {condition_name(c)}" for c in comparison.conditions]],
-            [(s, *[pct(comparison.per_speaker[("model", c, s)]["accuracy"]) for c in comparison.conditions],
-              *[pct(comparison.per_speaker[("mfcc", c, s)]["accuracy"]) for c in comparison.conditions]) for s in speakers],
-        ),
+        per_speaker_table(comparison),
         _losses(comparison),
         "### Adapted to each speaker's own unlabelled audio (reported apart)",
         "",
