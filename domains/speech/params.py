@@ -110,6 +110,16 @@ class ClassifierParams(StrictParams):
         return value
 
 
+class SupervisionParams(StrictParams):
+    """A supervised autoencoder (Le, Patterson & White, NeurIPS 2018): during encoder training a
+    linear digit head on the code adds `digit_weight` × its cross-entropy (nats per clip) to the
+    reconstruction error (summed over a clip's spectrogram). Only the training speakers' labels
+    are used; the head is dropped after training, so codes and MFCCs still go through the same
+    downstream classifier. 0 trains a plain denoising autoencoder."""
+
+    digit_weight: float = pydantic.Field(0.0, ge=0.0)
+
+
 MAX_CODE_DIMS = 64
 
 
@@ -118,6 +128,7 @@ class TrainParams(StrictParams):
     loso: bool = True
     validation_fraction: float = pydantic.Field(0.1, gt=0.0, lt=0.5)
     augment: AugmentParams = AugmentParams()
+    supervision: SupervisionParams = SupervisionParams()
     classifier: ClassifierParams = ClassifierParams()
     model: AutoencoderConfig
     trainer: TrainerConfig = TrainerConfig()

@@ -269,6 +269,16 @@ def _denoising(augment: dict[str, Any]) -> str:
             f"recording at an SNR drawn uniformly from {low:g}–{high:g} dB, with the clean spectrogram as target (Vincent et al., 2008).")
 
 
+def _supervision(supervision: dict[str, Any] | None) -> str:
+    """The digit head of the training, from the saved model's `supervision` settings (absent: none)."""
+    weight = (supervision or {}).get("digit_weight", 0.0)
+    if not weight:
+        return "No labels enter the encoder's training."
+    return (f"Supervised autoencoder (Le et al., 2018): while the encoder trains, a linear digit head on the code adds {weight:g} × its "
+            "cross-entropy (nats per clip) to the reconstruction error, using the training speakers' labels only; the head is then "
+            "dropped, and the code goes through the same classifier and search as MFCC.")
+
+
 def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, source, snr) -> str:
     speakers = comparison.speakers()
     fits = {name: m.info["fit"] for name, m in fold_models.items()}
@@ -373,7 +383,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "standardised with the mean and standard deviation of the training speakers only.",
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
-        f"{_denoising(main.info['augment'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"{_denoising(main.info['augment'])} {_supervision(main.info.get('supervision'))} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",
@@ -382,6 +392,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "- Z. Jackson et al., *Free Spoken Digit Dataset* v1.0.10, github.com/Jakobovski/free-spoken-digit-dataset, archived on Zenodo (zenodo.org/badge/latestdoi/61622039), CC BY-SA 4.0.",
         "- S. Davis, P. Mermelstein, “Comparison of parametric representations for monosyllabic word recognition in continuously spoken sentences”, IEEE TASSP 28(4), 1980.",
         "- P. Vincent, H. Larochelle, Y. Bengio, P.-A. Manzagol, “Extracting and composing robust features with denoising autoencoders”, ICML 2008.",
+        "- L. Le, A. Patterson, M. White, “Supervised autoencoders: improving generalization performance with unsupervised regularizers”, NeurIPS 2018.",
         "- D. Griffin, J. Lim, “Signal estimation from modified short-time Fourier transform”, IEEE TASSP 32(2), 1984.",
         "",
     ]

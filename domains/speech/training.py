@@ -2,7 +2,10 @@
 
 Noise robustness is learnt, not engineered: besides each clean training clip, the encoder
 sees `copies` versions with white noise added to the recording (SNR drawn per copy) and
-must reconstruct the clean spectrogram. Only the training speakers' audio is ever used.
+must reconstruct the clean spectrogram. With `supervision.digit_weight` > 0 a linear digit
+head on the code is trained with it (a supervised autoencoder), which pulls the code towards
+what the digits share across speakers rather than what each voice keeps. Only the training
+speakers' audio and labels are ever used.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from latente.domains.speech.data import LogMel, Normaliser, add_white_noise, fold_name, held_out_mask, read_prepared, speaker_folds, validation_split
@@ -20,6 +25,7 @@ from latente.domains.speech.model import LinearClassifier, SpeechModel, encode_b
 from latente.domains.speech.params import AugmentParams, FeatureParams, TrainParams
 from latente.shared.io import atomic_dir
 from latente.shared.models import AutoencoderConfig, build_model
+from latente.shared.models.autoencoders import AEOutput, Autoencoder
 from latente.shared.stage import DomainPaths
 from latente.shared.trainer import FitResult, fit, seed_everything
 
@@ -48,6 +54,29 @@ def spectrograms(recordings: Sequence[torch.Tensor], features: FeatureParams, au
     return Spectrograms(logmel(recordings), [logmel(copy) for copy in noisy_copies(recordings, augment, seed)])
 
 
+class SupervisedAutoencoder(nn.Module):
+    """The training-time model: the autoencoder's denoising loss plus `digit_weight` × the
+    cross-entropy of a linear digit head on its code (term `digit`).
+
+    A batch is (input spectrogram, clip index): the index looks up the clip's clean target and
+    digit in banks held as non-persistent buffers, so checkpoints hold only the weights and
+    each clean target is stored once however many noisy versions point at it.
+    """
+
+    def __init__(self, autoencoder: Autoencoder, targets: torch.Tensor, digits: torch.Tensor, classes: int, digit_weight: float):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.head = nn.Linear(autoencoder.config.latent_dim, classes)
+        self.register_buffer("targets", targets, persistent=False)
+        self.register_buffer("digits", digits, persistent=False)
+        self.digit_weight = digit_weight
+
+    def forward(self, x: torch.Tensor, clip: torch.Tensor) -> AEOutput:
+        out = self.autoencoder(x, self.targets[clip])
+        digit = F.cross_entropy(self.head(out.z), self.digits[clip], reduction="none")
+        return AEOutput(out.recon, out.z, out.loss + self.digit_weight * digit.mean(), {**out.terms, "digit": digit})
+
+
 def train_fold(
     specs: Spectrograms,
     labels: Sequence[str],
@@ -66,17 +95,23 @@ def train_fold(
     fit_index, val_index = validation_split(train_index, params.validation_fraction, params.trainer.seed)
     normaliser = Normaliser.fit(specs.clean[fit_index])
     versions = [specs.clean, *specs.noisy]
-    inputs = torch.cat([normaliser(v[fit_index]) for v in versions])
-    targets = normaliser(specs.clean[fit_index]).repeat(len(versions), 1, 1, 1)
-    # Validation mirrors training: clean and noisy inputs of held-back training-speaker clips.
-    val_inputs = torch.cat([normaliser(v[val_index]) for v in versions])
-    val_targets = normaliser(specs.clean[val_index]).repeat(len(versions), 1, 1, 1)
+    # Banks over the training speakers' clips only; batches name a clip by its place in them.
+    bank = {int(i): k for k, i in enumerate(train_index)}
+    classes = sorted(set(np.asarray(labels)[train_index].tolist()))
+    digits = torch.tensor([classes.index(labels[i]) for i in train_index])
+
+    def dataset(index: np.ndarray) -> TensorDataset:
+        """Clean and noisy inputs of these clips, each with its clip's place in the banks."""
+        clips = torch.tensor([bank[int(i)] for i in index])
+        return TensorDataset(torch.cat([normaliser(v[index]) for v in versions]), clips.repeat(len(versions)))
 
     print(f"fold without {', '.join(held_out)}: {len(fit_index)} clips × {len(versions)} versions", file=sys.stderr)
     seed_everything(params.trainer.seed)
     autoencoder = build_model(config)
+    model = SupervisedAutoencoder(autoencoder, normaliser(specs.clean[train_index]), digits, len(classes), params.supervision.digit_weight)
+    # Validation mirrors training: clean and noisy inputs of held-back training-speaker clips.
     result = fit(
-        autoencoder, TensorDataset(inputs, targets), TensorDataset(val_inputs, val_targets), params.trainer,
+        model, dataset(fit_index), dataset(val_index), params.trainer,
         checkpoint_dir, fingerprint={**fingerprint, "held_out": list(held_out)}, live_dir=live_dir,
     )
     codes = encode_batches(autoencoder, normaliser(specs.clean[train_index])).numpy()
@@ -85,6 +120,7 @@ def train_fold(
         "held_out": list(held_out),
         "trained_speakers": sorted(set(np.asarray(speakers)[train_index].tolist())),
         "augment": params.augment.model_dump(mode="json"),
+        "supervision": params.supervision.model_dump(mode="json"),
         "classifier": params.classifier.model_dump(mode="json"),
         "classifier_choice": {"C": classifier.C, "search": classifier.search},
         "fit": result.to_json(),
