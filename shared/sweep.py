@@ -1,0 +1,237 @@
+"""Bayesian hyperparameter search the DVC way: every trial is a DVC experiment.
+
+`python -m latente.shared.sweep <name>` reads `sweeps.<name>` from params.yaml. Optuna's TPE
+sampler proposes values for the keys of `space`; each trial runs
+`dvc exp run --temp -n <name>-<k> -S key=value ... <target>`, so `dvc exp show` lists it with
+its params and metrics and `dvc exp apply <name>-<k>` restores it; nothing trains outside DVC.
+The objective is one key of a DVC metrics file the target writes (`reports/<domain>/summary.json`,
+as `dvc exp show` names its columns), read back from the experiment through DVC.
+
+The study lives in `reports/sweeps/<name>/study.db`, so a stopped search resumes where it
+stopped; `trials` bounds the whole search and `minutes` each invocation (a running trial
+finishes). Every spec problem (a key params.yaml does not have, an empty or inverted range, a
+metric the target does not write) stops with one `error:` line before any trial starts.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+from latente.shared.errors import UserError, exit_on_user_error
+from latente.shared.io import read_json, write_json
+from latente.shared.params import PARAMS_FILE, StrictParams, load_params, validate
+
+SECTION = "sweeps"
+OUTPUT = Path("reports/sweeps")
+
+
+class Range(StrictParams):
+    """One swept key: a list of `choice` values, or a `low`–`high` range (log-uniform with `log`,
+    whole numbers with `integer`)."""
+
+    choice: tuple[Any, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _one_kind(self) -> "Range":
+        if self.choice is not None:
+            if not self.choice:
+                raise ValueError("choice is empty: list at least one value")
+            if self.low is not None or self.high is not None or self.log or self.integer:
+                raise ValueError("give either choice or low/high, not both")
+        elif self.low is None or self.high is None:
+            raise ValueError("give choice, or both low and high")
+        elif not self.low < self.high:
+            raise ValueError(f"empty range: low {self.low:g} is not below high {self.high:g}")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+    def suggest(self, trial: Any, key: str) -> Any:
+        if self.choice is not None:
+            return trial.suggest_categorical(key, list(self.choice))
+        if self.integer:
+            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(key, self.low, self.high, log=self.log)
+
+
+class Objective(StrictParams):
+    file: str
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+
+class SweepSpec(StrictParams):
+    target: str
+    objective: Objective
+    space: dict[str, Range]
+    fixed: dict[str, Any] = {}
+    trials: int = pydantic.Field(ge=1)
+    minutes: float = pydantic.Field(gt=0)
+    seed: int = 0
+
+    @pydantic.field_validator("space")
+    @classmethod
+    def _something_to_search(cls, value: dict[str, Range]) -> dict[str, Range]:
+        if not value:
+            raise ValueError("name at least one key to search")
+        return value
+
+
+def has_key(params: dict[str, Any], dotted: str) -> bool:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_spec(spec: SweepSpec, params: dict[str, Any], name: str, root: Path) -> None:
+    """Everything that can be wrong before the first trial: keys, overlap, target, objective."""
+    where = f"{PARAMS_FILE}: {SECTION}.{name}"
+    for group in ("space", "fixed"):
+        for key in getattr(spec, group):
+            if not has_key(params, key):
+                raise UserError(f"{where}.{group}.{key}", f"{PARAMS_FILE} has no such key", "sweep only keys params.yaml lists")
+    both = sorted(set(spec.space) & set(spec.fixed))
+    if both:
+        raise UserError(f"{where}.fixed.{both[0]}", "is also in space")
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=root, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise UserError(root.resolve(), "not a DVC project", "run the sweep from the repository root")
+    if spec.target not in listed.stdout.split():
+        raise UserError(f"{where}.target", f"dvc.yaml has no stage {spec.target!r}", "name one that `dvc stage list` shows")
+    metrics_file = root / spec.objective.file
+    if not metrics_file.is_file():
+        raise UserError(f"{where}.objective.file", f"{spec.objective.file} not found",
+                        f"run `dvc repro {spec.target}` once, so that the metric names can be checked")
+    known = read_json(metrics_file)
+    if spec.objective.metric not in known:
+        close = [k for k in known if spec.objective.metric.split("/")[-1] in k][:3]
+        raise UserError(f"{where}.objective.metric", f"{spec.objective.file} has no metric {spec.objective.metric!r}",
+                        f"it has e.g. {', '.join(close or list(known)[:3])}")
+
+
+def load_spec(name: str, root: Path) -> SweepSpec:
+    params = load_params(root / PARAMS_FILE)
+    sweeps = params.get(SECTION) or {}
+    if name not in sweeps:
+        raise UserError(f"{PARAMS_FILE}: {SECTION}.{name}", "no such sweep", f"params.yaml lists {', '.join(sweeps) or 'none'}")
+    spec = validate(SweepSpec, sweeps[name], f"{SECTION}.{name}")
+    check_spec(spec, params, name, root)
+    return spec
+
+
+def yaml_value(value: Any) -> str:
+    """A value as `dvc exp run -S key=value` and YAML 1.1 (PyYAML) read it back: null, booleans in
+    lower case, lists in flow style, and floats with a dot in the mantissa (YAML 1.1 reads `1e-05`
+    as a string)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return f"[{','.join(yaml_value(v) for v in value)}]"
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        return f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}" if e else text
+    return str(value)
+
+
+def experiment_rev(name: str, root: Path) -> str:
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
+                          cwd=root, capture_output=True, text=True, check=True).stdout.split("\n")
+    revs = [line.split()[0] for line in refs if line.endswith(f"/{name}")]
+    if not revs:
+        raise UserError(name, "DVC recorded no experiment of that name")
+    return revs[0]
+
+
+def objective_value(spec: SweepSpec, experiment: str, root: Path) -> float:
+    """The objective as DVC stored it with the experiment (the metrics file is in DVC's cache)."""
+    import dvc.api
+
+    metrics = dvc.api.metrics_show(spec.objective.file, repo=str(root), rev=experiment_rev(experiment, root))
+    return float(metrics[spec.objective.metric])
+
+
+def run_trial(spec: SweepSpec, experiment: str, values: dict[str, Any], root: Path) -> bool:
+    settings = [f"-S{key}={yaml_value(value)}" for key, value in {**spec.fixed, **values}.items()]
+    print(f"{experiment}: {' '.join(s[2:] for s in settings)}", file=sys.stderr, flush=True)
+    return subprocess.run(["dvc", "exp", "run", "--temp", "-n", experiment, *settings, spec.target], cwd=root).returncode == 0
+
+
+def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes: float | None = None) -> dict[str, Any]:
+    """Run (or resume) the sweep; returns and writes `reports/sweeps/<name>/trials.json`."""
+    import optuna
+
+    spec = load_spec(name, root)
+    trials = trials or spec.trials
+    budget = 60.0 * (minutes or spec.minutes)
+    folder = root / OUTPUT / name
+    folder.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}", load_if_exists=True,
+                                direction=spec.objective.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed))
+    for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):  # an interrupted run's trial
+        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
+    started = time.monotonic()
+    while len(study.trials) < trials and time.monotonic() - started < budget:
+        trial = study.ask()
+        values = {key: space.suggest(trial, key) for key, space in spec.space.items()}
+        experiment = f"{name}-{trial.number}"
+        trial.set_user_attr("experiment", experiment)
+        if not run_trial(spec, experiment, values, root):
+            print(f"{experiment}: the experiment failed; the search goes on", file=sys.stderr)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        study.tell(trial, objective_value(spec, experiment, root))
+    summary = summarise(study, spec)
+    write_json(folder / "trials.json", summary)
+    return summary
+
+
+def summarise(study: Any, spec: SweepSpec) -> dict[str, Any]:
+    done = [t for t in study.trials if t.value is not None]
+    rows = [{"experiment": t.user_attrs["experiment"], "params": t.params, "state": t.state.name, "value": t.value} for t in study.trials]
+    best = None
+    if done:
+        pick = max if spec.objective.direction == "maximize" else min
+        top = pick(done, key=lambda t: t.value)
+        best = {"experiment": top.user_attrs["experiment"], "params": top.params, "value": top.value}
+    return {"target": spec.target, "objective": spec.objective.model_dump(), "fixed": spec.fixed, "trials": rows, "best": best}
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m latente.shared.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help=f"a sweep of the `{SECTION}` section of params.yaml")
+    parser.add_argument("--trials", type=int, help="trials in the whole search (default: the spec's)")
+    parser.add_argument("--minutes", type=float, help="stop starting trials after this long (default: the spec's)")
+    args = parser.parse_args(argv)
+    if args.trials is not None and args.trials < 1:
+        raise UserError("--trials", "must be at least 1")
+    if args.minutes is not None and not args.minutes > 0:
+        raise UserError("--minutes", "must be > 0")
+    summary = sweep(args.name, Path("."), args.trials, args.minutes)
+    best = summary["best"]
+    if best is None:
+        print(f"{args.name}: no trial finished", file=sys.stderr)
+        return
+    print(f"best: {best['experiment']} {summary['objective']['metric']} = {best['value']:.4g} ({best['params']}); "
+          f"restore it with `dvc exp apply {best['experiment']}`")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The Bayesian sweep over DVC experiments: spec errors stop before any trial, and a real search in a
+throw-away DVC project records every trial as an experiment that `dvc exp show` lists, resumes, and
+picks the best by the metric DVC stored."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from latente.shared.sweep import main, yaml_value
+
+# A toy project: one stage whose score is −(x − 3)², so every trial's value can be checked by hand.
+STAGE = {"cmd": "python score.py", "deps": ["score.py"], "params": ["toy"],
+         "metrics": ["reports/toy/summary.json"]}
+SCORE = """import json, os, yaml
+x = yaml.safe_load(open("params.yaml"))["toy"]["train"]["x"]
+os.makedirs("reports/toy", exist_ok=True)
+json.dump({"model/score": -(x - 3.0) ** 2}, open("reports/toy/summary.json", "w"))
+"""
+SPEC = {"target": "evaluate", "objective": {"file": "reports/toy/summary.json", "metric": "model/score", "direction": "maximize"},
+        "space": {"toy.train.x": {"low": 0.0, "high": 6.0}}, "fixed": {"toy.train.epochs": 2}, "trials": 3, "minutes": 10}
+
+
+def run(cmd: list[str], root: Path, env: dict | None = None) -> str:
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done.stdout
+
+
+def project(root: Path, spec: dict, name: str = "toy") -> Path:
+    """A DVC project (no git needed to check a spec) with the toy stage and its last metrics."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"train": {"x": 1.0, "epochs": 5}}, "sweeps": {name: spec}}))
+    (root / "score.py").write_text(SCORE)
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": STAGE}}))
+    (root / "reports/toy").mkdir(parents=True, exist_ok=True)
+    (root / "reports/toy/summary.json").write_text(json.dumps({"model/score": -4.0}))
+    run(["dvc", "init", "-q", "--no-scm"], root, {**os.environ, "DVC_NO_ANALYTICS": "1"})
+    return root
+
+
+def error_line(root: Path, capsys, *args: str) -> str:
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(["toy", *args])
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and "Traceback" not in err[0]
+    return err[0]
+
+
+BAD_SPECS = [  # (what changes in the spec, words of the one error line)
+    ({"space": {"toy.train.xx": {"low": 0, "high": 1}}}, ["sweeps.toy.space.toy.train.xx", "no such key"]),
+    ({"fixed": {"toy.eval.x": 1}}, ["sweeps.toy.fixed.toy.eval.x", "no such key"]),
+    ({"space": {"toy.train.x": {"choice": []}}}, ["sweeps.toy.space.toy.train.x", "choice is empty"]),
+    ({"space": {"toy.train.x": {"low": 2, "high": 2}}}, ["sweeps.toy.space.toy.train.x", "empty range"]),
+    ({"space": {"toy.train.x": {"low": 0, "high": 2, "log": True}}}, ["log range needs low > 0"]),
+    ({"space": {"toy.train.x": {"low": 0}}}, ["give choice, or both low and high"]),
+    ({"space": {}}, ["sweeps.toy.space", "at least one key"]),
+    ({"fixed": {"toy.train.x": 1}}, ["sweeps.toy.fixed.toy.train.x", "also in space"]),
+    ({"objective": {**SPEC["objective"], "metric": "model/scor"}}, ["objective.metric", "no metric 'model/scor'", "model/score"]),
+    ({"objective": {**SPEC["objective"], "file": "reports/toy/other.json"}}, ["objective.file", "not found", "dvc repro evaluate"]),
+    ({"objective": {**SPEC["objective"], "direction": "up"}}, ["sweeps.toy.objective.direction"]),
+    ({"trials": 0}, ["sweeps.toy.trials"]),
+    ({"trails": 3}, ["sweeps.toy.trails", "unknown key"]),
+    ({"target": "evaluate@toy"}, ["sweeps.toy.target", "no stage 'evaluate@toy'"]),
+]
+
+
+@pytest.mark.parametrize("change, words", BAD_SPECS, ids=[str(i) for i in range(len(BAD_SPECS))])
+def test_a_bad_spec_stops_with_one_line_before_any_trial(tmp_path, capsys, change, words):
+    root = project(tmp_path, {**SPEC, **change})
+    line = error_line(root, capsys)
+    assert all(w in line for w in words), line
+    assert not (root / "reports/sweeps").exists()  # nothing started
+
+
+def test_an_unknown_sweep_a_folder_without_dvc_and_bad_limits_are_one_line(tmp_path, capsys):
+    assert "sweeps.toy: no such sweep — params.yaml lists other" in error_line(project(tmp_path / "a", SPEC, name="other"), capsys)
+    root = project(tmp_path / "b", SPEC)
+    plain = tmp_path / "plain"  # the same files, but no DVC project around them
+    plain.mkdir()
+    for name in ("params.yaml", "dvc.yaml", "score.py"):
+        (plain / name).write_text((root / name).read_text())
+    assert "not a DVC project — run the sweep from the repository root" in error_line(plain, capsys)
+    assert "--trials: must be at least 1" in error_line(root, capsys, "--trials", "0")
+    assert "--minutes: must be > 0" in error_line(root, capsys, "--minutes", "-1")
+
+
+@pytest.mark.parametrize("value", [1e-5, 0.001, 2.5, 1e20, -2.5e-7, True, False, 7, "conv_ae", None, ["jackson", "lucas"], [0.5, 1e-5]])
+def test_values_reach_params_yaml_as_the_same_value(value):
+    assert yaml.safe_load(yaml_value(value)) == value
+
+
+@pytest.mark.slow  # three `dvc exp run --temp` in a throw-away repository
+def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path):
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"train": {"x": 1.0, "epochs": 5}}, "sweeps": {"toy": SPEC}}))
+    (root / "score.py").write_text(SCORE)
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": STAGE}}))
+    (root / ".gitignore").write_text("/reports/\n")
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "repro", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        run(cmd, root, env)
+    sweep = [sys.executable, "-m", "latente.shared.sweep", "toy"]
+    out = run(sweep, root, env)
+
+    trials = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
+    assert [t["experiment"] for t in trials["trials"]] == ["toy-0", "toy-1", "toy-2"]
+    assert all(t["state"] == "COMPLETE" for t in trials["trials"])
+    for t in trials["trials"]:  # the value is the stage's own, for the x the trial ran with
+        assert t["value"] == pytest.approx(-(t["params"]["toy.train.x"] - 3.0) ** 2)
+    best = max(trials["trials"], key=lambda t: t["value"])
+    assert trials["best"]["experiment"] == best["experiment"]
+    assert f"restore it with `dvc exp apply {best['experiment']}`" in out
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], root, env))
+    experiments = {rev["name"]: rev["data"] for entry in shown for exp in (entry.get("experiments") or []) for rev in exp["revs"]}
+    assert set(experiments) == {"toy-0", "toy-1", "toy-2"}
+    for t in trials["trials"]:
+        data = experiments[t["experiment"]]
+        params = data["params"]["params.yaml"]["data"]["toy"]["train"]
+        assert params == {"x": pytest.approx(t["params"]["toy.train.x"]), "epochs": 2}  # fixed values applied too
+        assert data["metrics"]["reports/toy/summary.json"]["data"]["model/score"] == pytest.approx(t["value"])
+    assert yaml.safe_load((root / "params.yaml").read_text())["toy"]["train"] == {"x": 1.0, "epochs": 5}  # workspace untouched
+
+    run([*sweep, "--trials", "4"], root, env)  # resumes: one more trial, the first three kept
+    again = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
+    assert [t["experiment"] for t in again["trials"]] == ["toy-0", "toy-1", "toy-2", "toy-3"]
+    assert again["trials"][:3] == trials["trials"]
