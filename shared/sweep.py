@@ -150,12 +150,16 @@ def yaml_value(value: Any) -> str:
 
 
 def experiment_rev(name: str, root: Path) -> str:
-    refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"],
-                          cwd=root, capture_output=True, text=True, check=True).stdout.split("\n")
-    revs = [line.split()[0] for line in refs if line.endswith(f"/{name}")]
-    if not revs:
-        raise UserError(name, "DVC recorded no experiment of that name")
-    return revs[0]
+    """The commit of experiment `name` on the current baseline (DVC keeps it under
+    refs/exps/<baseline[:2]>/<baseline[2:]>/<name>; an older sweep's namesake sits on another)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+    baseline = git("rev-parse", "HEAD").stdout.strip()
+    found = git("rev-parse", "--verify", "--quiet", f"refs/exps/{baseline[:2]}/{baseline[2:]}/{name}")
+    if found.returncode != 0:
+        raise UserError(name, "DVC recorded no experiment of that name on the current commit")
+    return found.stdout.strip()
 
 
 def objective_value(spec: SweepSpec, experiment: str, root: Path) -> float:
