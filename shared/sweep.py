@@ -207,13 +207,9 @@ def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes:
 
 
 def summarise(study: Any, spec: SweepSpec) -> dict[str, Any]:
-    done = [t for t in study.trials if t.value is not None]
     rows = [{"experiment": t.user_attrs["experiment"], "params": t.params, "state": t.state.name, "value": t.value} for t in study.trials]
-    best = None
-    if done:
-        pick = max if spec.objective.direction == "maximize" else min
-        top = pick(done, key=lambda t: t.value)
-        best = {"experiment": top.user_attrs["experiment"], "params": top.params, "value": top.value}
+    top = study.best_trial if any(t.value is not None for t in study.trials) else None
+    best = None if top is None else {"experiment": top.user_attrs["experiment"], "params": top.params, "value": top.value}
     return {"target": spec.target, "objective": spec.objective.model_dump(), "fixed": spec.fixed, "trials": rows, "best": best}
 
 

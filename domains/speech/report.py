@@ -269,9 +269,8 @@ def _denoising(augment: dict[str, Any]) -> str:
             f"recording at an SNR drawn uniformly from {low:g}–{high:g} dB, with the clean spectrogram as target (Vincent et al., 2008).")
 
 
-def _supervision(supervision: dict[str, Any] | None) -> str:
-    """The digit head of the training, from the saved model's `supervision` settings (absent: none)."""
-    weight = (supervision or {}).get("digit_weight", 0.0)
+def _supervision(weight: float) -> str:
+    """The digit head of the training, from the saved model's `supervision.digit_weight`."""
     if not weight:
         return "No labels enter the encoder's training."
     return (f"Supervised autoencoder (Le et al., 2018): while the encoder trains, a linear digit head on the code adds {weight:g} × its "
@@ -383,7 +382,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "standardised with the mean and standard deviation of the training speakers only.",
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
-        f"{_denoising(main.info['augment'])} {_supervision(main.info.get('supervision'))} The held-out speaker is never used, not even for validation or normalisation.",
+        f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision']['digit_weight'])} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",

@@ -1,4 +1,4 @@
-"""Every DVC stage depends on exactly the code it runs: the import closure of its stage module.
+"""Every DVC stage depends on exactly the code it runs (the import closure of its stage module), and keeps every result.
 
 DVC reruns a stage when one of its deps changes, so a missing module lets a stale result stand,
 and a whole folder (`shared`) makes a docstring edit retrain every domain. The closure is read
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,29 @@ def test_no_stage_depends_on_a_whole_code_folder():
     for name, stage in dvc_file()["stages"].items():
         for dep in stage.get("do", stage)["deps"]:
             assert dep.rstrip("/") not in {"shared", "site", "pipelines", "domains", "domains/${item}"}, (name, dep)
+
+
+def stage_outputs() -> list[tuple[str, str, dict]]:
+    """(stage, path, options) of every outs/metrics/plots entry, foreach templates filled in per domain."""
+    found = []
+    for name, stage in dvc_file()["stages"].items():
+        body, items = (stage["do"], DOMAINS) if "foreach" in stage else (stage, [None])
+        for item in items:
+            for kind in ("outs", "metrics", "plots"):
+                for entry in body.get(kind, []):
+                    path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+                    found.append((name if item is None else f"{name}@{item}", path.replace("${item}", str(item)), options or {}))
+    return found
+
+
+def test_every_ignored_output_but_resume_state_is_cached():
+    """An output that git ignores must be in DVC's cache, or an experiment keeps neither its file nor a
+    copy DVC can read back (`dvc exp show` prints `!` for its metrics). Only the trainer's persisted
+    resume state stays out of the cache on purpose: it is scratch, not a result."""
+    outputs = stage_outputs()
+    assert any(path == "reports/speech/summary.json" for _, path, _ in outputs)  # the expansion found the domains' metrics
+    ignored = lambda path: subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=REPO).returncode == 0  # noqa: E731
+    lost = [f"{stage}: {path}" for stage, path, options in outputs if options.get("cache") is False and not options.get("persist") and ignored(path)]
+    assert lost == []
+    uncached = {path for _, path, options in outputs if options.get("cache") is False}
+    assert uncached == {f"models/checkpoints/{d}" for d in DOMAINS}
