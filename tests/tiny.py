@@ -21,7 +21,8 @@ SPEECH = {
 MRI = {
     "prepare": {
         "train_volumes": ["colin27_ch2_t1.nii.gz"], "train_masks": ["colin27_ch2bet_t1_brain.nii.gz"],
-        "test_volumes": ["mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"], "min_brain_fraction": 0.05, "val_fraction": 0.2,
+        "test_volumes": ["mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "MR_Gd.nii.gz"], "min_brain_fraction": 0.05,
+        "val_fraction": 0.2,
     },
     "train": {
         "model": {"name": "conv_dae", "spatial_dims": 2, "in_channels": 3, "out_channels": 1, "channels": [8, 8], "strides": [2, 1],
@@ -30,7 +31,8 @@ MRI = {
         "trainer": {"epochs": 3, "batch_size": 16, "lr": 0.003, "ema_decay": None, "patience": None, "seed": 0, "device": "cpu", "threads": 1},
     },
     "evaluate": {"noise": [0.03, 0.09], "kind": "rician", "seed": 0, "slices": 4, "mask_threshold": 0.05,
-                 "methods": ["noisy", "gaussian", "nlm", "bm3d"], "figure_noise": 0.03},
+                 "methods": ["noisy", "gaussian", "nlm", "bm3d"], "figure_noise": 0.03, "baseline_sigma": ["total", "added"],
+                 "adapt_volumes": ["MR_Gd.nii.gz"], "adapt": {"steps": 4, "batch_size": 2, "patch_size": 32}},
 }
 
 # Protein: a 96 / 6 / 32-64 family VAE with a small sparse decoder, trained 3 epochs on a cropped copy of the

@@ -17,13 +17,14 @@ from latente.shared.cli import (
 from latente.shared.errors import UserError
 
 from latente.domains.mri import DOMAIN
-from latente.domains.mri.params import BASELINES
+from latente.domains.mri.params import BASELINE_SIGMAS, BASELINES, AdaptParams
 
 if TYPE_CHECKING:
     from latente.shared.models import LoadedModel
 
 DEFAULT_MODEL = Path("models") / DOMAIN
 SLICES_MAX = 100_000  # far above any volume's axial extent; 0 means all
+ADAPT_DEFAULTS = AdaptParams()
 
 app = typer.Typer(no_args_is_help=True, help="MRI denoising with a noise-blind residual denoising autoencoder (NIfTI volumes).")
 
@@ -46,13 +47,19 @@ def denoise(
     input: Path = typer.Argument(..., help="noisy NIfTI volume (.nii / .nii.gz), 3-D or 4-D"),
     output: Path = typer.Argument(..., help="denoised volume to write (.nii / .nii.gz)"),
     model: Optional[Path] = model_option(DEFAULT_MODEL, "trained MRI model folder"),
+    adapt: bool = typer.Option(False, "--adapt", help="first fine-tune a copy of the model on this volume itself (blind-spot, "
+                               "no clean reference needed): slower, better on scans unlike the training templates"),
+    adapt_steps: int = int_option(ADAPT_DEFAULTS.steps, "--adapt-steps", low=1, high=100_000,
+                                  help="the fine-tune's budget in optimiser steps (--adapt)"),
+    seed: int = seed_option("seed of the fine-tune's patches and masks (--adapt)"),
     force: bool = force_option("OUTPUT"),
 ) -> None:
     """Denoise a volume; the output keeps the input's header, affine, orientation, dtype and intensity range."""
     import numpy as np
 
-    from latente.domains.mri.data import from_orientation, is_nifti_name, read_volume, to_orientation, write_like
+    from latente.domains.mri.data import from_orientation, is_nifti_name, read_volume, to_orientation, unit_scale, write_like
     from latente.domains.mri.model import denoise_values
+    from latente.domains.mri.training import adapt as adapt_model
 
     # every check before the model is loaded and the volume denoised (minutes on a CPU)
     input_file(input, "INPUT", "NIfTI file")
@@ -71,7 +78,13 @@ def denoise(
     out = np.empty_like(frames)
     for t in range(frames.shape[3]):
         ras = to_orientation(frames[..., t], volume.image.affine, codes)
-        out[..., t] = from_orientation(denoise_values(loaded.model, ras, progress=True), volume.image.affine, codes)
+        denoiser = loaded.model
+        if adapt:
+            settings = ADAPT_DEFAULTS.model_copy(update={"steps": adapt_steps, "seed": seed})
+            denoiser, record = adapt_model(loaded.model, unit_scale(ras)[0], settings, progress=True)
+            print(f"note: adapted to {input} in {record['seconds']:.0f} s; blind-spot loss {record['loss_first']:.3g} → "
+                  f"{record['loss_last']:.3g}", file=sys.stderr)
+        out[..., t] = from_orientation(denoise_values(denoiser, ras, progress=True), volume.image.affine, codes)
     write_like(volume, out.reshape(volume.data.shape), output, force=force)
     print(f"{output}: denoised {input}", file=sys.stderr)
 
@@ -102,6 +115,8 @@ def evaluate(
     model: Optional[Path] = model_option(DEFAULT_MODEL, "trained MRI model folder"),
     kind: str = typer.Option("rician", help="rician or gaussian noise"),
     baselines: str = typer.Option(",".join(BASELINES), help="baselines to run beside the model"),
+    baseline_sigma: str = typer.Option("total", "--baseline-sigma", help="the σ NLM and BM3D are told: total (the volume's own "
+                                       "noise ⊕ the added; the model's task) or added; 'total,added' scores both"),
     slices: int = int_option(40, "--slices", low=0, high=SLICES_MAX,
                              help="central axial slices to evaluate (0: all; BM3D takes ~3 s a slice)"),
     mask_threshold: float = float_option(0.05, "--mask-threshold", low=0.0, high=1.0, open_high=True,
@@ -111,8 +126,9 @@ def evaluate(
 ) -> None:
     """Add seeded noise to clean volumes; score the model and the baselines (PSNR/SSIM, whole slab and in-mask).
 
-    Rows carry `volume` and `noise`; rows with only `noise` average the volumes; the rows with an
-    empty condition give each method's mean `seconds` per axial slice.
+    Rows carry `volume` and `noise` (and `sigma` for the baselines told the second --baseline-sigma);
+    rows with only `noise` average the volumes; the rows with an empty condition give each
+    method's mean `seconds` per axial slice; `reference` rows give each volume's own noise σ₀.
     """
     from latente.domains.mri.evaluation import evaluate_cases, load_case
     from latente.shared.report import markdown_table
@@ -126,6 +142,9 @@ def evaluate(
     if kind not in ("rician", "gaussian"):
         raise UserError("--kind", f"{kind!r} is not rician or gaussian")
     levels, methods = _levels(noise), _methods(baselines)
+    sigmas = tuple(part.strip() for part in baseline_sigma.split(",") if part.strip())
+    if not sigmas or not set(sigmas) <= set(BASELINE_SIGMAS) or len(set(sigmas)) != len(sigmas):
+        raise UserError("--baseline-sigma", f"{baseline_sigma!r}", f"give {' or '.join(BASELINE_SIGMAS)}, or both separated by a comma")
     for path in paths:
         input_file(path, "--volumes", "NIfTI file")
     loaded = _model(model_folder(model, DEFAULT_MODEL, DOMAIN))
@@ -134,7 +153,7 @@ def evaluate(
         if not case.mask.any():
             raise UserError(case.name, f"no voxel is above --mask-threshold {mask_threshold}")
     results = Results(DOMAIN, "clean volumes given on the command line", [str(p) for p in paths])
-    evaluate_cases(cases, loaded.model, levels, kind, seed, methods, results)
+    evaluate_cases(cases, loaded.model, levels, kind, seed, methods, results, sigmas)
     if json_out:
         results.print_json()
         return

@@ -1,4 +1,5 @@
-"""The MRI data: NIfTI volumes (reading, checking, reorienting, writing) and the training slices.
+"""The MRI data: NIfTI volumes (reading, checking, reorienting, writing, their own noise level) and
+the training slices.
 
 Volumes are read with MONAI's `LoadImage` (nibabel reader). Writing goes through nibabel with the
 input's own header: the voxel values are converted back to the input's on-disk dtype and
@@ -93,6 +94,38 @@ def unit_scale(data: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Min–max rescaling to [0, 1] (how clean volumes are scaled for training); returns (scaled, lo, hi)."""
     lo, hi = float(data.min()), float(data.max())
     return ((data - lo) / (hi - lo)).astype(np.float32), lo, hi
+
+
+MAD_TO_SIGMA = 0.6745  # median |n| of n ~ N(0, σ²) is 0.6745 σ
+
+
+def intrinsic_noise(volume: np.ndarray, mask: np.ndarray) -> float:
+    """The σ of a volume's own white noise: the median absolute finest 3-D Haar detail inside the mask, / 0.6745.
+
+    Donoho & Johnstone's robust wavelet estimator (what skimage's `estimate_sigma` does in 2-D),
+    made 3-D and kept inside the mask: a real scan's "clean" reference still holds the scanner's
+    noise, and on a skull-stripped scan the zero background says nothing about it. The
+    orthonormal Haar detail ±x over each 2×2×2 block is N(0, σ²) for white noise and nearly zero
+    on smooth anatomy; the median ignores the edges. Only blocks wholly inside the mask count.
+    """
+    x, y, z = (n // 2 * 2 for n in volume.shape)
+    corners = [(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    block = lambda a, i, j, k: a[i:x:2, j:y:2, k:z:2]  # noqa: E731
+    detail = sum((-1) ** (i + j + k) * block(volume, i, j, k).astype(np.float64) for i, j, k in corners) / np.sqrt(8)
+    inside = np.logical_and.reduce([block(mask, i, j, k) for i, j, k in corners])
+    if not inside.any():
+        raise ValueError("no 2×2×2 block lies wholly inside the mask")
+    return float(np.median(np.abs(detail[inside])) / MAD_TO_SIGMA)
+
+
+def head_mask(volume: np.ndarray) -> np.ndarray:
+    """The voxels of a noisy volume that hold the head: Otsu's threshold on the volume smoothed
+    by 1.5 voxels (the smoothing keeps a noisy background below it). No reference is needed, so
+    it serves a user's own scan; the evaluation masks the reference instead."""
+    from skimage.filters import threshold_otsu
+
+    smooth = gaussian_filter(volume.astype(np.float32), 1.5)
+    return smooth > threshold_otsu(smooth.ravel())
 
 
 def to_orientation(data: np.ndarray, affine: np.ndarray, codes: tuple[str, ...]) -> np.ndarray:

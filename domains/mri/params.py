@@ -59,6 +59,29 @@ class TrainParams(StrictParams):
     trainer: TrainerConfig = TrainerConfig()
 
 
+class AdaptParams(StrictParams):
+    """A self-supervised fine-tune of the trained model on one noisy volume, its own only.
+
+    `steps` is the budget: a step count, not seconds, so that a seeded adaptation is reproducible.
+    `alpha` belongs to `recorrupted`, `masked_fraction` and `neighbourhood` to `blind_spot`.
+    """
+
+    method: Literal["recorrupted", "blind_spot"] = "recorrupted"
+    steps: int = pydantic.Field(300, ge=1)
+    batch_size: int = pydantic.Field(8, ge=1)
+    patch_size: int = pydantic.Field(64, ge=16)
+    lr: float = pydantic.Field(1.0e-4, gt=0.0)
+    alpha: float = pydantic.Field(0.5, gt=0.0)  # recorruption strength: input noise σ·√(1 + α²), target noise σ·√(1 + 1/α²)
+    masked_fraction: float = pydantic.Field(0.02, gt=0.0, lt=0.5)  # share of centre-slice voxels hidden per patch
+    neighbourhood: int = pydantic.Field(2, ge=1)  # a hidden voxel takes the value of a random voxel this far away at most
+    foreground: float = pydantic.Field(0.05, ge=0.0, lt=1.0)  # patches are centred on voxels above this (on [0, 1])
+    seed: int = 0
+
+
+# what the classical denoisers are told: the added noise σ, or the total σ (the volume's own noise ⊕ the added)
+BASELINE_SIGMAS = ("total", "added")
+
+
 class EvaluateParams(StrictParams):
     noise: tuple[float, ...] = (0.01, 0.03, 0.05, 0.07, 0.09)
     kind: Literal["rician", "gaussian"] = "rician"
@@ -67,6 +90,17 @@ class EvaluateParams(StrictParams):
     mask_threshold: float = 0.05
     methods: tuple[str, ...] = BASELINES
     figure_noise: float = 0.05
+    # the first is the headline comparison (rows without a `sigma` condition); the others add rows with `sigma`
+    baseline_sigma: tuple[Literal["total", "added"], ...] = BASELINE_SIGMAS
+    adapt: AdaptParams = AdaptParams()
+    adapt_volumes: tuple[str, ...] = ()  # test volumes also scored after `adapt` (method model_adapted)
+
+    @pydantic.field_validator("baseline_sigma")
+    @classmethod
+    def _sigmas(cls, sigmas: tuple[str, ...]) -> tuple[str, ...]:
+        if not sigmas or len(set(sigmas)) != len(sigmas):
+            raise ValueError(f"name each of {list(BASELINE_SIGMAS)} at most once, at least one")
+        return sigmas
 
     @pydantic.field_validator("methods")
     @classmethod

@@ -19,53 +19,82 @@ from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
 from latente.domains.mri import DOMAIN
-from latente.domains.mri.baselines import NLM_SETTINGS
+from latente.domains.mri.baselines import NLM_SETTINGS, SLICE_DENOISERS
 from latente.domains.mri.params import EvaluateParams, TrainParams
 
 if TYPE_CHECKING:
     from latente.domains.mri.evaluation import Case, CaseOutputs
     from latente.shared.models import AutoencoderConfig, LoadedModel
 
-LABELS = {"model": "model (DAE)", "noisy": "noisy", "gaussian": "Gaussian 3-D", "nlm": "NLM 2-D", "bm3d": "BM3D 2-D"}
+LABELS = {"model": "model (DAE)", "model_adapted": "model + adapt", "noisy": "noisy", "gaussian": "Gaussian 3-D",
+          "nlm": "NLM 2-D", "bm3d": "BM3D 2-D"}
 RAYLEIGH_MEAN = math.sqrt(math.pi / 2)  # mean of Rician noise on a zero background, in units of σ
 NOISE_FORMULAS = {"rician": "√((x+n₁)²+n₂²), n₁, n₂ ~ N(0, σ²)", "gaussian": "x+n, n ~ N(0, σ²)"}  # as `latente.shared.noise.corrupt` adds it
 
 
-def _curves(results: Results, params: EvaluateParams, paths: DomainPaths) -> str:
+Column = tuple[str, str, dict]  # (label, method, condition beyond volume and noise)
+
+
+def _columns(results: Results, case: Case, params: EvaluateParams) -> list[Column]:
+    """Every method scored on `case`: the headline rows, then the baselines told another σ."""
+    first = params.baseline_sigma[0]
+    columns = [(LABELS[m] + (f" (σ {first})" if m in SLICE_DENOISERS else ""), m, {})
+               for m in ("model", "model_adapted", *params.methods) if _has(results, m, volume=case.name, noise=params.noise[0])]
+    return columns + [(f"{LABELS[m]} (σ {sigma})", m, {"sigma": sigma}) for sigma in params.baseline_sigma[1:]
+                      for m in params.methods if _has(results, m, volume=case.name, noise=params.noise[0], sigma=sigma)]
+
+
+def _has(results: Results, method: str, **condition) -> bool:
+    try:
+        results.find(method, **condition)
+    except KeyError:
+        return False
+    return True
+
+
+def _value(results: Results, column: Column, metric: str, **condition) -> float:
+    return results.find(column[1], **condition, **column[2])[metric]
+
+
+def _curves(results: Results, case: Case, params: EvaluateParams, paths: DomainPaths) -> str:
     import matplotlib.pyplot as plt
 
-    methods = ("model", *params.methods)
-    rows = [{"noise": lv, "method": m, **results.find(m, noise=lv)} for m in methods for lv in params.noise]
-    write_plot_csv(paths.plots / "noise_curves.csv", [{k: r[k] for k in ("noise", "method", "psnr_mask", "ssim_mask", "psnr", "ssim")} for r in rows])
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-    titles = {"psnr_mask": "PSNR in mask (dB)", "ssim_mask": "SSIM in mask", "psnr": "PSNR, whole slab (dB)", "ssim": "SSIM, whole slab"}
-    for ax, (metric, title) in zip(axes.flat, titles.items()):
-        for m in methods:
-            ax.plot([100 * lv for lv in params.noise], [results.find(m, noise=lv)[metric] for lv in params.noise],
-                    marker="o", lw=2.2 if m == "model" else 1.2, label=LABELS[m])
-        ax.set_title(title)
-        ax.set_xlabel(f"{params.kind} noise σ (% of max)")
+    columns = _columns(results, case, params)
+    stem = case.name.split(".")[0]
+    write_plot_csv(paths.plots / f"noise_curves_{stem}.csv", [
+        {"noise": lv, "method": column[0], **{m: _value(results, column, m, volume=case.name, noise=lv) for m in METRIC_TITLES}}
+        for column in columns for lv in params.noise])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, metric in zip(axes, ("psnr_mask", "ssim_mask")):
+        for column in columns:
+            ax.plot([100 * lv for lv in params.noise], [_value(results, column, metric, volume=case.name, noise=lv) for lv in params.noise],
+                    marker="o", ls="--" if column[2] else "-", lw=2.2 if column[1].startswith("model") else 1.2, label=column[0])
+        ax.set_title(f"{case.name}: {METRIC_TITLES[metric]}", fontsize=9)
+        ax.set_xlabel(f"added {params.kind} noise σ (% of max)")
         ax.grid(alpha=0.3)
-    axes[0, 0].legend()
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, paths.figures / "noise_curves.png")
-    return "figures/noise_curves.png"
+    save_figure(fig, paths.figures / f"noise_curves_{stem}.png")
+    return f"figures/noise_curves_{stem}.png"
+
+
+METRIC_TITLES = {"psnr_mask": "PSNR in mask (dB)", "ssim_mask": "SSIM in mask", "psnr": "PSNR, whole slab (dB)", "ssim": "SSIM, whole slab"}
 
 
 def _panel(case: Case, out: CaseOutputs, level: float, methods: tuple[str, ...], results: Results, paths: DomainPaths) -> str:
     import matplotlib.pyplot as plt
 
-    names = ("noisy", *[m for m in methods if m != "noisy"], "model")
+    names = ("noisy", *[m for m in methods if m != "noisy"], *[m for m in ("model", "model_adapted") if m in out.slices[level]])
     shown = {"clean": out.clean, **{m: out.slices[level][m] for m in names}}
     fig, axes = plt.subplots(2, len(shown), figsize=(2.6 * len(shown), 5.6))
     for col, (name, image) in enumerate(shown.items()):
         top, bottom = axes[0, col], axes[1, col]
         top.imshow(np.rot90(image), cmap="gray", vmin=0, vmax=1)
-        title = "clean" if name == "clean" else f"{LABELS[name]}\n{results.find(name, volume=case.name, noise=level)['psnr_mask']:.2f} dB"
+        title = "reference" if name == "clean" else f"{LABELS[name]}\n{results.find(name, volume=case.name, noise=level)['psnr_mask']:.2f} dB"
         top.set_title(title, fontsize=9)
         if name != "clean":
             bottom.imshow(np.rot90(np.abs(image - out.clean)), cmap="magma", vmin=0, vmax=3 * level)
-            bottom.set_title(f"|{name} − clean|", fontsize=9)
+            bottom.set_title(f"|{name} − reference|", fontsize=9)
         for ax in (top, bottom):
             ax.axis("off")
     fig.suptitle(f"{case.name}: middle evaluated axial slice, {level * 100:g}% noise (difference maps 0–{3 * level:g})", fontsize=10)
@@ -135,48 +164,70 @@ def write_report(
     whole_volume: dict,
 ) -> None:
     figure_backend()
-    methods = ("model", *params.methods)
     levels = params.noise
     config, fit, data = loaded.model.config, loaded.info, loaded.meta["data"]
     slab = cases[0].zs
     nlm = NLM_SETTINGS
     checks = [check_target(results, target) for target in references.targets]
+    told = {"total": "the **total** σ = √(σ₀² + σ²), the volume's own noise ⊕ the added (the same task as the noise-blind model's)",
+            "added": "only the **added** σ (which leaves the reference's own noise in their output, as it is in the reference)"}
     parts = [
         f"# MRI denoising: {model_title(config)} vs {', '.join(LABELS[m] for m in params.methods if m != 'noisy')}\n",
         f"Trained on {', '.join(data['train_volumes'])} ({data['train_slices']} training and {data['val_slices']} validation "
-        f"axial slices that hold brain); tested on {', '.join(data['test_volumes'])}, a volume never seen in training "
+        f"axial slices that hold brain); tested on {', '.join(data['test_volumes'])}, volumes never seen in training "
         "(split by volume).\n",
-        f"**Protocol.** Clean volume rescaled to [0, 1]; {params.kind} noise {NOISE_FORMULAS[params.kind]} (seed {params.seed}; the same noisy "
-        f"volume for every method); axial slices {slab.start}–{slab.stop - 1} ({slab.stop - slab.start} central slices) are scored. "
-        f"`psnr_mask`/`ssim_mask` are inside clean > {params.mask_threshold} (the headline); "
+        f"**Protocol.** Reference volume rescaled to [0, 1]; {params.kind} noise {NOISE_FORMULAS[params.kind]} (seed {params.seed}; the same noisy "
+        f"volume for every method); the central {slab.stop - slab.start} axial slices of each volume are scored. "
+        f"`psnr_mask`/`ssim_mask` are inside reference > {params.mask_threshold} (the headline); "
         "`psnr`/`ssim` cover the whole slab. SSIM is MONAI's 2-D SSIM per slice (Gaussian window σ = 1.5). "
         "The model gets the noisy volume exactly as `latente mri denoise` would (min–max rescaled, denoised, scaled back). "
         f"NLM (skimage, h = {nlm['h_per_sigma']:g}σ, patch {nlm['patch_size']}, distance {nlm['patch_distance']}, fast mode) "
-        "and BM3D (`bm3d` package, slice by slice) are given the **true** σ; the Gaussian filter's width is the oracle best "
-        f"of a grid per level ({', '.join(f'{lv:g}: {w:g} vox' for lv, w in outputs[0].gaussian_width.items())}).\n",
-        "## Targets\n",
-        target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n",
-        "\n## In-mask PSNR (dB)\n",
-        markdown_table(["σ", *[LABELS[m] for m in methods]], [[lv, *[results.find(m, noise=lv)["psnr_mask"] for m in methods]] for lv in levels], digits=2),
-        "\n## In-mask SSIM\n",
-        markdown_table(["σ", *[LABELS[m] for m in methods]], [[lv, *[results.find(m, noise=lv)["ssim_mask"] for m in methods]] for lv in levels], digits=4),
-        "\n## Whole slab (background included)\n",
-        f"Rician noise leaves a positive bias (σ·√(π/2) ≈ {RAYLEIGH_MEAN:.2f}σ) on the zero background. The classical filters keep it; a "
-        "learned denoiser can remove it, and the background then dominates these figures.\n",
-        markdown_table(["σ", *[f"{LABELS[m]} PSNR" for m in methods], *[f"{LABELS[m]} SSIM" for m in methods]],
-                       [[lv, *[results.find(m, noise=lv)["psnr"] for m in methods], *[results.find(m, noise=lv)["ssim"] for m in methods]] for lv in levels], digits=3),
-        "\n![PSNR and SSIM against noise level](" + _curves(results, params, paths) + ")\n",
+        f"and BM3D (`bm3d` package, slice by slice) are told {told[params.baseline_sigma[0]]} in the headline columns"
+        + "".join(f", and {told[sigma]} in the columns marked σ {sigma}" for sigma in params.baseline_sigma[1:]) + ". "
+        "The Gaussian filter's width is the oracle best of a grid per volume and level.\n",
+        "**A reference is not always clean.** A template (an average of many scans) is nearly noise-free; a single acquisition "
+        "holds the scanner's own noise σ₀, and PSNR against it counts σ₀ as error for any method that removes it. σ₀ is "
+        "estimated per volume inside the mask (median absolute finest 3-D Haar detail / 0.6745, Donoho & Johnstone's robust "
+        "estimator):\n",
+        markdown_table(["volume", "σ₀ (% of max)"], [[c.name, 100 * c.intrinsic] for c in cases], digits=3),
+        f"\nRician noise leaves a positive bias (σ·√(π/2) ≈ {RAYLEIGH_MEAN:.2f}σ) on the zero background. The classical filters keep "
+        "it; a learned denoiser can remove it, and the background then dominates the whole-slab figures.\n",
     ]
-    panel_levels = sorted({params.figure_noise, max(levels)} & set(levels))
+    if params.adapt_volumes:
+        a = params.adapt
+        parts.append(
+            f"\n**Model + adapt** ({', '.join(params.adapt_volumes)}): before denoising, a copy of the model is fine-tuned on "
+            f"the noisy volume itself, with no reference, by blind-spot training (Noise2Void, Krull et al. CVPR 2019): "
+            f"{a.steps} Adam steps (learning rate {a.lr:g}) of {a.batch_size} patches of {a.patch_size}×{a.patch_size} voxels, "
+            f"{100 * a.masked_fraction:g} % of the centre slice's voxels hidden per patch, each replaced by a random voxel at most "
+            f"{a.neighbourhood} away, the loss on the hidden voxels only. This is `latente mri denoise --adapt`; its seconds "
+            "include the fine-tune.\n")
+    parts += ["\n## Targets\n",
+              target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n"]
     for case, out in zip(cases, outputs):
-        for level in panel_levels:
+        columns = _columns(results, case, params)
+        labels = [c[0] for c in columns]
+        widths = ", ".join(f"{lv:g}: {w:g} vox" for lv, w in out.gaussian_width.items())
+        parts += [
+            f"\n## {case.name} (σ₀ {100 * case.intrinsic:.2f} %)\n",
+            "In-mask PSNR (dB):\n",
+            markdown_table(["σ", *labels], [[lv, *[_value(results, c, "psnr_mask", volume=case.name, noise=lv) for c in columns]] for lv in levels], digits=2),
+            "\nIn-mask SSIM:\n",
+            markdown_table(["σ", *labels], [[lv, *[_value(results, c, "ssim_mask", volume=case.name, noise=lv) for c in columns]] for lv in levels], digits=4),
+            f"\nWhole slab (background included), PSNR (dB); the oracle Gaussian widths were {widths}:\n",
+            markdown_table(["σ", *labels], [[lv, *[_value(results, c, "psnr", volume=case.name, noise=lv) for c in columns]] for lv in levels], digits=2),
+            f"\n![{case.name}: PSNR and SSIM against noise level](" + _curves(results, case, params, paths) + ")\n",
+        ]
+        for level in sorted({params.figure_noise, max(levels)} & set(levels)):
             parts.append(f"\n![{case.name} at {level * 100:g}% noise]({_panel(case, out, level, params.methods, results, paths)})\n")
     depth = cases[0].clean.shape[2]
-    time_rows = [[LABELS[m], results.find(m)["seconds"], results.find(m)["seconds"] * depth] for m in methods if m != "noisy"]
+    methods = [m for m in ("model", *params.methods) if m != "noisy"]  # the fine-tune is timed on the whole volume
+    time_rows = [[LABELS[m], results.find(m)["seconds"], results.find(m)["seconds"] * depth] for m in methods]
     parts += [
         f"\n## Times (this evaluate run, {os.cpu_count()} CPU cores)\n",
-        f"Seconds per axial slice of the test volume, and × {depth} slices for the whole volume. The model's whole-volume "
-        f"time was also measured directly: **{whole_volume['seconds']:.1f} s** for {whole_volume['shape']}. "
+        f"Seconds per axial slice of the test volumes, and × {depth} slices for the whole volume. The model's whole-volume "
+        f"time was also measured directly: **{whole_volume['seconds']:.1f} s** for {whole_volume['shape']}, and "
+        f"**{whole_volume['seconds_adapted']:.1f} s** with the default fine-tune (`--adapt`, {params.adapt.steps} steps) before it. "
         "`python -m bench.mri` times a whole training volume under controlled threads (bench/results/mri.json).\n",
         markdown_table(["method", "s / slice", "s / volume (per-slice × slices)"], time_rows, digits=3),
         "\n## Model\n",
@@ -188,6 +239,10 @@ def write_report(
         "- Zhang K. et al., *Beyond a Gaussian denoiser: residual learning of deep CNN for image denoising* (DnCNN), IEEE TIP 2017.\n",
         "- Dabov K. et al., *Image denoising by sparse 3-D transform-domain collaborative filtering* (BM3D), IEEE TIP 2007; "
         "Buades A. et al., *A non-local algorithm for image denoising* (NLM), CVPR 2005.\n",
-        "- Data: Colin27 (Holmes et al., JCAT 1998) via Debian `mricron-data`; MNI ICBM152 2009a (Fonov et al. 2009/2011) via nilearn.\n",
+        "- Krull A. et al., *Noise2Void: learning denoising from single noisy images*, CVPR 2019; Donoho D. & Johnstone I., "
+        "*Ideal spatial adaptation by wavelet shrinkage*, Biometrika 1994 (the MAD noise estimate).\n",
+        "- Data: Colin27 (Holmes et al., JCAT 1998) via Debian `mricron-data`; MNI ICBM152 2009a (Fonov et al. 2009/2011) via nilearn; "
+        "MR_Gd, a skull-stripped contrast-enhanced T1 of one subject (figshare 7472168, via GitHub neurolabusc/niivue-images), "
+        "for testing only.\n",
     ]
     write_text(paths.report, "\n".join(part.rstrip("\n") + "\n" for part in parts))

