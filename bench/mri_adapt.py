@@ -68,7 +68,7 @@ def variant_params(text: str) -> AdaptParams:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=REPO / "models" / DOMAIN)
-    parser.add_argument("--variants", default="none,recorrupted:300:1e-4,blind_spot:300:1e-4")
+    parser.add_argument("--variants", default="none,recorrupted:300:3e-4,recorrupted:300:1e-4,blind_spot:300:3e-4")
     parser.add_argument("--noise", default="0.03,0.07")
     parser.add_argument("--floor", type=float, default=0.005)
     parser.add_argument("--volume", type=Path, action="append", default=[])

@@ -82,8 +82,10 @@ def denoise(
         if adapt:
             settings = ADAPT_DEFAULTS.model_copy(update={"steps": adapt_steps, "seed": seed})
             denoiser, record = adapt_model(loaded.model, unit_scale(ras)[0], settings, progress=True)
-            print(f"note: adapted to {input} in {record['seconds']:.0f} s; blind-spot loss {record['loss_first']:.3g} → "
-                  f"{record['loss_last']:.3g}", file=sys.stderr)
+            kept = (f"kept step {record['kept_step']} of {record['steps']}" if record["kept_step"]
+                    else "no step lowered it, so the trained model is kept")
+            print(f"note: adapted to {input} in {record['seconds']:.0f} s (noise σ {record['sigma']:.3g} of the range); estimated "
+                  f"error {record['error_start']:.3g} → {record['error_kept']:.3g}, {kept}", file=sys.stderr)
         out[..., t] = from_orientation(denoise_values(denoiser, ras, progress=True), volume.image.affine, codes)
     write_like(volume, out.reshape(volume.data.shape), output, force=force)
     print(f"{output}: denoised {input}", file=sys.stderr)

@@ -135,7 +135,7 @@ def evaluate_cases(
                     result = denoise_values(model, noisy, case.zs)
                 elif method == "model_adapted":
                     assert adapt_params is not None
-                    tuned, _ = adapt(model, unit_scale(noisy)[0], adapt_params)
+                    tuned, record = adapt(model, unit_scale(noisy)[0], adapt_params)
                     result = denoise_values(tuned, noisy, case.zs)
                 elif method == "noisy":
                     result = noisy[..., case.zs]
@@ -147,6 +147,8 @@ def evaluate_cases(
                 if method == "gaussian":  # the oracle tried every width: count one filtering
                     took /= len(GAUSSIAN_WIDTHS)
                 metrics = {**all_metrics(result, ref, mask), "seconds": took}
+                if method == "model_adapted":  # what the fine-tune estimated and kept
+                    metrics |= {"adapt_sigma": record["sigma"], "adapt_kept_step": record["kept_step"]}
                 if sigma is not None:
                     results.add(method, metrics, volume=case.name, noise=level, sigma=sigma)
                     continue

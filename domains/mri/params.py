@@ -63,18 +63,21 @@ class AdaptParams(StrictParams):
     """A self-supervised fine-tune of the trained model on one noisy volume, its own only.
 
     `steps` is the budget: a step count, not seconds, so that a seeded adaptation is reproducible.
-    `alpha` belongs to `recorrupted`, `masked_fraction` and `neighbourhood` to `blind_spot`.
+    `alpha` belongs to `recorrupted`, `masked_fraction` and `neighbourhood` to `blind_spot`. The
+    weights kept are those with the lowest loss on a fixed batch of `val_patches` patches, checked
+    every `check_every` steps and before the first (`training.adapt` says why).
     """
 
     method: Literal["recorrupted", "blind_spot"] = "recorrupted"
     steps: int = pydantic.Field(300, ge=1)
     batch_size: int = pydantic.Field(8, ge=1)
     patch_size: int = pydantic.Field(64, ge=16)
-    lr: float = pydantic.Field(1.0e-4, gt=0.0)
+    lr: float = pydantic.Field(3.0e-4, gt=0.0)
     alpha: float = pydantic.Field(0.5, gt=0.0)  # recorruption strength: input noise σ·√(1 + α²), target noise σ·√(1 + 1/α²)
     masked_fraction: float = pydantic.Field(0.02, gt=0.0, lt=0.5)  # share of centre-slice voxels hidden per patch
     neighbourhood: int = pydantic.Field(2, ge=1)  # a hidden voxel takes the value of a random voxel this far away at most
-    foreground: float = pydantic.Field(0.05, ge=0.0, lt=1.0)  # patches are centred on voxels above this (on [0, 1])
+    val_patches: int = pydantic.Field(32, ge=1)
+    check_every: int = pydantic.Field(50, ge=1)
     seed: int = 0
 
 

@@ -104,6 +104,31 @@ def _panel(case: Case, out: CaseOutputs, level: float, methods: tuple[str, ...],
     return f"figures/{name}"
 
 
+def _adapt_paragraph(params: EvaluateParams, results: Results) -> str:
+    """How `model_adapted` was fine-tuned, and per volume and level the σ it estimated and the step it kept."""
+    a = params.adapt
+    how = {
+        "recorrupted": f"Recorrupted-to-Recorrupted (Pang et al., CVPR 2021): the volume's noise σ is estimated inside its head, and "
+                       f"the model learns to map the volume recorrupted as y + {a.alpha:g}z to y − z/{a.alpha:g}, z ~ N(0, σ²), two "
+                       "versions with independent noise, so the loss is a supervised loss up to a constant",
+        "blind_spot": f"blind-spot training (Noise2Void, Krull et al., CVPR 2019): {100 * a.masked_fraction:g} % of the centre "
+                      f"slice's voxels hidden per patch, each replaced by a visible voxel at most {a.neighbourhood} away, the loss "
+                      "on the hidden voxels only",
+    }[a.method]
+    rows = [[name, lv, results.find("model_adapted", volume=name, noise=lv)["adapt_sigma"] * 100,
+             results.find("model_adapted", volume=name, noise=lv)["adapt_kept_step"]]
+            for name in params.adapt_volumes for lv in params.noise]
+    return (
+        f"\n**Model + adapt** ({', '.join(params.adapt_volumes)}): before denoising, a copy of the model is fine-tuned on the "
+        f"noisy volume itself, with no reference, by {how}; {a.steps} Adam steps (learning rate {a.lr:g}) of {a.batch_size} "
+        f"patches of {a.patch_size}×{a.patch_size} voxels. The same loss on a fixed batch of {a.val_patches} patches, measured "
+        f"before the first step and every {a.check_every} steps, estimates the denoising error without a reference; the weights "
+        "where it was lowest are kept (step 0: the trained model, when no step helped). This is `latente mri denoise --adapt`; "
+        "its seconds include the fine-tune.\n\n"
+        + markdown_table(["volume", "σ added", "σ estimated (% of max)", "step kept"], rows, digits=3)
+    )
+
+
 def input_sentence(config: AutoencoderConfig) -> str:
     """How slices enter the model, from its input channels."""
     context = config.context_channels // 2
@@ -194,14 +219,7 @@ def write_report(
         "it; a learned denoiser can remove it, and the background then dominates the whole-slab figures.\n",
     ]
     if params.adapt_volumes:
-        a = params.adapt
-        parts.append(
-            f"\n**Model + adapt** ({', '.join(params.adapt_volumes)}): before denoising, a copy of the model is fine-tuned on "
-            f"the noisy volume itself, with no reference, by blind-spot training (Noise2Void, Krull et al. CVPR 2019): "
-            f"{a.steps} Adam steps (learning rate {a.lr:g}) of {a.batch_size} patches of {a.patch_size}×{a.patch_size} voxels, "
-            f"{100 * a.masked_fraction:g} % of the centre slice's voxels hidden per patch, each replaced by a random voxel at most "
-            f"{a.neighbourhood} away, the loss on the hidden voxels only. This is `latente mri denoise --adapt`; its seconds "
-            "include the fine-tune.\n")
+        parts.append(_adapt_paragraph(params, results))
     parts += ["\n## Targets\n",
               target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n"]
     for case, out in zip(cases, outputs):

@@ -101,28 +101,32 @@ def blind_spot(stacks: torch.Tensor, fraction: float, reach: int, generator: tor
 
 
 class VolumePatches:
-    """Random 2.5-D patches of one [X, Y, Z] volume on a [0, 1] scale, centred on voxels above `foreground`."""
+    """Random 2.5-D patches of one [X, Y, Z] volume on a [0, 1] scale, centred on voxels of `head`,
+    with the head voxels of each patch's centre slice."""
 
-    def __init__(self, volume: np.ndarray, context: int, size: int, foreground: float, seed: int):
+    def __init__(self, volume: np.ndarray, head: np.ndarray, context: int, size: int, seed: int):
         self.axial = np.ascontiguousarray(np.moveaxis(volume, -1, 0), dtype=np.float32)  # [Z, X, Y]
+        self.head = np.ascontiguousarray(np.moveaxis(head, -1, 0))
         self.context = context
         self.size = (min(size, self.axial.shape[1]), min(size, self.axial.shape[2]))
-        self.centres = np.argwhere(self.axial > foreground)
+        self.centres = np.argwhere(self.head)
         if not len(self.centres):
-            self.centres = np.argwhere(np.ones_like(self.axial, dtype=bool))
+            self.centres = np.argwhere(np.ones_like(self.head))
         self.rng = np.random.default_rng(seed)
 
-    def batch(self, count: int) -> torch.Tensor:
+    def batch(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         depth, sx, sy = self.axial.shape[0], *self.size
         out = np.empty((count, 2 * self.context + 1, sx, sy), dtype=np.float32)
+        inside = np.empty((count, sx, sy), dtype=bool)
         for n in range(count):
             z, x, y = self.centres[self.rng.integers(len(self.centres))]
             x0 = int(np.clip(x - sx // 2, 0, self.axial.shape[1] - sx))
             y0 = int(np.clip(y - sy // 2, 0, self.axial.shape[2] - sy))
             zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, depth - 1)
-            patch = self.axial[zs, x0 : x0 + sx, y0 : y0 + sy]
-            out[n] = patch[:, ::-1] if self.rng.random() < 0.5 else patch
-        return torch.from_numpy(out).contiguous(memory_format=torch.channels_last)
+            patch, head = self.axial[zs, x0 : x0 + sx, y0 : y0 + sy], self.head[z, x0 : x0 + sx, y0 : y0 + sy]
+            flip = self.rng.random() < 0.5
+            out[n], inside[n] = (patch[:, ::-1], head[::-1]) if flip else (patch, head)
+        return torch.from_numpy(out).contiguous(memory_format=torch.channels_last), torch.from_numpy(inside)
 
 
 def adapt(model: Autoencoder, volume: np.ndarray, params: AdaptParams, progress: bool = False) -> tuple[Autoencoder, dict]:
@@ -132,38 +136,68 @@ def adapt(model: Autoencoder, volume: np.ndarray, params: AdaptParams, progress:
     `recorrupted` (Pang et al., Recorrupted-to-Recorrupted, CVPR 2021): with the volume's noise σ
     estimated inside its head (`intrinsic_noise`), each patch y becomes the input y + αz and the
     target y − z/α, z ~ N(0, σ²): their noises are independent, so the loss is, up to a constant,
-    the supervised loss at noise σ·√(1 + α²), on every voxel. `blind_spot` (Noise2Void) hides a
-    few voxels and predicts their noisy values from their neighbours (`blind_spot`).
+    the supervised loss at noise σ·√(1 + α²). `blind_spot` (Noise2Void) hides a few voxels and
+    predicts their noisy values from their neighbours (`blind_spot`). Both losses count the head
+    voxels only (`head_mask`): both learn the mean of the noisy magnitude, and on the background,
+    where Rician noise has a mean of 1.25σ, that mean is far from the signal (zero).
+
+    A fine-tune with noisy targets can also make a good model worse (it does at moderate noise on
+    validation data). So the same loss is measured on a fixed batch of `val_patches` patches with
+    fixed recorruptions (or masks) before the first step and every `check_every` steps, an
+    estimate of the denoising error that needs no reference. Weights replace the trained model's
+    only where that error fell by more than two standard errors of its per-patch change (paired
+    patches); of those, the lowest is kept, and the trained model itself when none qualifies.
 
     The copy trains in eval mode: the model's own corruption is off (the only noise is the
     volume's) and batch-norm statistics stay those of training. Returns it with a record: the
-    method, σ, steps, seconds, and the loss over the first and last tenth of the steps.
+    method, σ, steps, the step kept, the estimated error at the start and kept, and seconds.
     """
     tuned = copy.deepcopy(model).eval()
-    patches = VolumePatches(volume, context_slices(tuned.config), params.patch_size, params.foreground, params.seed)
-    sigma = intrinsic_noise(volume, head_mask(volume))
+    head = head_mask(volume)
+    sigma = intrinsic_noise(volume, head)
+    patches = VolumePatches(volume, head, context_slices(tuned.config), params.patch_size, params.seed)
     generator = torch.Generator().manual_seed(params.seed)
-    optimiser = torch.optim.Adam(tuned.parameters(), lr=params.lr)
-    losses = []
-    started = time.perf_counter()
-    for _ in tqdm(range(params.steps), desc="adapting to the volume", unit="step", file=sys.stderr, disable=not progress):
-        stacks = patches.batch(params.batch_size)
+
+    def draw(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input, target, where the loss counts: head voxels only) for one batch of stacks."""
+        stacks, inside = batch
         centre = stacks[:, stacks.shape[1] // 2]
         if params.method == "recorrupted":
             noise = sigma * torch.randn(stacks.shape, generator=generator)
-            recon = tuned((stacks + params.alpha * noise).contiguous(memory_format=torch.channels_last)).recon[:, 0]
-            loss = torch.mean((recon - (centre - noise[:, stacks.shape[1] // 2] / params.alpha)) ** 2)
-        else:
-            masked, hidden = blind_spot(stacks, params.masked_fraction, params.neighbourhood, generator)
-            if not hidden.any():
-                continue
-            loss = torch.mean((tuned(masked).recon[:, 0][hidden] - centre[hidden]) ** 2)
+            target = centre - noise[:, stacks.shape[1] // 2] / params.alpha
+            return (stacks + params.alpha * noise).contiguous(memory_format=torch.channels_last), target, inside
+        masked, hidden = blind_spot(stacks, params.masked_fraction, params.neighbourhood, generator)
+        return masked, centre, hidden & inside
+
+    def loss_of(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, target, counted = batch
+        return torch.mean((tuned(inputs).recon[:, 0][counted] - target[counted]) ** 2)
+
+    check = draw(patches.batch(params.val_patches))
+
+    def patch_errors() -> torch.Tensor:
+        """The loss of each fixed check patch (its own mean over its counted voxels)."""
+        inputs, target, counted = check
+        with torch.no_grad():
+            squared = (tuned(inputs).recon[:, 0] - target) ** 2 * counted
+        return squared.sum((1, 2)) / counted.sum((1, 2)).clamp(min=1)
+
+    start = patch_errors()
+    best = (float(start.mean()), 0, copy.deepcopy(tuned.state_dict()))
+    optimiser = torch.optim.Adam(tuned.parameters(), lr=params.lr)
+    started = time.perf_counter()
+    for step in tqdm(range(1, params.steps + 1), desc="adapting to the volume", unit="step", file=sys.stderr, disable=not progress):
+        loss = loss_of(draw(patches.batch(params.batch_size)))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        losses.append(loss.item())
-    tenth = max(len(losses) // 10, 1)
-    record = {"method": params.method, "sigma": sigma, "steps": params.steps, "seconds": time.perf_counter() - started,
-              "loss_first": float(np.mean(losses[:tenth])) if losses else None,
-              "loss_last": float(np.mean(losses[-tenth:])) if losses else None}
+        if step % params.check_every == 0 or step == params.steps:
+            errors = patch_errors()
+            change = errors - start  # paired by patch: the noise of the targets mostly cancels
+            significant = float(change.mean()) < -2 * float(change.std()) / len(change) ** 0.5
+            if significant and float(errors.mean()) < best[0]:
+                best = (float(errors.mean()), step, copy.deepcopy(tuned.state_dict()))
+    tuned.load_state_dict(best[2])
+    record = {"method": params.method, "sigma": sigma, "steps": params.steps, "kept_step": best[1],
+              "error_start": float(start.mean()), "error_kept": best[0], "seconds": time.perf_counter() - started}
     return tuned, record
