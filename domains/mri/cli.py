@@ -81,7 +81,10 @@ def denoise(
         denoiser = loaded.model
         if adapt:
             settings = ADAPT_DEFAULTS.model_copy(update={"steps": adapt_steps, "seed": seed})
-            denoiser, record = adapt_model(loaded.model, unit_scale(ras)[0], settings, progress=True)
+            try:
+                denoiser, record = adapt_model(loaded.model, unit_scale(ras)[0], settings, progress=True)
+            except ValueError as err:  # no head region big enough to estimate the noise from
+                raise UserError(input, f"--adapt: cannot estimate the scan's noise ({err})", "denoise it without --adapt") from None
             kept = (f"kept step {record['kept_step']} of {record['steps']}" if record["kept_step"]
                     else "no step lowered it, so the trained model is kept")
             print(f"note: adapted to {input} in {record['seconds']:.0f} s (noise σ {record['sigma']:.3g} of the range); estimated "

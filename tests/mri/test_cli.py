@@ -83,6 +83,9 @@ def test_denoise_adapt_fine_tunes_on_the_file_itself_and_says_so(mri_cli, untrai
     assert (untrained_model / "model.safetensors").read_bytes() == weights
     assert_user_error(mri_cli("denoise", noisy_file, tmp_path / "x.nii.gz", "--model", untrained_model, "--adapt", "--adapt-steps", "0"),
                       "--adapt-steps")
+    one_slice = _write(tmp_path / "one_slice.nii.gz", np.random.default_rng(0).random((12, 12, 1)).astype(np.float32))
+    assert_user_error(mri_cli("denoise", one_slice, tmp_path / "y.nii.gz", "--model", untrained_model, "--adapt"),
+                      str(one_slice), "--adapt", "noise")
 
 
 def test_denoise_4d_volume_frame_by_frame(mri_cli, untrained_model, noisy_file, tmp_path):
