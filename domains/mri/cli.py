@@ -47,11 +47,11 @@ def denoise(
     input: Path = typer.Argument(..., help="noisy NIfTI volume (.nii / .nii.gz), 3-D or 4-D"),
     output: Path = typer.Argument(..., help="denoised volume to write (.nii / .nii.gz)"),
     model: Optional[Path] = model_option(DEFAULT_MODEL, "trained MRI model folder"),
-    adapt: bool = typer.Option(False, "--adapt", help="first fine-tune a copy of the model on this volume itself (blind-spot, "
-                               "no clean reference needed): slower, better on scans unlike the training templates"),
+    adapt: bool = typer.Option(False, "--adapt", help="first fine-tune a copy of the model on this volume itself (recorrupted-to-"
+                               "recorrupted, no clean reference needed): slower; pays at low noise, can cost at high noise"),
     adapt_steps: int = int_option(ADAPT_DEFAULTS.steps, "--adapt-steps", low=1, high=100_000,
                                   help="the fine-tune's budget in optimiser steps (--adapt)"),
-    seed: int = seed_option("seed of the fine-tune's patches and masks (--adapt)"),
+    seed: int = seed_option("seed of the fine-tune's patches and recorruptions (--adapt)"),
     force: bool = force_option("OUTPUT"),
 ) -> None:
     """Denoise a volume; the output keeps the input's header, affine, orientation, dtype and intensity range."""

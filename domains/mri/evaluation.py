@@ -109,7 +109,7 @@ def evaluate_cases(
 
     NLM and BM3D are told `sigmas[0]` in the headline rows and each other σ in rows that add
     `sigma` to the condition. The volumes named in `adapt_volumes` are also denoised by the model
-    after a blind-spot fine-tune on each noisy volume itself (method `model_adapted`; its seconds
+    after `training.adapt`'s fine-tune on each noisy volume itself (method `model_adapted`; its seconds
     include the fine-tune). Aggregate rows average the methods that every volume has.
     """
     every = ("model", *(("model_adapted",) if adapt_volumes else ()), *methods)

@@ -57,4 +57,3 @@ def all_metrics(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray) -> dict[str
         "psnr_mask": psnr(pred, ref, mask),
         "ssim_mask": ssim(pred, ref, mask),
     }
-
