@@ -57,12 +57,11 @@ def _prepared(domain: str, mirror: Path, params, tmp: Path) -> DomainPaths:
 
 
 def ecg_model(params) -> Callable[[], nn.Module]:
-    """The first codec variant (operating point A), as `training.codec_configs` lists them."""
-    from latente.domains.ecg.training import codec_configs
-    from latente.shared.models import build_model
+    """The first codec variant (operating point A), as the train stage builds it."""
+    from latente.domains.ecg.model import EcgCodec, transform_config
 
-    config = next(iter(codec_configs(params).values()))
-    return lambda: build_model(config)
+    variant = next(iter(params.variants.values()))
+    return lambda: EcgCodec(transform_config(params.model), params.hyperprior, variant.rate_weight)
 
 
 def mri_model(params) -> Callable[[], nn.Module]:

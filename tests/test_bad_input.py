@@ -52,7 +52,7 @@ def test_no_arguments_print_the_help(latente):
 
 def test_version_and_a_parsing_error_in_a_real_process(latente_subprocess):
     assert latente_subprocess("--version").stdout.startswith("latente ")
-    assert_user_error(latente_subprocess("ecg", "compress", "r", "o.ltc", "--bits", "64"), "--bits", "64 is out of range")
+    assert_user_error(latente_subprocess("ecg", "compress", "r", "o.ltc", "--shift", "64"), "--shift", "64 is out of range")
 
 
 def _toy(error: BaseException) -> typer.Typer:

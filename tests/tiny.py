@@ -58,7 +58,7 @@ PROTEIN = {
                  "clusters": 3, "seed": 0},
 }
 
-# ECG: one codec "A" (2 conv layers, 2 code channels of 6 bits) trained 2 epochs on 90 s of records
+# ECG: one codec "A" (2 conv layers, 4 latent channels, a 4-channel hyperprior) trained 2 epochs on 90 s of records
 # 105 and 116, scored on the first 60 s of record 100. `fetch.source` lists the files; tests point it
 # at the mirror (kind local).
 ECG = {
@@ -66,16 +66,16 @@ ECG = {
                                    "records/105.dat", "records/116.hea", "records/116.dat"]}},
     "prepare": {"train_records": ["105", "116"], "lead": "0", "validation_fraction": 0.2, "scale_mv": 1.0, "seconds": 90},
     "train": {
-        "window": 256, "hop": None,
-        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 2,
-                  "code_bits": 6, "rate_weight": 0.01, "norm": None},
+        "window": 256, "hop": 64,
+        "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 4, "norm": None},
+        "hyperprior": {"channels": 4, "hidden": 8},
         "variants": {"A": {"rate_weight": 0.01}},
-        "trainer": {"epochs": 2, "batch_size": 32, "lr": 0.003, "patience": None, "seed": 0, "device": "cpu", "threads": 1},
+        "trainer": {"epochs": 3, "batch_size": 32, "lr": 0.01, "patience": None, "seed": 0, "device": "cpu", "threads": 1},
     },
     "evaluate": {
         "test_records": ["100"], "lead": "MLII", "seconds": 60,
-        "operating_points": {"A": {"model": "A", "bits": 6}},
-        "rate_distortion": [{"model": "A", "bits": 3}],
+        "operating_points": {"A": {"model": "A", "cr": 8}},
+        "rate_distortion": [{"model": "A", "shift": s} for s in (-4, 0, 4, 8)],
         "wavelet_target_crs": [32.25], "wavelet_target_prd": 2.73,
     },
 }

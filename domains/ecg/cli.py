@@ -12,23 +12,34 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from latente.domains.ecg import DOMAIN
+from latente.domains.ecg.params import SHIFT_LIMIT
 from latente.shared.cli import (
-    force_option, input_file, input_folder, int_option, json_option, model_folder, model_option, output_file,
+    float_option, force_option, input_file, input_folder, int_option, json_option, model_folder, model_option, output_file,
 )
 from latente.shared.errors import UserError
 
 if TYPE_CHECKING:
-    from latente.shared.models import LoadedModel
+    from latente.domains.ecg.model import LoadedCodec
+    from latente.domains.ecg.params import OperatingPoint
 
 DEFAULT_MODEL = Path("models") / DOMAIN / "A"
 
-BITS_MIN, BITS_MAX = 2, 16  # AutoencoderConfig.code_bits: what a codec can quantise to
 MAX_ERROR_MAX = 2047  # ADC units: the whole range of MIT-BIH's 11-bit converter; a wider bound guarantees nothing
+CR_MAX = 1000.0  # far beyond any useful ECG compression ratio
 
 
-def bits_option():
-    return int_option(None, "--bits", low=BITS_MIN, high=BITS_MAX, why="the code widths an ECG codec supports",
-                      help="bits per latent code (default: the model's)")
+def cr_option():
+    return float_option(None, "--cr", low=1.0, high=CR_MAX, help="rate control: the finest step whose file reaches this CR")
+
+
+def prdn_option():
+    return float_option(None, "--prdn", low=0.0, high=100.0, open_low=True,
+                        help="rate control: the coarsest step whose PRDN (%) stays within this")
+
+
+def shift_option():
+    return int_option(None, "--shift", low=-SHIFT_LIMIT, high=SHIFT_LIMIT, why="the steps a .ltc header holds",
+                      help="fixed quantisation step exp(step·shift) (default 0: the step the model trained at)")
 
 
 def max_error_option(help: str):
@@ -38,14 +49,20 @@ def max_error_option(help: str):
 app = typer.Typer(no_args_is_help=True, help="ECG compression with a learned codec (MIT-BIH / any WFDB record).")
 
 
-def _model(folder: Path) -> LoadedModel:
-    from latente.shared.models import load_model
+def _model(folder: Path) -> LoadedCodec:
+    from latente.domains.ecg.model import load_codec
 
-    return load_model(folder, domain=DOMAIN)
+    return load_codec(folder)
 
 
-def _bits(loaded: LoadedModel, bits: Optional[int]) -> int:
-    return bits if bits is not None else loaded.model.config.code_bits
+def _point(model: Path, cr: Optional[float], prdn: Optional[float], shift: Optional[int], max_error: int) -> OperatingPoint:
+    """The rate setting the options give: at most one of --cr, --prdn, --shift (none: shift 0)."""
+    from latente.domains.ecg.params import OperatingPoint
+
+    given = {name: value for name, value in (("--cr", cr), ("--prdn", prdn), ("--shift", shift)) if value is not None}
+    if len(given) > 1:
+        raise UserError(" and ".join(given), "set the rate in two ways", "give one of --cr, --prdn, --shift")
+    return OperatingPoint(model=model.name, cr=cr, prdn=prdn, shift=shift if given else 0, max_error=max_error)
 
 
 def _read_input(path: Path) -> bytes:
@@ -79,24 +96,31 @@ def compress(
     out: Path = typer.Argument(..., help="compressed file to write (.ltc)"),
     model: Optional[Path] = model_option(DEFAULT_MODEL, "trained ECG model folder"),
     lead: str = typer.Option("0", help="lead name (e.g. MLII) or index"),
-    bits: Optional[int] = bits_option(),
+    cr: Optional[float] = cr_option(),
+    prdn: Optional[float] = prdn_option(),
+    shift: Optional[int] = shift_option(),
     max_error: int = max_error_option("guaranteed max |error| in ADC units (0: no residual)"),
     force: bool = force_option("OUT"),
 ) -> None:
     """Compress one lead of a WFDB record."""
     from latente.domains.ecg import model as codec
     from latente.domains.ecg.data import read_lead
+    from latente.domains.ecg.evaluation import Codec
     from latente.domains.ecg.metrics import compression_ratio
     from latente.shared.io import write_bytes
 
     _check_record(record)
     output_file(out, force, "OUT")
-    loaded = _model(model_folder(model, DEFAULT_MODEL, DOMAIN))
+    folder = model_folder(model, DEFAULT_MODEL, DOMAIN)
+    point = _point(folder, cr, prdn, shift, max_error)
+    loaded = _model(folder)
     signal = read_lead(record, lead, min_samples=loaded.preprocessing["window"])
-    data = codec.compress(loaded, signal, _bits(loaded, bits), max_error)
+    analysis = codec.analyse(loaded, signal)
+    chosen = Codec(folder.name, loaded, point).shift(signal, analysis)
+    data = codec.compress(loaded, signal, chosen, max_error, analysis)
     write_bytes(out, data, force=force)
-    cr = compression_ratio(len(signal.adc), len(data))
-    print(f"{out}: {len(data)} bytes, CR {cr:.2f} ({signal.seconds:.0f} s of lead {signal.name})", file=sys.stderr)
+    ratio = compression_ratio(len(signal.adc), len(data))
+    print(f"{out}: {len(data)} bytes, CR {ratio:.2f}, shift {chosen} ({signal.seconds:.0f} s of lead {signal.name})", file=sys.stderr)
 
 
 @app.command()
@@ -124,7 +148,9 @@ def evaluate(
     names: Optional[str] = typer.Option(None, help="comma-separated record names (default: all)"),
     model: Optional[Path] = model_option(DEFAULT_MODEL, "trained ECG model folder"),
     lead: str = typer.Option("0", help="lead name or index"),
-    bits: Optional[int] = bits_option(),
+    cr: Optional[float] = cr_option(),
+    prdn: Optional[float] = prdn_option(),
+    shift: Optional[int] = shift_option(),
     max_error: int = max_error_option("residual bound in ADC units (0: none)"),
     json_out: bool = json_option(),
 ) -> None:
@@ -139,11 +165,12 @@ def evaluate(
                         f"--records takes the folder of WFDB records; for this record alone: --records {records.parent} --names {stem}")
     input_folder(records, "--records", "folder of WFDB records")
     model = model_folder(model, DEFAULT_MODEL, DOMAIN)
+    point = _point(model, cr, prdn, shift, max_error)
     loaded = _model(model)
     stems = list_records(records, names.split(",") if names else None)
     cases = load_cases(stems, lead, loaded.preprocessing["window"])
     results = Results(DOMAIN, str(records), [s.name for s in stems])
-    evaluate_codecs(cases, [Codec(model.name, loaded, _bits(loaded, bits), max_error)], results)
+    evaluate_codecs(cases, [Codec(model.name, loaded, point)], results)
     if json_out:
         results.print_json()
     else:

@@ -1,60 +1,275 @@
-"""The learned ECG codec: the model config of one operating point and the `.ltc` file format.
+"""The learned ECG codec (a convolutional autoencoder with a scale hyperprior) and its `.ltc` file format.
 
-The `.ltc` file holds quantised latent codes, range-coded, plus an optional residual.
-Layout (little-endian):  header | latent stream | residual stream | CRC-32 of all before it.
+The analysis transform maps a whole lead (fully convolutional, so there are no block edges) to a
+latent y at 1/`downsampling` of the sampling rate; y is divided by the quantisation step
+q = exp(step·shift), rounded and range-coded under a zero-mean Gaussian whose scale the
+hyperprior predicts per element from side information ẑ (coded first, under a per-channel
+prior). `shift` is the rate control: an integer in the header, searched per record to reach a
+target CR or PRDN. Every table and index the range coder sees is an integer, so decoding is
+exact on any machine (`latente.shared.models.entropy` says how).
 
-The latent symbols are range-coded (constriction's queue coder, i.e. arithmetic coding) under
-the model's own learned per-channel Laplace prior — the distribution whose −log2 training
-minimised as the rate — so the file carries no tables and its size tracks the trained rate;
-generic byte compressors (zlib/LZMA) cannot exploit a known distribution like this. The
-optional residual, quantised with step 2e+1, guarantees |original − decoded| ≤ e ADC units;
-it is range-coded with a discretised Laplace whose scale is in the header.
+Layout of a version-2 file (little-endian):
+    header | side stream (ẑ) | latent stream (ŷ) | residual stream | CRC-32 of all before it.
+The optional residual, quantised with step 2e+1, guarantees |original − decoded| ≤ e ADC units;
+it is range-coded with a discretised Laplace whose scale is in the header. The residual is taken
+against the encoder's float synthesis rounded to ADC units; a decoder on another machine whose
+float synthesis lands on the other side of a .5 at some sample decodes that sample within e + 1.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import math
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import constriction
 import numpy as np
 import torch
+from torch import nn
 
 from latente.domains.ecg import DOMAIN
 from latente.domains.ecg.data import Lead
-from latente.domains.ecg.params import CodecVariant
+from latente.domains.ecg.params import SHIFT_LIMIT
 from latente.shared.errors import UserError
-from latente.shared.models import AutoencoderConfig, LoadedModel
-from latente.shared.models.autoencoders import quantize, symbol_range
+from latente.shared.models import AEOutput, AutoencoderConfig, LoadedModel, load_model, save_model
+from latente.shared.models.autoencoders import Autoencoder
+from latente.shared.models.entropy import ScaleHyperprior, decode_grouped, encode_grouped, table_bits
+from latente.shared.models.entropy_config import HyperpriorConfig
 
 MAGIC = b"LTEC"
-FORMAT_VERSION = 1
-_FIXED = struct.Struct("<4sBBffiIBBIH16sIIf")
+FORMAT_VERSION = 2
+"""1: factorized per-channel Laplace prior, symbols clipped to `bits` (latente before the hyperprior
+codec); no longer read. 2: scale hyperprior with integer tables, rate-control shift."""
+_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIf")
 _CRC = struct.Struct("<I")
-CODE_BITS = (2, 16)  # AutoencoderConfig.code_bits's range: the symbol widths a codec quantises to
 FS_MAX = 1e6  # Hz; far above any ECG (MIT-BIH: 360 Hz), so only a damaged header exceeds it
 MAX_SAMPLES = 2**27
 """The longest lead a file may hold (134 M samples: 4.3 days at 360 Hz, 37 h at 1 kHz). Decoding
 holds a few 8-byte values per sample, so a damaged length (4e9) must be refused before any
 allocation, not decoded into tens of gigabytes."""
 MAX_ERROR_MAX = 2047  # ADC units; the `--max-error` bound (2047 spans an 11-bit ADC)
+RESIDUAL_BOUND_MAX = 2**16
+"""The largest residual symbol bound a file may state: a 16-bit record's whole range. A larger bound
+(only a damaged or crafted file has one) would make the range coder fail or decode garbage."""
+HYPERPRIOR_PREFIX = "hyperprior."
 
 
-def model_config(model: AutoencoderConfig, variant: CodecVariant | None = None) -> AutoencoderConfig:
-    """The codec of one operating point: `model` on one lead (1-D, one channel), with the variant's rate weight.
+def transform_config(model: AutoencoderConfig) -> AutoencoderConfig:
+    """The analysis/synthesis transforms of a codec: `model` on one lead (1-D, one channel).
 
-    The codec is fully convolutional, so no input size is fixed; the `.ltc` format needs
-    integer codes, so `code_bits` is required.
+    The codec is fully convolutional, so no input size is fixed; the hyperprior does the
+    entropy coding, so the shared per-channel code prior (`code_bits`) must stay unset.
     """
-    if model.code_bits is None:
-        raise UserError(f"{DOMAIN}.train.model.code_bits", "is missing", "an ECG codec quantises its codes: give code_bits")
-    update: dict = {"spatial_dims": 1, "in_channels": 1}
-    if variant is not None:
-        update["rate_weight"] = variant.rate_weight
-    return model.model_copy(update=update)
+    if model.architecture != "conv" or model.flat_code:
+        raise UserError(f"{DOMAIN}.train.model.name", f"is {model.name}", "an ECG codec is fully convolutional: use conv_ae without latent_dim")
+    if model.code_bits is not None:
+        raise UserError(f"{DOMAIN}.train.model.code_bits", "is set", "the ECG codec's hyperprior codes the latent: remove code_bits")
+    return model.model_copy(update={"spatial_dims": 1, "in_channels": 1})
 
 
+class EcgCodec(nn.Module):
+    """Transforms (a shared conv autoencoder) + scale hyperprior; loss = Σ squared error (mV²) + λ · bits."""
+
+    def __init__(self, transform: AutoencoderConfig, hyperprior: HyperpriorConfig, rate_weight: float):
+        super().__init__()
+        self.transform = Autoencoder(transform)
+        self.hyperprior = ScaleHyperprior(transform.latent_channels, hyperprior)
+        self.rate_weight = rate_weight
+
+    @property
+    def block(self) -> int:
+        """Samples per side-information step: inputs are padded to a multiple of it."""
+        return self.transform.config.downsampling * 4
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(x, (0, (-x.shape[-1]) % self.block))
+
+    def analyse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latent y and side information z of a padded input."""
+        y = self.transform.encoder(x)
+        return y, self.hyperprior.side_info(y)
+
+    def synthesise(self, y_hat: torch.Tensor, length: int) -> torch.Tensor:
+        return self.transform.decoder(y_hat)[..., :length]
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor | None = None) -> AEOutput:
+        target = x if target is None else target
+        y, z = self.analyse(self.pad(x))
+        if self.training:
+            y_hat, z_hat = y + torch.rand_like(y) - 0.5, z + torch.rand_like(z) - 0.5
+        else:
+            y_hat, z_hat = torch.round(y), torch.round(z)
+        y_bits, z_bits = self.hyperprior.rate(y_hat, z_hat)
+        recon = self.synthesise(y_hat, x.shape[-1])
+        terms = {"recon": ((recon - target) ** 2).flatten(1).sum(1), "rate": y_bits.flatten(1).sum(1) + z_bits.flatten(1).sum(1)}
+        loss = (terms["recon"] + self.rate_weight * terms["rate"]).mean()
+        return AEOutput(recon=recon, z=y, loss=loss, terms=terms)
+
+
+def save_codec(codec: EcgCodec, folder: Path, *, preprocessing: dict, data: dict, info: dict) -> None:
+    """A model folder like every domain's (config.json + model.safetensors of the transforms); the
+    hyperprior's weights and its integer coding tables go in extras.safetensors."""
+    extras = {HYPERPRIOR_PREFIX + k: v for k, v in codec.hyperprior.state_dict().items()}
+    extras.update(codec.hyperprior.tables())
+    preprocessing = {**preprocessing, "hyperprior": codec.hyperprior.config.model_dump(mode="json"), "rate_weight": codec.rate_weight}
+    save_model(codec.transform, folder, domain=DOMAIN, preprocessing=preprocessing, data=data, extras=extras, info=info)
+
+
+@dataclass
+class LoadedCodec:
+    """A codec ready to code, with its integer tables and the model folder it came from."""
+
+    codec: EcgCodec
+    loaded: LoadedModel
+    y_frequencies: np.ndarray
+    z_frequencies: np.ndarray
+
+    @property
+    def folder(self) -> Path:
+        return self.loaded.folder
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.loaded.preprocessing
+
+    @property
+    def info(self) -> dict:
+        return self.loaded.info
+
+    @property
+    def hyperprior(self) -> ScaleHyperprior:
+        return self.codec.hyperprior
+
+    @property
+    def model_id(self) -> bytes:
+        """16 bytes identifying the weights and tables that wrote a file (from their sha256)."""
+        files = self.loaded.meta["files"]
+        return hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).digest()[:16]
+
+
+def load_codec(folder: str | Path) -> LoadedCodec:
+    """The one call that loads a codec folder (checksums checked by the shared loader)."""
+    loaded = load_model(folder, domain=DOMAIN)
+    try:
+        hyper = HyperpriorConfig.model_validate(loaded.preprocessing["hyperprior"])
+        codec = EcgCodec(loaded.model.config, hyper, float(loaded.preprocessing["rate_weight"]))
+        codec.transform.load_state_dict(loaded.model.state_dict())
+        codec.hyperprior.load_state_dict({k[len(HYPERPRIOR_PREFIX):]: v for k, v in loaded.extras.items() if k.startswith(HYPERPRIOR_PREFIX)})
+        y_freq, z_freq = loaded.extras["y_frequencies"].numpy().astype(np.int64), loaded.extras["z_frequencies"].numpy().astype(np.int64)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise UserError(Path(folder) / "extras.safetensors", f"not an ECG codec's hyperprior ({str(err).splitlines()[0]})",
+                        "train it with `dvc repro train@ecg`") from None
+    if y_freq.shape != (hyper.levels, 2 * hyper.symbol_bound + 1) or z_freq.shape != (hyper.channels, 2 * hyper.side_bound + 1):
+        raise UserError(Path(folder) / "extras.safetensors", "coding tables do not fit the hyperprior config")
+    codec.eval()
+    return LoadedCodec(codec, loaded, y_freq, z_freq)
+
+
+# --- coding ----------------------------------------------------------------------------------
+@dataclass
+class Analysis:
+    """What the encoder computes once per lead; every shift is coded from it."""
+
+    y: torch.Tensor  # [M, L] float latent
+    z_symbols: np.ndarray  # [C, L/4] integers
+    indices: np.ndarray  # [M, L] scale-table index at shift 0
+
+
+def quantisation_step(codec: LoadedCodec, shift: int) -> float:
+    return math.exp(codec.hyperprior.log_step * shift)
+
+
+def to_model_input(lead_mv: np.ndarray, scale_mv: float) -> torch.Tensor:
+    return torch.from_numpy((lead_mv / scale_mv).astype(np.float32)).view(1, 1, -1)
+
+
+@torch.no_grad()
+def analyse(codec: LoadedCodec, lead: Lead) -> Analysis:
+    x = codec.codec.pad(to_model_input(lead.mv, codec.preprocessing["scale_mv"]))
+    y, z = codec.codec.analyse(x)
+    bound = codec.hyperprior.config.side_bound
+    z_symbols = torch.round(z).clamp(-bound, bound)
+    indices = codec.hyperprior.indices(z_symbols.to(torch.int64), y.shape[-1])
+    return Analysis(y[0], z_symbols[0].to(torch.int64).numpy(), indices[0].numpy())
+
+
+def latent_symbols(codec: LoadedCodec, analysis: Analysis, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ŷ symbols, their table indices) at a rate-control shift: y / q rounded, scales / q as an index shift."""
+    bound = codec.hyperprior.config.symbol_bound
+    symbols = torch.round(analysis.y / quantisation_step(codec, shift)).clamp(-bound, bound).to(torch.int64).numpy()
+    return symbols, shifted_indices(codec, analysis.indices, shift)
+
+
+def shifted_indices(codec: LoadedCodec, indices: np.ndarray, shift: int) -> np.ndarray:
+    return np.clip(indices - shift, 0, codec.hyperprior.config.levels - 1)
+
+
+def _side_groups(z_symbols: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(np.arange(z_symbols.shape[0]).reshape(-1, 1), z_symbols.shape)
+
+
+def side_bits(codec: LoadedCodec, z_symbols: np.ndarray) -> float:
+    return table_bits(z_symbols, _side_groups(z_symbols), codec.z_frequencies, codec.hyperprior.config.side_bound)
+
+
+def estimated_bytes(codec: LoadedCodec, analysis: Analysis, shift: int) -> float:
+    """The file's size at `shift` without a residual, from the tables (the coder adds a few bytes)."""
+    symbols, groups = latent_symbols(codec, analysis, shift)
+    bits = table_bits(symbols, groups, codec.y_frequencies, codec.hyperprior.config.symbol_bound)
+    return (bits + side_bits(codec, analysis.z_symbols)) / 8 + _FIXED.size + _CRC.size
+
+
+@torch.no_grad()
+def reconstruct(codec: LoadedCodec, symbols: np.ndarray, shift: int, n: int, gain: float, baseline: int) -> np.ndarray:
+    """ADC values the synthesis transform makes from latent symbols coded at `shift`."""
+    y_hat = torch.from_numpy(symbols).unsqueeze(0).to(torch.float32) * quantisation_step(codec, shift)
+    mv = codec.codec.synthesise(y_hat, n)[0, 0].numpy().astype(np.float64) * codec.preprocessing["scale_mv"]
+    return np.rint(mv * gain + baseline).astype(np.int64)
+
+
+def _laplace(low: int, high: int):
+    return constriction.stream.model.QuantizedLaplace(low, high)
+
+
+def compress(codec: LoadedCodec, lead: Lead, shift: int = 0, max_error: int = 0, analysis: Analysis | None = None) -> bytes:
+    """Encode one lead at a rate-control shift; `max_error` > 0 adds a residual that bounds the error in ADC units."""
+    fs = codec.preprocessing["fs"]
+    if abs(lead.fs - fs) > 1e-6:
+        raise UserError(lead.record, f"sampled at {lead.fs:g} Hz but the model was trained at {fs:g} Hz", "resample the record first")
+    if len(lead.adc) > MAX_SAMPLES:
+        raise UserError(lead.record, f"has {len(lead.adc)} samples, more than a file holds ({MAX_SAMPLES})", "split the record into parts")
+    if not -SHIFT_LIMIT <= shift <= SHIFT_LIMIT:
+        raise ValueError(f"shift {shift} is outside ±{SHIFT_LIMIT}")
+    analysis = analysis or analyse(codec, lead)
+    cfg = codec.hyperprior.config
+    symbols, groups = latent_symbols(codec, analysis, shift)
+    side = encode_grouped(analysis.z_symbols, _side_groups(analysis.z_symbols), codec.z_frequencies, cfg.side_bound)
+    latent = encode_grouped(symbols, groups, codec.y_frequencies, cfg.symbol_bound)
+    residual, scale = b"", 0.0
+    if max_error > 0:
+        approx = reconstruct(codec, symbols, shift, len(lead.adc), lead.gain, lead.baseline)
+        q = np.rint((lead.adc - approx) / (2 * max_error + 1)).astype(np.int64)
+        scale = float(np.float32(max(np.abs(q).mean(), 0.05)))  # exactly what the header stores
+        bound = int(np.abs(q).max()) + 1
+        if bound > RESIDUAL_BOUND_MAX:
+            raise UserError(lead.record, f"needs a residual bound of {bound} (more than {RESIDUAL_BOUND_MAX}): the model does not fit this record")
+        encoder = constriction.stream.queue.RangeEncoder()
+        n = len(q)
+        encoder.encode(q.astype(np.int32), _laplace(-bound, bound), np.zeros(n), np.full(n, scale))
+        residual = struct.pack("<I", bound) + encoder.get_compressed().tobytes()
+    fixed = _FIXED.pack(
+        MAGIC, FORMAT_VERSION, int(max_error > 0), lead.fs, lead.gain, lead.baseline, len(lead.adc), shift,
+        symbols.shape[0], symbols.shape[1], analysis.z_symbols.shape[1], max_error, codec.model_id,
+        len(side), len(latent), len(residual), scale,
+    )
+    body = fixed + _pack_text(lead.name) + _pack_text(lead.units) + side + latent + residual
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+# --- the file --------------------------------------------------------------------------------
 @dataclass
 class Header:
     version: int
@@ -63,21 +278,18 @@ class Header:
     gain: float
     baseline: int
     n_samples: int
-    bits: int
+    shift: int
     channels: int
     code_length: int
+    side_length: int
     max_error: int
     model_id: bytes
-    lead_name: str
-    units: str
+    side_bytes: int
     latent_bytes: int
     residual_bytes: int
     residual_scale: float
-
-
-def model_id(loaded: LoadedModel) -> bytes:
-    """16 bytes identifying the weights that wrote a file (from their sha256)."""
-    return bytes.fromhex(loaded.meta["files"]["model.safetensors"])[:16]
+    lead_name: str
+    units: str
 
 
 def _pack_text(text: str) -> bytes:
@@ -90,85 +302,19 @@ def _unpack_text(data: bytes, offset: int) -> tuple[str, int]:
     return data[offset + 1 : offset + 1 + length].decode("utf-8"), offset + 1 + length
 
 
-def to_model_input(lead_mv: np.ndarray, scale_mv: float) -> torch.Tensor:
-    return torch.from_numpy((lead_mv / scale_mv).astype(np.float32)).view(1, 1, -1)
-
-
-@torch.no_grad()
-def encode_symbols(loaded: LoadedModel, lead: Lead, bits: int) -> np.ndarray:
-    """Integer latent symbols [C, L] of a lead."""
-    x = to_model_input(lead.mv, loaded.preprocessing["scale_mv"])
-    return quantize(loaded.model.encode(x), bits)[0].numpy()
-
-
-@torch.no_grad()
-def decode_symbols(loaded: LoadedModel, symbols: np.ndarray, n: int, gain: float, baseline: int) -> np.ndarray:
-    """ADC values reconstructed by the decoder network from latent symbols."""
-    z = torch.from_numpy(symbols).unsqueeze(0).to(torch.float32)
-    mv = loaded.model.decode(z, (n,))[0, 0].numpy().astype(np.float64) * loaded.preprocessing["scale_mv"]
-    return np.rint(mv * gain + baseline).astype(np.int64)
-
-
-def _laplace(low: int, high: int):
-    return constriction.stream.model.QuantizedLaplace(low, high)
-
-
-def _prior(loaded: LoadedModel, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-symbol Laplace location and scale (channel-major), as float64 for the coder."""
-    loc, scale = (p.detach().double().numpy() for p in loaded.model.code_prior())
-    return np.repeat(loc, length), np.repeat(scale, length)
-
-
-def _code_latents(loaded: LoadedModel, symbols: np.ndarray, bits: int) -> bytes:
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(symbols.reshape(-1).astype(np.int32), _laplace(*symbol_range(bits)), *_prior(loaded, symbols.shape[1]))
-    return encoder.get_compressed().tobytes()
-
-
-def _decode_latents(loaded: LoadedModel, data: bytes, bits: int, channels: int, length: int) -> np.ndarray:
-    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
-    symbols = decoder.decode(_laplace(*symbol_range(bits)), *_prior(loaded, length))
-    return symbols.reshape(channels, length).astype(np.int64)
-
-
-def compress(loaded: LoadedModel, lead: Lead, bits: int, max_error: int = 0) -> bytes:
-    """Encode one lead; `max_error` > 0 adds a residual that bounds the error in ADC units."""
-    fs = loaded.preprocessing["fs"]
-    if abs(lead.fs - fs) > 1e-6:
-        raise UserError(lead.record, f"sampled at {lead.fs:g} Hz but the model was trained at {fs:g} Hz", "resample the record first")
-    if len(lead.adc) > MAX_SAMPLES:
-        raise UserError(lead.record, f"has {len(lead.adc)} samples, more than a file holds ({MAX_SAMPLES})",
-                        "split the record into parts")
-    symbols = encode_symbols(loaded, lead, bits)
-    latent = _code_latents(loaded, symbols, bits)
-    residual, scale = b"", 0.0
-    if max_error > 0:
-        approx = decode_symbols(loaded, symbols, len(lead.adc), lead.gain, lead.baseline)
-        q = np.rint((lead.adc - approx) / (2 * max_error + 1)).astype(np.int64)
-        scale = float(np.float32(max(np.abs(q).mean(), 0.05)))  # exactly what the header stores
-        bound = int(np.abs(q).max()) + 1
-        encoder = constriction.stream.queue.RangeEncoder()
-        n = len(q)
-        encoder.encode(q.astype(np.int32), _laplace(-bound, bound), np.zeros(n), np.full(n, scale))
-        residual = struct.pack("<I", bound) + encoder.get_compressed().tobytes()
-    fixed = _FIXED.pack(
-        MAGIC, FORMAT_VERSION, int(max_error > 0), lead.fs, lead.gain, lead.baseline, len(lead.adc),
-        bits, symbols.shape[0], symbols.shape[1], max_error, model_id(loaded), len(latent), len(residual), scale,
-    )
-    body = fixed + _pack_text(lead.name) + _pack_text(lead.units) + latent + residual
-    return body + _CRC.pack(zlib.crc32(body))
+def _damaged(source: str, problem: str) -> UserError:
+    return UserError(source, problem, "the file is damaged or was not written by `latente ecg compress`")
 
 
 def _check_header(header: Header, offset: int, size: int, source: str) -> None:
     """Every header field within the bounds the format allows, and the stream sizes adding up to the file's.
 
     A valid CRC only proves the bytes are those that were written: a file crafted or written by a
-    buggy tool can carry bits 0, gain 0, fs −1 or a length of 4e9, which would fail deep in the
+    buggy tool can carry fs −1, a shift of 100 or a length of 4e9, which would fail deep in the
     decoder or allocate gigabytes. Each field is checked before anything is allocated.
     """
     def bad(field: str, value: object, expected: str) -> UserError:
-        return UserError(source, f"header field {field} is {value!r}, expected {expected}",
-                         "the file is damaged or was not written by `latente ecg compress`")
+        return _damaged(source, f"header field {field} is {value!r}, expected {expected}")
 
     if not (math.isfinite(header.fs) and 0 < header.fs <= FS_MAX):
         raise bad("fs", header.fs, f"a sampling rate above 0 and at most {FS_MAX:g} Hz")
@@ -176,74 +322,103 @@ def _check_header(header: Header, offset: int, size: int, source: str) -> None:
         raise bad("gain", header.gain, "a finite ADC gain above 0")
     if not 1 <= header.n_samples <= MAX_SAMPLES:
         raise bad("n_samples", header.n_samples, f"a sample count from 1 to {MAX_SAMPLES}")
-    if not CODE_BITS[0] <= header.bits <= CODE_BITS[1]:
-        raise bad("bits", header.bits, f"a code width from {CODE_BITS[0]} to {CODE_BITS[1]}")
+    if not -SHIFT_LIMIT <= header.shift <= SHIFT_LIMIT:
+        raise bad("shift", header.shift, f"a rate-control shift from {-SHIFT_LIMIT} to {SHIFT_LIMIT}")
     if header.channels < 1:
         raise bad("channels", header.channels, "at least 1 code channel")
     if not 1 <= header.code_length <= header.n_samples:
         raise bad("code_length", header.code_length, f"from 1 to n_samples ({header.n_samples})")
+    if header.side_length * 4 != header.code_length:
+        raise bad("side_length", header.side_length, f"a quarter of code_length ({header.code_length})")
     if header.max_error > MAX_ERROR_MAX or (header.max_error > 0) != header.has_residual:
         raise bad("max_error", header.max_error, f"at most {MAX_ERROR_MAX}, and above 0 exactly when the file has a residual")
-    if header.latent_bytes < 4 or header.latent_bytes % 4:
-        raise bad("latent_bytes", header.latent_bytes, "a positive multiple of 4 (the coder writes 32-bit words)")
+    for name in ("side_bytes", "latent_bytes"):
+        value = getattr(header, name)
+        if value < 4 or value % 4:
+            raise bad(name, value, "a positive multiple of 4 (the coder writes 32-bit words)")
     if header.has_residual and (header.residual_bytes < 4 or header.residual_bytes % 4):
         raise bad("residual_bytes", header.residual_bytes, "a multiple of 4 of at least 4 (a bound, then 32-bit words)")
     if not header.has_residual and header.residual_bytes:
         raise bad("residual_bytes", header.residual_bytes, "0 in a file without a residual")
     if header.has_residual and not (math.isfinite(header.residual_scale) and header.residual_scale > 0):
         raise bad("residual_scale", header.residual_scale, "a finite number above 0")
-    if offset + header.latent_bytes + header.residual_bytes + _CRC.size != size:
-        raise UserError(source, f"header stream sizes ({header.latent_bytes} + {header.residual_bytes} bytes) do not add up "
-                                f"to the file's {size} bytes", "the file is damaged or was not written by `latente ecg compress`")
+    if offset + header.side_bytes + header.latent_bytes + header.residual_bytes + _CRC.size != size:
+        raise _damaged(source, f"header stream sizes ({header.side_bytes} + {header.latent_bytes} + {header.residual_bytes} bytes) "
+                               f"do not add up to the file's {size} bytes")
 
 
 def read_header(data: bytes, source: str = "<bytes>") -> tuple[Header, int]:
-    """Check magic, version, CRC and every header field; return the header and the offset of the latent stream."""
-    if len(data) < _FIXED.size + _CRC.size or data[:4] != MAGIC:
+    """Check magic, version, CRC and every header field; return the header and the offset of the side stream."""
+    if len(data) < 5 or data[:4] != MAGIC:
         raise UserError(source, "not a latente ECG file (bad magic or too short)")
+    if data[4] != FORMAT_VERSION:
+        hint = ("it was written by the factorized-prior codec of an earlier latente; decode it with that release"
+                if data[4] == 1 else "it was written by a newer latente")
+        raise UserError(source, f"format version {data[4]} is not supported (this latente reads {FORMAT_VERSION})", hint)
+    if len(data) < _FIXED.size + _CRC.size:
+        raise UserError(source, "too short for a latente ECG header: the file is truncated")
     (crc,) = _CRC.unpack(data[-_CRC.size :])
     if zlib.crc32(data[: -_CRC.size]) != crc:
         raise UserError(source, "checksum mismatch: the file is truncated or corrupted")
     fields = _FIXED.unpack(data[: _FIXED.size])
-    if fields[1] != FORMAT_VERSION:
-        raise UserError(source, f"format version {fields[1]} is not supported (this latente reads {FORMAT_VERSION})")
     if fields[2] not in (0, 1):
-        raise UserError(source, f"header field has_residual is {fields[2]}, expected 0 or 1",
-                        "the file is damaged or was not written by `latente ecg compress`")
+        raise _damaged(source, f"header field has_residual is {fields[2]}, expected 0 or 1")
     try:
         lead_name, offset = _unpack_text(data, _FIXED.size)
         units, offset = _unpack_text(data, offset)
     except (IndexError, UnicodeDecodeError):
-        raise UserError(source, "header lead name or units are not UTF-8 text of the stated length",
-                        "the file is damaged or was not written by `latente ecg compress`") from None
-    header = Header(fields[1], bool(fields[2]), *fields[3:11], fields[11], lead_name, units, *fields[12:15])
+        raise _damaged(source, "header lead name or units are not UTF-8 text of the stated length") from None
+    header = Header(fields[1], bool(fields[2]), *fields[3:17], lead_name, units)
     _check_header(header, offset, len(data), source)
     return header, offset
 
 
-def decompress(loaded: LoadedModel, data: bytes, record: str = "decoded", source: str = "<bytes>") -> Lead:
+def decode_streams(codec: LoadedCodec, data: bytes, source: str = "<bytes>") -> tuple[Header, np.ndarray, np.ndarray]:
+    """The header, ẑ and ŷ symbols of a file: integers only (what must be identical on every machine)."""
     header, offset = read_header(data, source)
-    if header.model_id != model_id(loaded):
-        raise UserError(source, f"was written by model {header.model_id.hex()}, not by {loaded.folder} ({model_id(loaded).hex()})", "pass the --model that compressed it")
-    channels = len(loaded.model.code_prior()[0])
+    if header.model_id != codec.model_id:
+        raise UserError(source, f"was written by model {header.model_id.hex()}, not by {codec.folder} ({codec.model_id.hex()})",
+                        "pass the --model that compressed it")
+    cfg = codec.hyperprior.config
+    channels = codec.codec.transform.config.latent_channels
     if header.channels != channels:
-        raise UserError(source, f"header field channels is {header.channels}, but the model codes {channels} channels",
-                        "the file is damaged or was not written by `latente ecg compress`")
-    stride = math.prod(loaded.model.config.strides)
-    if header.code_length != math.ceil(header.n_samples / stride):
-        raise UserError(source, f"header field code_length is {header.code_length}, but {header.n_samples} samples code to "
-                                f"{math.ceil(header.n_samples / stride)} steps with this model",
-                        "the file is damaged or was not written by `latente ecg compress`")
-    latent = data[offset : offset + header.latent_bytes]
-    symbols = _decode_latents(loaded, latent, header.bits, header.channels, header.code_length)
-    adc = decode_symbols(loaded, symbols, header.n_samples, header.gain, header.baseline)
+        raise _damaged(source, f"header field channels is {header.channels}, but the model codes {channels} channels")
+    length = math.ceil(header.n_samples / codec.codec.block) * codec.codec.block // codec.codec.transform.config.downsampling
+    if header.code_length != length:
+        raise _damaged(source, f"header field code_length is {header.code_length}, but {header.n_samples} samples code to {length} steps with this model")
+    side_stream = data[offset : offset + header.side_bytes]
+    z_shape = (cfg.channels, header.side_length)
+    with _stream("side", source):
+        z_symbols = decode_grouped(side_stream, _side_groups(np.empty(z_shape)), codec.z_frequencies, cfg.side_bound)
+    indices = codec.hyperprior.indices(torch.from_numpy(z_symbols).unsqueeze(0), header.code_length)[0].numpy()
+    start = offset + header.side_bytes
+    groups = shifted_indices(codec, indices, header.shift)
+    with _stream("latent", source):
+        y_symbols = decode_grouped(data[start : start + header.latent_bytes], groups, codec.y_frequencies, cfg.symbol_bound)
+    return header, z_symbols, y_symbols
+
+
+@contextlib.contextmanager
+def _stream(name: str, source: str):
+    """A stream the range decoder rejects (a valid CRC over bytes no encoder wrote) is a damaged file."""
+    try:
+        yield
+    except (AssertionError, ValueError, RuntimeError, OverflowError) as err:
+        raise _damaged(source, f"the {name} stream does not decode under this model's tables ({type(err).__name__})") from None
+
+
+def decompress(codec: LoadedCodec, data: bytes, record: str = "decoded", source: str = "<bytes>") -> Lead:
+    header, _, y_symbols = decode_streams(codec, data, source)
+    adc = reconstruct(codec, y_symbols, header.shift, header.n_samples, header.gain, header.baseline)
     if header.has_residual:
-        start = offset + header.latent_bytes
+        start = len(data) - _CRC.size - header.residual_bytes
         stream = data[start : start + header.residual_bytes]
         (bound,) = struct.unpack("<I", stream[:4])
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream[4:], dtype=np.uint32).copy())
+        if not 1 <= bound <= RESIDUAL_BOUND_MAX:
+            raise _damaged(source, f"residual bound is {bound}, expected 1 to {RESIDUAL_BOUND_MAX}")
         n = header.n_samples
-        q = decoder.decode(_laplace(-bound, bound), np.zeros(n), np.full(n, header.residual_scale))
+        with _stream("residual", source):
+            decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(stream[4:], dtype=np.uint32).copy())
+            q = decoder.decode(_laplace(-bound, bound), np.zeros(n), np.full(n, header.residual_scale))
         adc = adc + q.astype(np.int64) * (2 * header.max_error + 1)
     return Lead(record, header.lead_name, adc, header.fs, header.gain, header.baseline, header.units)
-

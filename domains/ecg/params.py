@@ -4,6 +4,7 @@ from __future__ import annotations
 import pydantic
 
 from latente.shared.models.config import AutoencoderConfig
+from latente.shared.models.entropy_config import HyperpriorConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
 from latente.shared.params import TrainerConfig
@@ -21,24 +22,42 @@ class PrepareParams(StrictParams):
     seconds: float | None = pydantic.Field(None, gt=0)  # use only the first seconds of each record
 
 
-class CodecVariant(StrictParams):
-    """What one named model changes in `model`: its rate weight, which sets its operating point."""
+SHIFT_LIMIT = 40
+"""Rate-control shifts run from −40 to 40: quantisation steps exp(s·shift), s the scale table's log
+step (0.123 for the default table), so from ×1/137 to ×137 of the trained step: beyond any useful CR."""
 
-    rate_weight: float = pydantic.Field(ge=0)
+
+class CodecVariant(StrictParams):
+    """What one named model changes: its rate weight λ (loss = Σ squared error in mV² + λ · bits),
+    which sets the rate it is best at."""
+
+    rate_weight: float = pydantic.Field(gt=0)
 
 
 class TrainParams(StrictParams):
     window: int = pydantic.Field(1024, ge=64)
     hop: int | None = pydantic.Field(None, ge=1)  # between training windows; default: the window
-    model: AutoencoderConfig
+    model: AutoencoderConfig  # the analysis and synthesis transforms
+    hyperprior: HyperpriorConfig = HyperpriorConfig()
     trainer: TrainerConfig
-    variants: dict[str, CodecVariant] = pydantic.Field(default_factory=dict)  # none: one model, "default"
+    variants: dict[str, CodecVariant] = pydantic.Field(min_length=1)  # one model per name
 
 
 class OperatingPoint(StrictParams):
+    """A model and how its rate is set per record: reach a CR, stay within a PRDN, or a fixed shift."""
+
     model: str
-    bits: int = pydantic.Field(ge=2, le=16)
+    cr: float | None = pydantic.Field(None, gt=0)  # the finest step whose file reaches this CR
+    prdn: float | None = pydantic.Field(None, gt=0)  # the coarsest step whose PRDN stays within this (%)
+    shift: int | None = pydantic.Field(None, ge=-SHIFT_LIMIT, le=SHIFT_LIMIT)  # a fixed step exp(step · shift)
     max_error: int = pydantic.Field(0, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _one_rate_setting(self) -> "OperatingPoint":
+        given = [name for name in ("cr", "prdn", "shift") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of cr, prdn, shift (given: {', '.join(given) or 'none'})")
+        return self
 
 
 class EvaluateParams(StrictParams):

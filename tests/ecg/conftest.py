@@ -1,6 +1,9 @@
 """The ECG stages run once with tests/tiny.py's params on real MIT-BIH records: a tiny codec "A",
-trained for a few seconds, shared by the ECG tests."""
+trained for a few seconds, shared by the ECG tests; and `recoded`, a .ltc file with header fields
+rewritten under a valid CRC, as a crafted or buggy writer would make it."""
 import contextlib
+import struct
+import zlib
 
 import pytest
 import wfdb
@@ -10,8 +13,8 @@ from latente.domains.ecg.data import prepare, read_lead
 from latente.domains.ecg.evaluation import evaluate
 from latente.domains.ecg.params import EvaluateParams, FetchParams, PrepareParams, TrainParams
 from latente.domains.ecg.sources import fetch
+from latente.domains.ecg.model import load_codec
 from latente.domains.ecg.training import train
-from latente.shared.models import load_model
 from latente.shared.stage import DomainPaths
 from tiny import ECG
 
@@ -42,7 +45,8 @@ def tiny_codec(tiny_run):
 
 @pytest.fixture(scope="session")
 def loaded_codec(tiny_codec):
-    return load_model(tiny_codec, domain=DOMAIN)
+    """The tiny codec loaded by the one codec loader (transforms, hyperprior, integer tables)."""
+    return load_codec(tiny_codec)
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +78,27 @@ def crop_record(records, tmp_path):
 @pytest.fixture
 def short_record(crop_record):
     return crop_record("r100", 20)
+
+
+# The fixed part of a version-2 .ltc header, written out here from the format's description
+# (domains/ecg/model.py) rather than imported, so a change to the format shows up as a failing test.
+LTC_FIELDS = ("magic", "version", "has_residual", "fs", "gain", "baseline", "n_samples", "shift", "channels", "code_length",
+              "side_length", "max_error", "model_id", "side_bytes", "latent_bytes", "residual_bytes", "residual_scale")
+LTC_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIf")
+
+
+def recoded(data: bytes, name_byte: int | None = None, **changes) -> bytes:
+    """`data` (a real .ltc) with header fields changed (a value, or a function of the old fields) and a valid CRC."""
+    fields = dict(zip(LTC_FIELDS, LTC_FIXED.unpack(data[: LTC_FIXED.size])))
+    fields.update({k: (v(fields) if callable(v) else v) for k, v in changes.items()})
+    rest = bytearray(data[LTC_FIXED.size : -4])
+    if name_byte is not None:
+        rest[1] = name_byte  # the first byte of the lead name (after its length byte)
+    body = LTC_FIXED.pack(*fields.values()) + bytes(rest)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.fixture(scope="session")
+def recode():
+    """`recoded` for the tests of this folder."""
+    return recoded

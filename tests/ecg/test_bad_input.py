@@ -4,8 +4,6 @@ also through the real `latente` process."""
 from __future__ import annotations
 
 import shutil
-import struct
-import zlib
 
 import pytest
 
@@ -17,17 +15,31 @@ D = "ecg decompress {ltc} {tmp}/dec --model {model}"
 E = "ecg evaluate --records {records} --names 100 --model {model}"
 
 CASES = [
-    # --bits: what an ECG codec supports (AutoencoderConfig.code_bits, 2..16)
-    case("bits_64", C + " --bits 64", "--bits", "64 is out of range", "from 2 to 16"),
-    case("bits_0", C + " --bits 0", "--bits", "0 is out of range"),
-    case("bits_negative", C + " --bits -3", "--bits", "-3 is out of range"),
-    case("bits_1", C + " --bits 1", "--bits", "1 is out of range"),
-    case("bits_17", C + " --bits 17", "--bits", "17 is out of range"),
-    case("bits_text", C + " --bits abc", "--bits", "'abc' is not a whole number", "from 2 to 16"),
-    case("bits_fraction", C + " --bits 2.5", "--bits", "'2.5' is not a whole number"),
-    case("bits_empty", C + " --bits ''", "--bits", "'' is not a whole number"),
-    case("bits_without_value", C + " --bits", "--bits", "needs a value"),
-    case("evaluate_bits_64", E + " --bits 64", "--bits", "64 is out of range"),
+    # rate control: at most one of --cr, --prdn, --shift (none: shift 0, the trained step)
+    case("shift_41", C + " --shift 41", "--shift", "41 is out of range", "from -40 to 40", "the steps a .ltc header holds"),
+    case("shift_minus_41", C + " --shift -41", "--shift", "-41 is out of range"),
+    case("shift_fraction", C + " --shift 1.5", "--shift", "'1.5' is not a whole number"),
+    case("shift_text", C + " --shift abc", "--shift", "'abc' is not a whole number", "from -40 to 40"),
+    case("shift_empty", C + " --shift ''", "--shift", "'' is not a whole number"),
+    case("shift_without_value", C + " --shift", "--shift", "needs a value"),
+    case("cr_0", C + " --cr 0", "--cr", "0 is out of range", "from 1 to 1000"),
+    case("cr_below_1", C + " --cr 0.5", "--cr", "0.5 is out of range"),
+    case("cr_huge", C + " --cr 1e6", "--cr", "is out of range", "from 1 to 1000"),
+    case("cr_nan", C + " --cr nan", "--cr", "nan is not a finite number"),
+    case("cr_text", C + " --cr lots", "--cr", "'lots' is not a number"),
+    case("cr_without_value", C + " --cr", "--cr", "needs a value"),
+    case("prdn_negative", C + " --prdn -1", "--prdn", "-1 is out of range", "above 0 and at most 100"),
+    case("prdn_0", C + " --prdn 0", "--prdn", "0 is out of range"),
+    case("prdn_101", C + " --prdn 101", "--prdn", "101 is out of range"),
+    case("prdn_inf", C + " --prdn inf", "--prdn", "inf is not a finite number"),
+    case("cr_and_shift", C + " --cr 30 --shift 1", "--cr and --shift", "set the rate in two ways", "give one of --cr, --prdn, --shift"),
+    case("cr_and_prdn", C + " --cr 30 --prdn 5", "--cr and --prdn", "set the rate in two ways"),
+    case("all_three", C + " --cr 30 --prdn 5 --shift 2", "--cr and --prdn and --shift", "set the rate in two ways"),
+    case("bits_is_gone", C + " --bits 6", "--bits", "no such option"),
+    case("evaluate_shift_41", E + " --shift 41", "--shift", "41 is out of range"),
+    case("evaluate_cr_0", E + " --cr 0", "--cr", "0 is out of range"),
+    case("evaluate_prdn_negative", E + " --prdn -1", "--prdn", "-1 is out of range"),
+    case("evaluate_cr_and_shift", E + " --cr 30 --shift 1", "--cr and --shift", "set the rate in two ways"),
     # --max-error: ADC units, 0..2047
     case("max_error_negative", C + " --max-error -1", "--max-error", "-1 is out of range", "from 0 to 2047"),
     case("max_error_huge", C + " --max-error 100000000", "--max-error", "100000000 is out of range"),
@@ -66,19 +78,24 @@ CASES = [
          "--names 100"),
     case("records_missing", "ecg evaluate --records {missing} --model {model}", "{missing}", "not found"),
     case("records_not_given", "ecg evaluate --model {model}", "--records", "required"),
-    case("unknown_option", E + " --bitz 3", "--bitz", "no such option", "--bits"),
+    case("unknown_option", E + " --shfit 3", "--shfit", "no such option", "did you mean --shift"),
     case("unknown_command", "ecg compres", "ecg", "no such command 'compres'"),
     # .ltc files with a valid CRC but bad header fields (issue 16, cause 3): refused before any allocation
-    case("ltc_bits_0", D.replace("{ltc}", "{ltc_bits_0}"), "{ltc_bits_0}", "header field bits is 0", "from 2 to 16"),
-    case("ltc_bits_17", D.replace("{ltc}", "{ltc_bits_17}"), "{ltc_bits_17}", "header field bits is 17"),
+    case("ltc_shift_41", D.replace("{ltc}", "{ltc_shift_41}"), "{ltc_shift_41}", "header field shift is 41", "from -40 to 40"),
+    case("ltc_shift_minus_41", D.replace("{ltc}", "{ltc_shift_minus_41}"), "{ltc_shift_minus_41}", "header field shift is -41"),
     case("ltc_gain_0", D.replace("{ltc}", "{ltc_gain_0}"), "{ltc_gain_0}", "header field gain is 0.0"),
     case("ltc_gain_nan", D.replace("{ltc}", "{ltc_gain_nan}"), "{ltc_gain_nan}", "header field gain is nan"),
+    case("ltc_fs_0", D.replace("{ltc}", "{ltc_fs_0}"), "{ltc_fs_0}", "header field fs is 0.0"),
     case("ltc_fs_negative", D.replace("{ltc}", "{ltc_fs_negative}"), "{ltc_fs_negative}", "header field fs is -1.0"),
     case("ltc_fs_infinite", D.replace("{ltc}", "{ltc_fs_inf}"), "{ltc_fs_inf}", "header field fs is inf"),
     case("ltc_code_length_4e9", D.replace("{ltc}", "{ltc_code_length_huge}"), "{ltc_code_length_huge}",
          "header field code_length is 4000000000"),
-    case("ltc_code_length_off_by_one", D.replace("{ltc}", "{ltc_code_length_short}"), "{ltc_code_length_short}",
+    case("ltc_code_length_not_the_model_s", D.replace("{ltc}", "{ltc_code_length_short}"), "{ltc_code_length_short}",
          "header field code_length", "steps with this model"),
+    case("ltc_side_length_not_a_quarter", D.replace("{ltc}", "{ltc_side_length_more}"), "{ltc_side_length_more}",
+         "header field side_length", "a quarter of code_length"),
+    case("ltc_side_bytes_not_words", D.replace("{ltc}", "{ltc_side_odd}"), "{ltc_side_odd}",
+         "header field side_bytes", "multiple of 4"),
     case("ltc_latent_bytes_not_words", D.replace("{ltc}", "{ltc_latent_odd}"), "{ltc_latent_odd}",
          "header field latent_bytes", "multiple of 4"),
     case("ltc_n_samples_4e9", D.replace("{ltc}", "{ltc_samples_huge}"), "{ltc_samples_huge}",
@@ -95,34 +112,25 @@ CASES = [
          "{ltc_residual_bytes_alone}", "header field residual_bytes is 4"),
     case("ltc_sizes_do_not_add_up", D.replace("{ltc}", "{ltc_latent_short}"), "{ltc_latent_short}", "do not add up"),
     case("ltc_lead_name_not_utf8", D.replace("{ltc}", "{ltc_name_bytes}"), "{ltc_name_bytes}", "lead name"),
-    case("ltc_version_2", D.replace("{ltc}", "{ltc_version_2}"), "{ltc_version_2}", "format version 2 is not supported"),
+    case("ltc_version_1", D.replace("{ltc}", "{ltc_version_1}"), "{ltc_version_1}", "format version 1 is not supported",
+         "factorized-prior codec of an earlier latente"),
+    case("ltc_version_3", D.replace("{ltc}", "{ltc_version_3}"), "{ltc_version_3}", "format version 3 is not supported",
+         "newer latente"),
 ]
 
-_FIELDS = ("magic", "version", "has_residual", "fs", "gain", "baseline", "n_samples", "bits", "channels", "code_length",
-           "max_error", "model_id", "latent_bytes", "residual_bytes", "residual_scale")  # domains/ecg/model.py's _FIXED
-_FIXED = struct.Struct("<4sBBffiIBBIH16sIIf")
-
-
-def recoded(data: bytes, name_byte: int | None = None, **changes) -> bytes:
-    """`data` (a real .ltc) with header fields changed and a valid CRC, as a crafted file would have."""
-    fields = dict(zip(_FIELDS, _FIXED.unpack(data[:_FIXED.size])))
-    fields.update({k: (v(fields) if callable(v) else v) for k, v in changes.items()})
-    rest = bytearray(data[_FIXED.size:-4])
-    if name_byte is not None:
-        rest[1] = name_byte  # the first byte of the lead name (after its length byte)
-    body = _FIXED.pack(*fields.values()) + bytes(rest)
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
 CRAFTED = {
-    "ltc_bits_0": {"bits": 0}, "ltc_bits_17": {"bits": 17}, "ltc_gain_0": {"gain": 0.0},
-    "ltc_gain_nan": {"gain": float("nan")}, "ltc_fs_negative": {"fs": -1.0}, "ltc_fs_inf": {"fs": float("inf")},
-    "ltc_code_length_huge": {"code_length": 4_000_000_000}, "ltc_code_length_short": {"code_length": lambda f: f["code_length"] - 1},
-    "ltc_latent_odd": {"latent_bytes": lambda f: f["latent_bytes"] + 1}, "ltc_samples_huge": {"n_samples": 4_000_000_000},
-    "ltc_samples_0": {"n_samples": 0}, "ltc_channels_0": {"channels": 0}, "ltc_channels_more": {"channels": lambda f: f["channels"] + 1},
+    "ltc_shift_41": {"shift": 41}, "ltc_shift_minus_41": {"shift": -41}, "ltc_gain_0": {"gain": 0.0},
+    "ltc_gain_nan": {"gain": float("nan")}, "ltc_fs_0": {"fs": 0.0}, "ltc_fs_negative": {"fs": -1.0}, "ltc_fs_inf": {"fs": float("inf")},
+    "ltc_code_length_huge": {"code_length": 4_000_000_000},
+    # one side step fewer (code_length and side_length both consistent with each other), not what n_samples codes to
+    "ltc_code_length_short": {"code_length": lambda f: f["code_length"] - 4, "side_length": lambda f: f["side_length"] - 1},
+    "ltc_side_length_more": {"side_length": lambda f: f["side_length"] + 1},
+    "ltc_side_odd": {"side_bytes": lambda f: f["side_bytes"] + 1}, "ltc_latent_odd": {"latent_bytes": lambda f: f["latent_bytes"] + 1},
+    "ltc_samples_huge": {"n_samples": 4_000_000_000}, "ltc_samples_0": {"n_samples": 0},
+    "ltc_channels_0": {"channels": 0}, "ltc_channels_more": {"channels": lambda f: f["channels"] + 1},
     "ltc_residual_flag_2": {"has_residual": 2}, "ltc_max_error_alone": {"max_error": 5},
     "ltc_residual_bytes_alone": {"residual_bytes": 4}, "ltc_latent_short": {"latent_bytes": lambda f: f["latent_bytes"] - 4},
-    "ltc_name_bytes": {"name_byte": 0xFF}, "ltc_version_2": {"version": 2},
+    "ltc_name_bytes": {"name_byte": 0xFF}, "ltc_version_1": {"version": 1}, "ltc_version_3": {"version": 3},
 }
 
 
@@ -136,12 +144,12 @@ def compressed(tiny_codec, mirror, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def crafted(compressed, tmp_path_factory):
+def crafted(compressed, recode, tmp_path_factory):
     """The real .ltc with one header field changed each, CRC recomputed."""
     folder = tmp_path_factory.mktemp("crafted")
     data = compressed.read_bytes()
     for name, changes in CRAFTED.items():
-        (folder / f"{name}.ltc").write_bytes(recoded(data, **changes))
+        (folder / f"{name}.ltc").write_bytes(recode(data, **changes))
     return {name: folder / f"{name}.ltc" for name in CRAFTED}
 
 
@@ -157,7 +165,7 @@ def test_bad_input(latente, bad, env, monkeypatch):
     replay(latente, bad, env, monkeypatch)
 
 
-@pytest.mark.parametrize("bad", [c for c in CASES if c.id in ("bits_64", "out_parent_is_a_file", "record_is_compressed")])
+@pytest.mark.parametrize("bad", [c for c in CASES if c.id in ("cr_and_shift", "out_parent_is_a_file", "record_is_compressed")])
 def test_bad_input_in_a_real_process(latente_subprocess, bad, env):
     replay(latente_subprocess, bad, env)
 

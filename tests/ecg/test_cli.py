@@ -3,10 +3,14 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import wfdb
 
 from conftest import assert_user_error
+from latente.domains.ecg import model as codec
 from latente.domains.ecg.data import read_lead
+from latente.domains.ecg.evaluation import shift_for_cr, shift_for_prdn
+from latente.domains.ecg.metrics import compression_ratio
 from latente.shared.models import build_model, save_model
 
 
@@ -23,6 +27,23 @@ def test_compress_decompress_round_trip(latente_subprocess, tiny_codec, short_re
     assert rec.sig_name == ["MLII"] and np.abs(rec.d_signal[:, 0] - original.adc).max() <= 5
 
 
+@pytest.mark.parametrize("option", ["none", "--shift", "--cr", "--prdn"])
+def test_rate_control_options_choose_the_files_step(latente, tiny_codec, loaded_codec, short_record, tmp_path, option):
+    """No option: shift 0; --shift N: N; --cr X / --prdn X: what rate control (evaluation.py) chooses for this record."""
+    lead = read_lead(short_record, "MLII")
+    expected = {"none": 0, "--shift": 3, "--cr": shift_for_cr(loaded_codec, lead, 20.0), "--prdn": shift_for_prdn(loaded_codec, lead, 60.0)}[option]
+    value = {"none": None, "--shift": "3", "--cr": "20", "--prdn": "60"}[option]
+    out = tmp_path / "r.ltc"
+    result = latente("ecg", "compress", short_record, out, "--model", tiny_codec, "--lead", "MLII", *([option, value] if value else []))
+    assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    header, _ = codec.read_header(data)
+    assert header.shift == expected and f"shift {expected} " in result.stderr
+    assert f"{len(data)} bytes, CR {compression_ratio(len(lead.adc), len(data)):.2f}" in result.stderr
+    if option == "--cr":
+        assert compression_ratio(len(lead.adc), len(data)) >= 20.0
+
+
 def test_evaluate_prints_results_json(latente, tiny_codec, short_record):
     result = latente("ecg", "evaluate", "--records", short_record.parent, "--names", short_record.name,
                      "--model", tiny_codec, "--lead", "MLII", "--json")
@@ -33,6 +54,19 @@ def test_evaluate_prints_results_json(latente, tiny_codec, short_record):
     wavelet = next(r for r in data["results"] if r["method"] == "wavelet" and "record" not in r["condition"])
     assert set(model["metrics"]) >= {"cr", "prd", "prdn", "snr", "qs"}
     assert abs(wavelet["metrics"]["cr"] - model["metrics"]["cr"]) / model["metrics"]["cr"] < 0.05  # matched CR
+    per_record = next(r for r in data["results"] if r["method"] == "model" and r["condition"].get("record") == "r100")
+    assert per_record["metrics"]["shift"] == 0  # no rate option: the step the model trained at
+    assert "shift" not in model["metrics"]  # a step is chosen per record; the mean row has none
+
+
+def test_evaluate_with_a_target_cr(latente, tiny_codec, loaded_codec, short_record):
+    result = latente("ecg", "evaluate", "--records", short_record.parent, "--names", short_record.name,
+                     "--model", tiny_codec, "--lead", "MLII", "--cr", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    model = next(r for r in rows if r["method"] == "model" and r["condition"] == {"operating_point": tiny_codec.name, "record": "r100"})
+    assert model["metrics"]["cr"] >= 20.0
+    assert model["metrics"]["shift"] == shift_for_cr(loaded_codec, read_lead(short_record, "MLII"), 20.0)
 
 
 def test_existing_output_is_refused_without_force(latente, tiny_codec, short_record, tmp_path):

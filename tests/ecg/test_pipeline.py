@@ -8,12 +8,15 @@ import sys
 import typing
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
 from latente.domains.ecg import DOMAIN
 from latente.domains.ecg import params as schemas
+from latente.domains.ecg.evaluation import point_label
 from latente.pipelines.ecg import STAGES
+from latente.shared.models.entropy_config import HyperpriorConfig
 from latente.shared.io import read_json
 from latente.shared.report import load_references
 from tiny import ECG
@@ -32,12 +35,23 @@ def test_trained_model_saves_its_config_and_training_record(tiny_run):
     meta = read_json(tiny_run.model / "A" / "config.json")
     variant = ECG["train"]["variants"]["A"]
     assert meta["domain"] == DOMAIN
-    assert {k: meta["model"][k] for k in ECG["train"]["model"] if k != "rate_weight"} == {
-        k: v for k, v in ECG["train"]["model"].items() if k != "rate_weight"}
-    assert meta["model"]["rate_weight"] == variant["rate_weight"]
+    assert {k: meta["model"][k] for k in ECG["train"]["model"]} == ECG["train"]["model"]
+    assert (meta["model"]["spatial_dims"], meta["model"]["in_channels"], meta["model"]["code_bits"]) == (1, 1, None)
+    # the codec's own settings: λ of its variant, the hyperprior (defaults filled in), beside the transforms' config
+    assert meta["preprocessing"]["rate_weight"] == variant["rate_weight"]
+    assert meta["preprocessing"]["hyperprior"] == HyperpriorConfig.model_validate(ECG["train"]["hyperprior"]).model_dump(mode="json")
+    assert set(meta["files"]) == {"model.safetensors", "extras.safetensors"}  # the hyperprior and its tables are checksummed too
     info = meta["info"]
     assert set(info) == {"epochs_run", "best_val_loss", "best_epoch", "stopped_early", "resumed_from_epoch", "seconds", "cpu_seconds", "history"}
     assert info["epochs_run"] == ECG["train"]["trainer"]["epochs"] == len(info["history"])
+
+
+def test_one_codec_per_variant(tiny_run):
+    assert sorted(p.name for p in tiny_run.model.iterdir()) == sorted(ECG["train"]["variants"])
+    with pytest.raises(pydantic.ValidationError, match="variants"):
+        schemas.TrainParams.model_validate({**ECG["train"], "variants": {}})
+    with pytest.raises(pydantic.ValidationError, match="rate_weight"):
+        schemas.TrainParams.model_validate({**ECG["train"], "variants": {"A": {"rate_weight": 0}}})
 
 
 def test_evaluate_writes_metrics_at_matched_cr(tiny_evaluated):
@@ -68,7 +82,9 @@ def test_report_checks_every_target_of_params_yaml(tiny_evaluated, repo_root):
     for target in targets:
         row = _table_row(report, target.name)
         found = [r["metrics"].get(target.metric) for r in metrics if r["method"] == target.method and r["condition"] == target.condition]
-        if not found:  # the tiny run has no operating point B: not measured, never met
+        # the tiny run has no operating point B, and its BD-rate is undefined (null) when its curve and the
+        # wavelet's cover no common PRDN range: not measured, never met
+        if not found or found[0] is None:
             assert row[3] == "–" and row[6] == "not measured"
             continue
         if target.value is not None:
@@ -83,15 +99,45 @@ def test_report_checks_every_target_of_params_yaml(tiny_evaluated, repo_root):
 
 def test_report_describes_the_saved_models_and_cites_no_typed_figures(tiny_evaluated):
     report = tiny_evaluated.report.read_text()
-    config = read_json(tiny_evaluated.model / "A" / "config.json")["model"]
+    meta = read_json(tiny_evaluated.model / "A" / "config.json")
+    config, hyper = meta["model"], meta["preprocessing"]["hyperprior"]
     row = _table_row(report, "A")
-    assert row[1:8] == [config["name"], str(config["channels"]), str(config["strides"]), str(config["kernel_size"]),
-                        str(config["latent_channels"]), str(config["code_bits"]), f"{config['rate_weight']:g}"]
+    assert row[1:8] == [str(config["channels"]), str(config["strides"]), str(config["kernel_size"]), str(config["latent_channels"]),
+                        f"{hyper['channels']} × {hyper['hidden']}, {hyper['levels']} scales", f"{meta['preprocessing']['rate_weight']:g}",
+                        str(meta["preprocessing"]["window"])]
     assert "BASELINES" not in report and "11 bits per sample" in report
     for anchor in load_references(DOMAIN).anchors:
         assert anchor.label in report and anchor.citation in report
     for figure in ("normal_stretch.png", "rate_distortion.png", "error_distribution.png"):
         assert f"figures/{figure}" in report and (tiny_evaluated.figures / figure).stat().st_size > 1000
+
+
+def test_rate_distortion_points_and_bd_rate_are_reported(tiny_evaluated):
+    """Every rate_distortion point of the params is a row of the report's curve, and the BD-rate has a row per record and a mean."""
+    report = tiny_evaluated.report.read_text()
+    metrics = json.loads(tiny_evaluated.metrics.read_text())["results"]
+    assert "## Rate–distortion" in report
+    for point in ECG["evaluate"]["rate_distortion"]:
+        label = point_label(schemas.OperatingPoint.model_validate(point))  # e.g. "A shift -4"
+        assert any(line.startswith(f"| 100 | model | {label} |") for line in report.splitlines())
+    bd = {tuple(sorted(r["condition"].items())): r["metrics"]["bd_rate"] for r in metrics if "bd_rate" in r["metrics"]}
+    assert set(bd) == {(("against", "wavelet"),), (("against", "wavelet"), ("record", "100"))}
+    assert _table_row(report, "mean")[1] == ("–" if bd[(("against", "wavelet"),)] is None else f"{bd[(('against', 'wavelet'),)]:.1f}")
+
+
+def test_ablations_code_the_same_symbols_under_other_priors_and_in_blocks(tiny_evaluated):
+    """Each test record has the three arms at operating point A's step; the static-prior arm codes the
+    hyperprior arm's very symbols, so its PRDN is the same and only its rate differs."""
+    from latente.domains.ecg.evaluation import ABLATIONS
+
+    metrics = json.loads(tiny_evaluated.metrics.read_text())["results"]
+    arms = {r["condition"]["ablation"]: r["metrics"] for r in metrics if "ablation" in r["condition"]}
+    assert set(arms) == set(ABLATIONS)
+    whole, static = arms["hyperprior, whole record"], arms["static per-channel prior"]
+    assert static["prdn"] == whole["prdn"] and static["shift"] == whole["shift"] == arms["independent blocks"]["shift"]
+    assert all(a["bits_per_sample"] > 0 for a in arms.values())
+    report = tiny_evaluated.report.read_text()
+    assert "## Ablations" in report and all(f"| 100 | {arm} |" in report for arm in ABLATIONS)
 
 
 def run(cmd, cwd, env):

@@ -1,0 +1,180 @@
+"""ECG codec ablations on the validation split of the training records (never on the test records).
+
+`python -m bench.ecg_ablation [--arms hyperprior,factorized] [--steps 2600] [--threads 1]`
+
+Each arm is the train stage's codec (params.yaml's `ecg.train`, variant A's rate weight) with one
+change, trained for the same number of steps on random windows of the prepared training signals
+(seeded, so a run repeats), then used to code the held-out last 10 % of each training record
+whole. Its rate is what the integer tables would write (`table_bits`), its distortion the PRDN of
+the decoded ADC values; the wavelet codec is run at the same CR on the same segment. The
+`blocks` column codes the same validation segments cut into independent windows of the
+training window's length, to show what coding the whole record (no block edges) is worth.
+
+Arms: `hyperprior` (the design), `factorized` (one learned Gaussian scale per latent channel,
+no side information: the prior the codec had before), `side8` (8 instead of 16 side channels),
+`wide` (channels ×1.5).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latente.domains.ecg import baselines
+from latente.domains.ecg.data import load_signals
+from latente.domains.ecg.metrics import compression_ratio, prdn
+from latente.domains.ecg.model import EcgCodec, transform_config
+from latente.domains.ecg.params import PrepareParams, TrainParams
+from latente.shared.io import write_json
+from latente.shared.models.entropy import bin_bits, gaussian_cdf, table_bits
+from latente.shared.params import stage_params
+from bench._cases import _prepared
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "ecg_ablation.json"
+ADC_GAIN, ADC_BASELINE = 200.0, 1024  # MIT-BIH: 200 units per mV around 1024
+
+
+class FactorizedCodec(EcgCodec):
+    """The ablation arm without side information: one learned scale-table position per latent channel.
+
+    The position is 8 × a parameter, so Adam's steps of about lr move it across the table within
+    the run (a channel the encoder leaves unused must fall from the middle to the bottom)."""
+
+    SPEED = 8.0
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        middle = (self.hyperprior.config.levels - 1) / 2
+        self.channel_position = torch.nn.Parameter(torch.full((self.transform.config.latent_channels,), middle / self.SPEED))
+
+    def index(self) -> torch.Tensor:
+        return (self.SPEED * self.channel_position).clamp(0, self.hyperprior.config.levels - 1).view(1, -1, 1)
+
+    def forward(self, x, target=None):
+        from latente.shared.models import AEOutput
+
+        y = self.transform.encoder(self.pad(x))
+        y_hat = y + torch.rand_like(y) - 0.5
+        scale = self.hyperprior.config.scale_min * torch.exp(self.hyperprior.log_step * self.index())
+        rate = bin_bits(gaussian_cdf, y_hat, scale).flatten(1).sum(1)
+        recon = self.synthesise(y_hat, x.shape[-1])
+        se = ((recon - x) ** 2).flatten(1).sum(1)
+        return AEOutput(recon=recon, z=y, loss=(se + self.rate_weight * rate).mean(), terms={"recon": se, "rate": rate})
+
+
+def build(arm: str, params: TrainParams) -> EcgCodec:
+    transform, hyper = transform_config(params.model), params.hyperprior
+    rate_weight = next(iter(params.variants.values())).rate_weight
+    if arm == "side8":
+        hyper = hyper.model_copy(update={"channels": 8})
+    if arm == "wide":
+        transform = transform.model_copy(update={"channels": tuple(int(c * 1.5) for c in transform.channels)})
+    return (FactorizedCodec if arm == "factorized" else EcgCodec)(transform, hyper, rate_weight)
+
+
+def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int) -> float:
+    """Adam with the trainer's lr on a cosine schedule, random windows; returns seconds."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    optimiser = torch.optim.Adam(codec.parameters(), lr=params.trainer.lr)
+    started = time.perf_counter()
+    codec.train()
+    for step in range(steps):
+        for group in optimiser.param_groups:
+            group["lr"] = params.trainer.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        batch = []
+        for _ in range(params.trainer.batch_size):
+            s = signals[rng.integers(len(signals))]
+            start = rng.integers(len(s) - params.window)
+            batch.append(s[start : start + params.window])
+        loss = codec(torch.stack(batch).unsqueeze(1)).loss
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(codec.parameters(), params.trainer.grad_clip or 1.0)
+        optimiser.step()
+    codec.eval()
+    return time.perf_counter() - started
+
+
+@torch.no_grad()
+def code(codec: EcgCodec, mv: np.ndarray) -> tuple[float, np.ndarray]:
+    """(bits, decoded ADC) of one segment coded whole, at shift 0."""
+    hyper, cfg = codec.hyperprior, codec.hyperprior.config
+    x = codec.pad(torch.from_numpy(mv.astype(np.float32)).view(1, 1, -1))
+    y, z = codec.analyse(x)
+    symbols = torch.round(y).clamp(-cfg.symbol_bound, cfg.symbol_bound)
+    tables = hyper.tables()
+    if isinstance(codec, FactorizedCodec):
+        indices = torch.round(codec.index()).to(torch.int64).expand_as(symbols)
+        side = 0.0
+    else:
+        z_symbols = torch.round(z).clamp(-cfg.side_bound, cfg.side_bound).to(torch.int64)
+        indices = hyper.indices(z_symbols, y.shape[-1])
+        channels = np.broadcast_to(np.arange(z_symbols.shape[1]).reshape(1, -1, 1), z_symbols.shape)
+        side = table_bits(z_symbols.numpy(), channels, tables["z_frequencies"].numpy().astype(np.int64), cfg.side_bound)
+    bits = side + table_bits(symbols.to(torch.int64).numpy(), indices.numpy(), tables["y_frequencies"].numpy().astype(np.int64), cfg.symbol_bound)
+    decoded = codec.synthesise(symbols, len(mv))[0, 0].double().numpy()
+    return bits, np.rint(decoded * ADC_GAIN + ADC_BASELINE).astype(np.int64)
+
+
+def score(codec: EcgCodec, validation: dict[str, torch.Tensor], window: int) -> dict:
+    rows = {}
+    for name, signal in sorted(validation.items()):
+        mv = signal.double().numpy()
+        adc = np.rint(mv * ADC_GAIN + ADC_BASELINE).astype(np.int64)
+        bits, decoded = code(codec, mv)
+        cr = compression_ratio(len(adc), math.ceil(bits / 8))
+        step = baselines.step_for(lambda s: compression_ratio(len(adc), len(baselines.encode(adc, ADC_BASELINE, s))), cr)
+        wavelet = prdn(adc, baselines.decode(baselines.encode(adc, ADC_BASELINE, step)))
+        block_bits, block_decoded = 0.0, []
+        for start in range(0, len(mv), window):
+            b, d = code(codec, mv[start : start + window])
+            block_bits += b
+            block_decoded.append(d)
+        rows[name] = {"cr": cr, "prdn": prdn(adc, decoded), "wavelet_prdn": wavelet,
+                      "blocks_cr": compression_ratio(len(adc), math.ceil(block_bits / 8)),
+                      "blocks_prdn": prdn(adc, np.concatenate(block_decoded))}
+    mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in next(iter(rows.values()))}
+    mean["prdn_over_wavelet"] = float(np.mean([r["prdn"] / r["wavelet_prdn"] for r in rows.values()]))
+    return {"records": rows, "mean": mean}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", default="hyperprior,factorized")
+    parser.add_argument("--steps", type=int, default=2600)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = stage_params("ecg", "train", TrainParams)
+    mirror = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = _prepared("ecg", mirror, stage_params("ecg", "prepare", PrepareParams), Path(tmp)).prepared
+        train_signals = load_signals(prepared / "train.safetensors")
+        validation = load_signals(prepared / "validation.safetensors")
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}  # arms run earlier stay
+    for arm in args.arms.split(","):
+        torch.manual_seed(args.seed)
+        codec = build(arm, params)
+        seconds = train(codec, [train_signals[k] for k in sorted(train_signals)], params, args.steps, args.seed)
+        results[arm] = {"steps": args.steps, "batch_size": params.trainer.batch_size, "window": params.window,
+                        "threads": args.threads, "train_seconds": seconds, **score(codec, validation, params.window)}
+        m = results[arm]["mean"]
+        print(f"{arm:11s} CR {m['cr']:.1f} PRDN {m['prdn']:.2f} (wavelet {m['wavelet_prdn']:.2f}, ratio {m['prdn_over_wavelet']:.3f}) "
+              f"| blocks CR {m['blocks_cr']:.1f} PRDN {m['blocks_prdn']:.2f} | {seconds:.0f} s", flush=True)
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
