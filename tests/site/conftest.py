@@ -6,6 +6,7 @@ models, a few seconds each), built once per test session even under pytest-xdist
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -212,6 +213,19 @@ POINT_CENTRE = """(index) => {
     }
     return null;
 }"""
+
+
+@pytest.fixture
+def isolated_point():
+    """isolated_point(page, candidates): the candidate whose marker lies farthest from every other marker,
+    so that the real mouse lands on it and not on a neighbour drawn on top of it."""
+
+    def pick(page, candidates: list[int]) -> int:
+        count = page.evaluate("() => window.LATENTE_EXPLORER.label.length")
+        centres = [page.evaluate(POINT_CENTRE, index) for index in range(count)]
+        return max(candidates, key=lambda i: min(math.dist(centres[i], c) for j, c in enumerate(centres) if j != i))
+
+    return pick
 
 
 @pytest.fixture

@@ -51,14 +51,15 @@ def test_language_switch_changes_the_visible_text(built_site, open_page):
     log.assert_clean()
 
 
-def test_latent_explorer_has_its_points_and_shows_them(built_site, open_page, point_at):
+def test_latent_explorer_has_its_points_and_shows_them(built_site, open_page, point_at, isolated_point):
     site = built_site / "reports" / "site"
     rows = list(csv.DictReader((built_site / "reports/speech/plots/projection.csv").open()))
     page, log = open_page((site / "speech.html").as_uri())
     page.wait_for_selector("#latent-explorer[data-ready=true]")
     assert page.locator("#latent-explorer .scatterlayer .point").count() == len(rows)
     assert page.locator('.modebar-btn[data-title="Share chart..."]').count() == 0  # would upload to Plotly's cloud
-    with_audio = page.evaluate("() => window.LATENTE_EXPLORER.media['reconstruction (Griffin-Lim)'].findIndex(u => u)")
+    with_audio = isolated_point(page, page.evaluate(
+        "() => window.LATENTE_EXPLORER.media['reconstruction (Griffin-Lim)'].flatMap((url, index) => url ? [index] : [])"))
     point_at(page, with_audio, click=True)
     page.wait_for_selector(f'.explorer-panel[data-point="{with_audio}"]')
     assert page.inner_text('.explorer-panel [data-field="label"]') == rows[with_audio]["label"]
