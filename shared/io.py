@@ -40,6 +40,14 @@ def atomic_path(path: str | Path, force: bool = True) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def _discard(path: Path) -> None:
+    """Remove what a swap moved aside, a folder or a file (--force over a file given as a folder's path)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, force: bool = True) -> Iterator[Path]:
     """Yield an empty temporary folder beside `path`; swap it in only on success."""
@@ -52,10 +60,10 @@ def atomic_dir(path: str | Path, force: bool = True) -> Iterator[Path]:
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
             os.replace(path, old)
             os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
         else:
             os.replace(tmp, path)
     finally:

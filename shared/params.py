@@ -28,16 +28,22 @@ def _where(prefix: str, loc: tuple) -> str:
     return ".".join([prefix, *(str(part) for part in loc)])
 
 
+def first_problem(err: pydantic.ValidationError) -> tuple[tuple, str]:
+    """A validation's first error as (key path, problem): every user-facing schema names the key it rejects."""
+    first = err.errors()[0]
+    problem = {
+        "extra_forbidden": "unknown key (misspelt?)",
+        "missing": "required key is missing",
+    }.get(first["type"], first["msg"].removeprefix("Value error, "))
+    return first["loc"], problem
+
+
 def validate(schema: type[M], values: Any, prefix: str, file: str | Path = PARAMS_FILE) -> M:
     try:
         return schema.model_validate(values)
     except pydantic.ValidationError as err:
-        first = err.errors()[0]
-        problem = {
-            "extra_forbidden": "unknown key (misspelt?)",
-            "missing": "required key is missing",
-        }.get(first["type"], first["msg"])
-        raise UserError(f"{file}: {_where(prefix, first['loc'])}", problem) from None
+        loc, problem = first_problem(err)
+        raise UserError(f"{file}: {_where(prefix, loc)}", problem) from None
 
 
 def load_params(file: str | Path = PARAMS_FILE) -> dict[str, Any]:

@@ -180,11 +180,16 @@ def check_target(results: Results, target: Target) -> TargetCheck:
     return TargetCheck(target, measured, threshold)
 
 
+def condition_text(condition: dict[str, Any]) -> str:
+    """A results row's condition as tables print it: "noise 0.05, volume x", or "overall" when empty."""
+    return ", ".join(f"{k} {v}" for k, v in condition.items()) or "overall"
+
+
 def target_table(checks: Sequence[TargetCheck], digits: int = 3) -> str:
     """Markdown table of target checks: what was asked, what was measured, the margin and the verdict."""
     return markdown_table(
         ["target", "condition", "goal", "measured", "threshold", "margin", "verdict", "set by"],
-        [(c.target.name, ", ".join(f"{k} {v}" for k, v in c.target.condition.items()) or "overall",
+        [(c.target.name, condition_text(c.target.condition),
           c.target.describe(), c.measured, c.threshold, c.margin, c.verdict, c.target.source) for c in checks],
         digits,
     )

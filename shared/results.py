@@ -17,6 +17,7 @@ import pydantic
 
 from latente.shared.errors import UserError
 from latente.shared.io import read_json, write_json
+from latente.shared.params import first_problem
 
 SUMMARY_FILE = "summary.json"  # written beside every metrics.json
 
@@ -100,10 +101,8 @@ class Results:
         try:
             _ResultsShape.model_validate(raw)
         except pydantic.ValidationError as err:
-            first = err.errors()[0]
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
-            problem = {"missing": "required key is missing", "extra_forbidden": "unknown key"}.get(
-                first["type"], first["msg"].removeprefix("Value error, "))
+            loc, problem = first_problem(err)
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             raise UserError(f"{path}: {where}" if where else path, f"{problem} (not the results shape of CONVENTIONS.md)") from None
         if domain is not None and raw["domain"] != domain:
             raise UserError(f"{path}: domain", f"is {raw['domain']!r}, expected {domain!r}")

@@ -7,11 +7,11 @@ left byte for byte), and a README without the markers is an error rather than a 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from latente.shared.errors import UserError
 from latente.shared.io import write_text
-from latente.shared.report import fmt, markdown_table
+from latente.shared.report import condition_text, fmt, markdown_table
 from latente.site.content import DomainView
 
 BEGIN = "<!-- results: written by `dvc repro publish` from reports/ and params.yaml; edits here are overwritten -->"
@@ -20,10 +20,6 @@ END = "<!-- /results -->"
 
 def _value(value: Optional[float]) -> str:
     return fmt(value, 3) if value is not None else "–"
-
-
-def _condition(condition: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in condition.items()) or "overall"
 
 
 def _targets(view: DomainView) -> str:
@@ -43,7 +39,7 @@ def results_block(views: list[DomainView], revision: str) -> str:
             continue
         h = view.headline
         anchor = f"{h.anchor.label}: {_value(h.anchor_value)}" if h.anchor is not None else "–"
-        rows.append((view.config.title.en, f"{h.metric} ({_condition(h.condition)}, {h.better} is better)",
+        rows.append((view.config.title.en, f"{h.metric} ({condition_text(h.condition)}, {h.better} is better)",
                      _value(h.model), f"{h.baseline_name} {_value(h.baseline)}", anchor, _targets(view)))
     table = markdown_table(["domain", "headline metric", "model", "baseline", "published anchor", "targets met"], rows)
     return (f"{BEGIN}\n\nFrom the reports of revision `{revision}` (`dvc repro`, then `dvc repro publish`); every target with "

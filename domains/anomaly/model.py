@@ -41,6 +41,7 @@ from latente.domains.anomaly.params import CalibrationRule, ReaderConfig
 from latente.shared.errors import UserError
 from latente.shared.io import atomic_path
 from latente.shared.models import Autoencoder, AutoencoderConfig, load_model, save_model
+from latente.shared.params import first_problem
 
 SCORE_BATCH = 2048  # windows per forward pass, aligned to the window index so chunking never changes a result
 COLUMNS = ["row", "timestamp", "score", "flag", "top_sensor", "top_share"]
@@ -190,11 +191,6 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _first_error(err: pydantic.ValidationError) -> tuple[str, str]:
-    first = err.errors()[0]
-    return ".".join(map(str, first["loc"])), first["msg"]
-
-
 def load_detector(folder: str | Path) -> Detector:
     """Read a detector folder, checking every preprocessing key of its config.json.
 
@@ -249,13 +245,13 @@ def load_detector(folder: str | Path) -> Detector:
     try:
         rule = CalibrationRule.model_validate(p["rule"])
     except pydantic.ValidationError as err:
-        key, msg = _first_error(err)
-        raise bad(f"rule.{key}" if key else "rule", msg) from None
+        loc, problem = first_problem(err)
+        raise bad(".".join(["rule", *map(str, loc)]), problem) from None
     try:
         reader = ReaderConfig.model_validate(p["reader"])
     except pydantic.ValidationError as err:
-        key, msg = _first_error(err)
-        raise bad(f"reader.{key}" if key else "reader", f"invalid reader settings ({msg})") from None
+        loc, problem = first_problem(err)
+        raise bad(".".join(["reader", *map(str, loc)]), f"invalid reader settings ({problem})") from None
     return Detector(model=loaded.model, sensors=list(sensors), mean=vectors["mean"], scale=vectors["scale"],
                     weights=vectors["weights"], window=window, threshold=limit, rule=rule, reader=reader,
                     step_s=None if step_s is None else float(step_s), info=loaded.info)

@@ -15,8 +15,10 @@ from latente.shared.errors import UserError
 from latente.shared.io import atomic_dir, read_json, write_json
 from latente.shared.models.autoencoders import Autoencoder, build_model
 from latente.shared.models.config import AutoencoderConfig
+from latente.shared.params import first_problem
 
 CONFIG = "config.json"
+CONFIG_KEYS = ("latente_version", "domain", "model", "preprocessing", "data", "info", "files")  # what save_model writes
 WEIGHTS = "model.safetensors"
 EXTRAS = "extras.safetensors"
 
@@ -104,12 +106,16 @@ def load_model(folder: str | Path, domain: str | None = None) -> LoadedModel:
     meta = read_json(folder / CONFIG)
     if not isinstance(meta, dict) or "model" not in meta or "domain" not in meta:
         raise UserError(folder / CONFIG, "not a latente model config")
+    unknown = [key for key in meta if key not in CONFIG_KEYS]
+    if unknown:
+        raise UserError(f"{folder / CONFIG}: {unknown[0]}", "unknown key (misspelt?)", f"a model config holds only {', '.join(CONFIG_KEYS)}")
     if domain is not None and meta["domain"] != domain:
         raise UserError(folder, f"is a '{meta['domain']}' model, not a '{domain}' model")
     try:
         config = AutoencoderConfig.model_validate(meta["model"])
     except pydantic.ValidationError as err:
-        raise UserError(folder / CONFIG, f"invalid model config ({err.errors()[0]['msg']})") from None
+        loc, problem = first_problem(err)
+        raise UserError(f"{folder / CONFIG}: {'.'.join(['model', *map(str, loc)])}", problem) from None
     files = meta.get("files", {})
     model = build_model(config)
     try:

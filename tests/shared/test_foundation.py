@@ -13,6 +13,7 @@ import yaml
 from conftest import all_domains, fill_cache
 from latente.shared.errors import UserError, exit_on_user_error
 from latente.shared.io import atomic_dir, atomic_path, write_json
+from latente.shared.report import condition_text
 from latente.shared.models import AutoencoderConfig
 from latente.shared.params import StrictParams, stage_params
 from latente.shared.results import Results
@@ -95,6 +96,21 @@ def test_atomic_dir_swaps_whole_folder(tmp_path):
             raise RuntimeError
     assert sorted(p.name for p in folder.iterdir()) == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_dir_over_a_file_leaves_nothing_beside_it(tmp_path):
+    # `--model-out FILE --force` where FILE is a file: the swap moves the file aside, then removes it
+    target = tmp_path / "model"
+    target.write_text("an old file")
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    assert target.is_dir() and (target / "a").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_condition_text():
+    assert condition_text({}) == "overall"
+    assert condition_text({"volume": "MR_Gd.nii.gz", "noise": 0.03}) == "volume MR_Gd.nii.gz, noise 0.03"
 
 
 def test_user_error_prints_one_line_and_exits_2(capsys):

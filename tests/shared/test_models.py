@@ -181,6 +181,23 @@ def test_load_model_errors(tmp_path):
         load_model(tmp_path / "bad")
 
 
+def test_load_model_names_the_config_key_it_rejects(tmp_path):
+    folder = save_model(build_model(config("conv_ae", 1)), tmp_path / "m", domain="ecg", preprocessing={}, data={})
+    meta = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**meta, "preprocesing": {}}))
+    with pytest.raises(UserError) as err:
+        load_model(folder)
+    assert err.value.where == f"{folder / 'config.json'}: preprocesing" and err.value.problem == "unknown key (misspelt?)"
+    (folder / "config.json").write_text(json.dumps({**meta, "model": {**meta["model"], "chanels": [4, 8]}}))
+    with pytest.raises(UserError) as err:
+        load_model(folder)
+    assert err.value.where == f"{folder / 'config.json'}: model.chanels" and err.value.problem == "unknown key (misspelt?)"
+    (folder / "config.json").write_text(json.dumps({**meta, "model": {**meta["model"], "kernel_size": "wide"}}))
+    with pytest.raises(UserError) as err:
+        load_model(folder)
+    assert err.value.where == f"{folder / 'config.json'}: model.kernel_size"
+
+
 def test_saved_folder_has_no_pickle(tmp_path):
     folder = save_model(build_model(config("dense_vae", 2)), tmp_path / "m", domain="x", preprocessing={}, data={}, extras={"mean": torch.ones(3)})
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "extras.safetensors", "model.safetensors"]
