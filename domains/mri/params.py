@@ -64,8 +64,9 @@ class AdaptParams(StrictParams):
 
     `steps` is the budget: a step count, not seconds, so that a seeded adaptation is reproducible.
     `alpha` belongs to `recorrupted`, `masked_fraction` and `neighbourhood` to `blind_spot`. The
-    weights kept are those with the lowest loss on a fixed batch of `val_patches` patches, checked
-    every `check_every` steps and before the first (`training.adapt` says why).
+    loss on a fixed batch of `val_patches` patches is checked every `check_every` steps and before the
+    first; a check's weights qualify only where that loss fell by more than two paired standard errors,
+    the lowest qualifying check is kept, else the trained model (`training.adapt` says why).
     """
 
     method: Literal["recorrupted", "blind_spot"] = "recorrupted"
