@@ -12,7 +12,9 @@ training window's length, to show what coding the whole record (no block edges) 
 
 Arms: `hyperprior` (the design), `factorized` (one learned Gaussian scale per latent channel,
 no side information: the prior the codec had before), `side8` (8 instead of 16 side channels),
-`wide` (channels ×1.5).
+`wide` (channels ×1.5), `gain` (the design trained on windows scaled by a gain drawn log-uniformly
+from GAIN_RANGE: does amplitude augmentation help? Record 100 is an MLII lead at the amplitude of
+the training records' V5 leads, a combination no training record has).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ from bench._cases import _prepared
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "ecg_ablation.json"
 ADC_GAIN, ADC_BASELINE = 200.0, 1024  # MIT-BIH: 200 units per mV around 1024
+GAIN_RANGE = (0.5, 2.0)  # the `gain` arm's amplitude augmentation, fixed before its first run
 
 
 class FactorizedCodec(EcgCodec):
@@ -80,8 +83,10 @@ def build(arm: str, params: TrainParams) -> EcgCodec:
     return (FactorizedCodec if arm == "factorized" else EcgCodec)(transform, hyper, rate_weight)
 
 
-def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int) -> float:
-    """Adam with the trainer's lr on a cosine schedule, random windows; returns seconds."""
+def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int,
+          gains: tuple[float, float] | None = None) -> float:
+    """Adam with the trainer's lr on a cosine schedule, random windows (each scaled by a log-uniform
+    gain from `gains` when given); returns seconds."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.Adam(codec.parameters(), lr=params.trainer.lr)
@@ -94,7 +99,8 @@ def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, ste
         for _ in range(params.trainer.batch_size):
             s = signals[rng.integers(len(signals))]
             start = rng.integers(len(s) - params.window)
-            batch.append(s[start : start + params.window])
+            gain = 1.0 if gains is None else math.exp(rng.uniform(math.log(gains[0]), math.log(gains[1])))
+            batch.append(gain * s[start : start + params.window])
         loss = codec(torch.stack(batch).unsqueeze(1)).loss
         optimiser.zero_grad()
         loss.backward()
@@ -166,7 +172,8 @@ def main() -> None:
     for arm in args.arms.split(","):
         torch.manual_seed(args.seed)
         codec = build(arm, params)
-        seconds = train(codec, [train_signals[k] for k in sorted(train_signals)], params, args.steps, args.seed)
+        seconds = train(codec, [train_signals[k] for k in sorted(train_signals)], params, args.steps, args.seed,
+                        GAIN_RANGE if arm == "gain" else None)
         results[arm] = {"steps": args.steps, "batch_size": params.trainer.batch_size, "window": params.window,
                         "threads": args.threads, "train_seconds": seconds, **score(codec, validation, params.window)}
         m = results[arm]["mean"]
