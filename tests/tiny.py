@@ -5,11 +5,12 @@ Each entry is `{stage: params}` in the shape of `params.yaml`'s `<domain>.<stage
 """
 
 # Speech: 3 speakers × 8 takes of each digit (240 clips), leave-one-speaker-out with 3 tiny supervised
-# autoencoders of 2 epochs, scored clean and at 10 dB. `fetch.source` and `prepare.dataset.root` name the test's folders.
+# autoencoders of 2 epochs (one speed-perturbed noisy copy per clip), scored clean and at 10 dB.
+# `fetch.source` and `prepare.dataset.root` name the test's folders.
 SPEECH = {
     "fetch": {"speakers": ["jackson", "nicolas", "theo"], "takes": 8},
     "train": {
-        "test_speakers": ["theo"], "loso": True, "augment": {"copies": 1}, "supervision": {"digit_weight": 10.0},
+        "test_speakers": ["theo"], "loso": True, "augment": {"copies": 1, "speed": [0.9, 1.1]}, "supervision": {"digit_weight": 10.0},
         "model": {"name": "conv_ae", "spatial_dims": 2, "channels": [8, 16], "strides": [2, 2], "latent_dim": 16},
         "trainer": {"epochs": 2, "batch_size": 32, "threads": 1, "device": "cpu", "seed": 3},
     },

@@ -1,6 +1,8 @@
 """Params schemas of the speech stages (`speech.<stage>` in params.yaml), one per stage."""
 from __future__ import annotations
 
+import math
+
 import re
 from typing import Literal
 
@@ -78,12 +80,42 @@ class PrepareParams(StrictParams):
     features: FeatureParams = FeatureParams()
 
 
+SPEED_STEPS = 40  # speed factors are SPEED_STEPS / n for integer n: a resampling filter of at most 40 phases
+
+
 class AugmentParams(StrictParams):
     """Denoising training: each training clip also appears `copies` times with white noise
-    at an SNR drawn uniformly from `snr_db`; the target is always the clean spectrogram."""
+    at an SNR drawn uniformly from `snr_db`; the target is always the clean spectrogram.
+
+    Two corruptions aimed at unseen voices, both off at their defaults, act on those copies only:
+    - `speed`: the copy's recording is played faster or slower by a factor drawn from this range
+      (Kaldi-style speed perturbation, Ko et al. 2015): pitch, formants and tempo move together,
+      as they differ between speakers. Factors are quantised to SPEED_STEPS / n (n an integer),
+      so the resampling filter stays short; the target is the clean, unperturbed spectrogram,
+      so the encoder must map a shifted voice onto the original one.
+    - `freq_mask` / `time_mask`: SpecAugment (Park et al. 2019): one band of up to `freq_mask`
+      mel bins and one span of up to `time_mask` frames of the copy's spectrogram are set to
+      the clip's mean, so no single band or moment can carry the digit.
+    """
 
     copies: int = pydantic.Field(3, ge=0)
     snr_db: tuple[float, float] = (0.0, 20.0)
+    speed: tuple[float, float] = (1.0, 1.0)
+    freq_mask: int = pydantic.Field(0, ge=0)
+    time_mask: int = pydantic.Field(0, ge=0)
+
+    @pydantic.field_validator("speed")
+    @classmethod
+    def _speed_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0.5 <= low <= high <= 2.0:
+            raise ValueError("give [low, high] with 0.5 ≤ low ≤ high ≤ 2")
+        return value
+
+    def speed_steps(self) -> list[int]:
+        """The integers n whose factor SPEED_STEPS / n lies in the `speed` range (n = SPEED_STEPS: unchanged)."""
+        low, high = self.speed
+        return list(range(math.ceil(SPEED_STEPS / high - 1e-9), math.floor(SPEED_STEPS / low + 1e-9) + 1))
 
 
 class ClassifierParams(StrictParams):

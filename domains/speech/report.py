@@ -13,7 +13,7 @@ from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import Corpus, GriffinLimInverter, fix_duration, noisy
 from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel
-from latente.domains.speech.params import EvaluateParams
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams
 from latente.shared.io import write_bytes
 from latente.shared.report import Anchor, References, check_target, figure_backend, markdown_table, save_figure, target_table, write_plot_csv
 from latente.shared.results import Results
@@ -261,12 +261,22 @@ def _speaker_probe(comparison: Comparison) -> str:
 
 
 def _denoising(augment: dict[str, Any]) -> str:
-    """How the saved model was trained, from its `augment` settings."""
-    if augment["copies"] == 0:
+    """How the saved model was trained, from its `augment` settings (a model saved before a setting existed has its default)."""
+    settings = AugmentParams.model_validate(augment)
+    if settings.copies == 0:
         return "Trained on the clean spectrograms only."
-    low, high = augment["snr_db"]
-    return (f"Denoising training: each training clip is also presented {augment['copies']} time(s) with white noise added to its "
-            f"recording at an SNR drawn uniformly from {low:g}–{high:g} dB, with the clean spectrogram as target (Vincent et al., 2008).")
+    low, high = settings.snr_db
+    corruptions = []
+    if settings.speed_steps() != [SPEED_STEPS]:
+        slow, fast = settings.speed
+        corruptions.append(f"played at a speed drawn from {slow:g}–{fast:g}× (speed perturbation, Ko et al. 2015: pitch, formants and "
+                           "tempo shift together, as between voices)")
+    corruptions.append(f"white noise added to its recording at an SNR drawn uniformly from {low:g}–{high:g} dB")
+    if settings.freq_mask or settings.time_mask:
+        corruptions.append(f"one band of up to {settings.freq_mask} mel bins and one span of up to {settings.time_mask} frames set to the "
+                           "clip's mean (SpecAugment, Park et al. 2019)")
+    return (f"Denoising training: each training clip is also presented {settings.copies} time(s) {', then '.join(corruptions)}, "
+            "with the clean spectrogram as target (Vincent et al., 2008).")
 
 
 def _supervision(weight: float) -> str:
@@ -383,6 +393,9 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
         f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision']['digit_weight'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"- **Design choices.** params.yaml's defaults for the corruptions, the digit head and the epochs were chosen with "
+        f"`python -m bench.speech_ablation`: an inner leave-one-speaker-out over the speakers other than {', '.join(held_out)}, "
+        "whose recordings informed no choice.",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",
@@ -392,6 +405,8 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "- S. Davis, P. Mermelstein, “Comparison of parametric representations for monosyllabic word recognition in continuously spoken sentences”, IEEE TASSP 28(4), 1980.",
         "- P. Vincent, H. Larochelle, Y. Bengio, P.-A. Manzagol, “Extracting and composing robust features with denoising autoencoders”, ICML 2008.",
         "- L. Le, A. Patterson, M. White, “Supervised autoencoders: improving generalization performance with unsupervised regularizers”, NeurIPS 2018.",
+        "- T. Ko, V. Peddinti, D. Povey, S. Khudanpur, “Audio augmentation for speech recognition”, Interspeech 2015.",
+        "- D. S. Park et al., “SpecAugment: a simple data augmentation method for automatic speech recognition”, Interspeech 2019.",
         "- D. Griffin, J. Lim, “Signal estimation from modified short-time Fourier transform”, IEEE TASSP 32(2), 1984.",
         "",
     ]

@@ -17,12 +17,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchaudio.functional as AF
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from latente.domains.speech.data import LogMel, Normaliser, add_white_noise, fold_name, held_out_mask, read_prepared, speaker_folds, validation_split
 from latente.domains.speech.model import LinearClassifier, SpeechModel, encode_batches, model_config
-from latente.domains.speech.params import AugmentParams, FeatureParams, TrainParams
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, FeatureParams, TrainParams
 from latente.shared.io import atomic_dir
 from latente.shared.models import AutoencoderConfig, build_model
 from latente.shared.models.autoencoders import AEOutput, Autoencoder
@@ -38,20 +39,52 @@ class Spectrograms:
     noisy: list[torch.Tensor]  # `copies` tensors like `clean`
 
 
+def play_at_speed(recording: torch.Tensor, n: int) -> torch.Tensor:
+    """The recording played SPEED_STEPS / n times as fast: resampled to n / SPEED_STEPS of its length."""
+    return recording if n == SPEED_STEPS else AF.resample(recording, orig_freq=SPEED_STEPS, new_freq=n)
+
+
 def noisy_copies(recordings: Sequence[torch.Tensor], augment: AugmentParams, seed: int) -> list[list[torch.Tensor]]:
-    """`copies` noisy versions of every recording, each SNR drawn per clip; a function of the seed and the recordings only."""
+    """`copies` corrupted versions of every recording: each played at a speed drawn from `speed`
+    (when that range holds more than 1), then white noise at an SNR drawn per clip; a function of
+    the seed and the recordings only."""
     low, high = augment.snr_db
+    steps = torch.tensor(augment.speed_steps())
     out = []
     for copy in range(augment.copies):
         generator = torch.Generator().manual_seed(seed * 7919 + copy + 1)
         snrs = low + (high - low) * torch.rand(len(recordings), generator=generator, dtype=torch.float64)
-        out.append([add_white_noise(r, float(s), generator) for r, s in zip(recordings, snrs)])
+        if len(steps) > 1:
+            drawn = steps[torch.randint(len(steps), (len(recordings),), generator=generator)]
+            recordings_at_speed = [play_at_speed(r, int(n)) for r, n in zip(recordings, drawn)]
+        else:
+            recordings_at_speed = list(recordings)
+        out.append([add_white_noise(r, float(s), generator) for r, s in zip(recordings_at_speed, snrs)])
+    return out
+
+
+def masked(spectrograms: torch.Tensor, freq_mask: int, time_mask: int, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment on [B, 1, M, F]: per clip, one band of 0..`freq_mask` mel bins and one span of
+    0..`time_mask` frames, at uniform positions, set to the clip's mean."""
+    out = spectrograms.clone()
+    mels, frames = out.shape[-2:]
+    means = out.mean(dim=(1, 2, 3))
+    for b in range(len(out)):
+        for axis, (widest, size) in enumerate(((freq_mask, mels), (time_mask, frames))):
+            width = int(torch.randint(min(widest, size) + 1, (1,), generator=generator))
+            start = int(torch.randint(size - width + 1, (1,), generator=generator))
+            band = out[b, 0, start : start + width] if axis == 0 else out[b, 0, :, start : start + width]
+            band.fill_(means[b])
     return out
 
 
 def spectrograms(recordings: Sequence[torch.Tensor], features: FeatureParams, augment: AugmentParams, seed: int) -> Spectrograms:
     logmel = LogMel(features)
-    return Spectrograms(logmel(recordings), [logmel(copy) for copy in noisy_copies(recordings, augment, seed)])
+    noisy = [logmel(copy) for copy in noisy_copies(recordings, augment, seed)]
+    if augment.freq_mask or augment.time_mask:
+        generator = torch.Generator().manual_seed(seed * 7919 + 104_729)
+        noisy = [masked(copy, augment.freq_mask, augment.time_mask, generator) for copy in noisy]
+    return Spectrograms(logmel(recordings), noisy)
 
 
 class SupervisedAutoencoder(nn.Module):

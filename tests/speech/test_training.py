@@ -10,8 +10,10 @@ from tiny import SPEECH
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import labelled_folder, load_audio
 from latente.domains.speech.model import model_config
-from latente.domains.speech.params import FSDD_PATTERN, AugmentParams, FeatureParams, SupervisionParams, TrainParams
-from latente.domains.speech.training import Spectrograms, SupervisedAutoencoder, noisy_copies, spectrograms, train_fold
+from latente.domains.speech.params import FSDD_PATTERN, SPEED_STEPS, AugmentParams, FeatureParams, SupervisionParams, TrainParams
+from latente.domains.speech.training import (
+    Spectrograms, SupervisedAutoencoder, masked, noisy_copies, play_at_speed, spectrograms, train_fold,
+)
 from latente.shared.models import build_model
 from latente.shared.params import validate
 
@@ -36,6 +38,53 @@ def test_noisy_copies_are_seeded_and_at_the_drawn_snr(small):
         for clean, noisy in zip(recordings, copy):
             snr = 10 * torch.log10(clean.pow(2).mean() / (noisy - clean).pow(2).mean()).item()
             assert 4.0 < snr < 16.0
+
+
+def test_speed_steps_are_the_factors_inside_the_range():
+    # 40/44 = 0.909 … 40/37 = 1.081 lie in [0.9, 1.1]; 40/45 = 0.889 and 40/36 = 1.111 do not.
+    assert AugmentParams(speed=(0.9, 1.1)).speed_steps() == [37, 38, 39, 40, 41, 42, 43, 44]
+    assert AugmentParams().speed_steps() == [SPEED_STEPS]
+    with pytest.raises(ValueError, match="0.5 ≤ low ≤ high ≤ 2"):
+        AugmentParams(speed=(1.2, 0.9))
+
+
+def test_play_at_speed_moves_a_tone_by_the_factor():
+    # A 500 Hz tone played 40/32 = 1.25 times as fast: 625 Hz, and 4/5 of the samples.
+    t = torch.arange(8000) / 8000.0
+    tone = torch.sin(2 * torch.pi * 500.0 * t)
+    faster = play_at_speed(tone, 32)
+    assert len(faster) == 6400
+    spectrum = torch.fft.rfft(faster[800:-800] * torch.hann_window(4800))
+    assert spectrum.abs().argmax().item() * 8000 / 4800 == pytest.approx(625.0, abs=2.0)
+    assert play_at_speed(tone, SPEED_STEPS) is tone
+
+
+def test_speed_changes_only_when_asked_and_keeps_the_noise_seeded(small):
+    recordings = small[0][:4]
+    plain = noisy_copies(recordings, AugmentParams(copies=1), seed=3)
+    still = noisy_copies(recordings, AugmentParams(copies=1, speed=(1.0, 1.0)), seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(plain[0], still[0]))
+    perturbed = noisy_copies(recordings, AugmentParams(copies=2, speed=(0.8, 1.25)), seed=3)
+    again = noisy_copies(recordings, AugmentParams(copies=2, speed=(0.8, 1.25)), seed=3)
+    assert all(torch.equal(a, b) for ca, cb in zip(perturbed, again) for a, b in zip(ca, cb))
+    steps = AugmentParams(speed=(0.8, 1.25)).speed_steps()
+    # each copy of a clip has the length of one allowed speed (resample rounds the length up)
+    assert all(len(r) in {-(-len(clean) * n // SPEED_STEPS) for n in steps} for copy in perturbed for r, clean in zip(copy, recordings))
+    assert any(len(r) != len(clean) for copy in perturbed for r, clean in zip(copy, recordings))
+
+
+def test_masks_fill_one_band_and_one_span_with_the_clip_mean():
+    specs = torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 1, 5, 6)
+    out = masked(specs, 2, 3, torch.Generator().manual_seed(0))
+    for b in range(2):
+        changed = out[b, 0] != specs[b, 0]
+        assert torch.all(out[b, 0][changed] == specs[b].mean())
+        rows = [m for m in range(5) if changed[m].all()]
+        cols = [f for f in range(6) if changed[:, f].all()]
+        assert len(rows) <= 2 and len(cols) <= 3
+        # every changed cell lies in the masked band or the masked span
+        assert all(m in rows or f in cols for m, f in changed.nonzero().tolist())
+    assert torch.equal(masked(specs, 0, 0, torch.Generator().manual_seed(0)), specs)
 
 
 def train(specs, small, tmp_path, name):

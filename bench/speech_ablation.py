@@ -1,0 +1,107 @@
+"""Speech design ablations on an inner leave-one-speaker-out that never sees the test speakers.
+
+`python -m bench.speech_ablation [--arms design,no_speed,...] [--data FOLDER]`
+
+The pipeline's main model holds out `speech.train.test_speakers` (theo). Here those speakers are
+dropped from the corpus altogether, and every remaining speaker is held out in turn: each arm
+trains one encoder per inner fold exactly as the train stage does (`train_fold`, params.yaml's
+`speech.train` with the arm's changes) and is scored by the evaluate stage's own comparison
+(`compare`: the same classifier and C search for codes and MFCC, the same noisy waveforms).
+The design choices of the train stage are made on these figures, so theo's recordings inform no
+choice; the pipeline's LOSO figures, where every speaker is held out once, are the test.
+
+Arms (changes to params.yaml's `speech.train`, one section level down): `design` (as committed),
+`no_speed` (no speed perturbation: the denoising corruption alone), `masks` (SpecAugment band and
+span on the copies), `snr_wide` (training SNRs down to −5 dB), `epochs16` (twice the epochs),
+`unsupervised` (no digit head).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latente.domains.speech.data import Corpus, fold_name, labelled_folder
+from latente.domains.speech.evaluation import compare
+from latente.domains.speech.model import model_config
+from latente.domains.speech.params import EvaluateParams, PrepareParams, TrainParams
+from latente.domains.speech.training import spectrograms, train_fold
+from latente.shared.io import write_json
+from latente.shared.params import stage_params
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "speech_ablation.json"
+MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
+ARMS = {
+    "design": {},
+    "no_speed": {"augment": {"speed": (1.0, 1.0)}},
+    "masks": {"augment": {"freq_mask": 8, "time_mask": 10}},
+    "snr_wide": {"augment": {"snr_db": (-5.0, 20.0)}},
+    "epochs16": {"trainer": {"epochs": 16}},
+    "unsupervised": {"supervision": {"digit_weight": 0.0}},
+}
+CONDITIONS = {"clean": None, "10 dB": 10.0, "0 dB": 0.0}
+
+
+def arm_params(params: TrainParams, changes: dict) -> TrainParams:
+    """params.yaml's train section with the arm's changes merged one level down."""
+    merged = params.model_dump()
+    for section, values in changes.items():
+        merged[section] = {**merged[section], **values}
+    return TrainParams.model_validate(merged)
+
+
+def run_arm(corpus: Corpus, params: TrainParams, prepare: PrepareParams, evaluate: EvaluateParams, work: Path) -> dict:
+    folds = [(speaker,) for speaker in sorted(set(corpus.speakers.tolist()))]
+    config = model_config(params.model, prepare.features)
+    specs = spectrograms(corpus.recordings, prepare.features, params.augment, params.trainer.seed)
+    models, started = {}, time.perf_counter()
+    for fold in folds:
+        models[fold_name(fold)], _ = train_fold(
+            specs, corpus.labels.tolist(), corpus.speakers.tolist(), fold, params, prepare.features, config,
+            prepare.dataset.pattern, work / fold_name(fold), None, {"bench": "speech_ablation"},
+        )
+    seconds = time.perf_counter() - started
+    comparison = compare(corpus, folds, lambda fold: models[fold_name(fold)], [c for c in CONDITIONS.values() if c is not None],
+                         evaluate.noise_seed, evaluate.mfcc, params.classifier, prepare.features.sample_rate)
+    out: dict = {"train_seconds": seconds, "speakers": [f[0] for f in folds]}
+    for method in ("model", "mfcc"):
+        for name, condition in CONDITIONS.items():
+            per_speaker = {f[0]: comparison.per_speaker[(method, condition, f[0])]["accuracy"] for f in folds}
+            out[f"{method} {name}"] = {"mean": float(np.mean(list(per_speaker.values()))), "per_speaker": per_speaker}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--data", type=Path, default=MIRROR / "speech" / "recordings")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    prepare = stage_params("speech", "prepare", PrepareParams)
+    train = stage_params("speech", "train", TrainParams)
+    evaluate = stage_params("speech", "evaluate", EvaluateParams)
+    everyone = Corpus.read(labelled_folder(args.data, prepare.dataset.pattern), prepare.features.sample_rate, args.data)
+    keep = np.flatnonzero(~np.isin(everyone.speakers, train.test_speakers))
+    corpus = Corpus([everyone.names[i] for i in keep], [everyone.recordings[i] for i in keep], everyone.labels[keep], everyone.speakers[keep])
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}  # arms run earlier stay
+    for arm in args.arms.split(","):
+        with tempfile.TemporaryDirectory() as work:
+            results[arm] = {"changes": ARMS[arm], "excluded": list(train.test_speakers),
+                            **run_arm(corpus, arm_params(train, ARMS[arm]), prepare, evaluate, Path(work))}
+        print(f"{arm:13s} " + "  ".join(f"{k} {results[arm][k]['mean']:.3f}" for k in results[arm] if " " in k)
+              + f"  | {results[arm]['train_seconds']:.0f} s", flush=True)
+        write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
