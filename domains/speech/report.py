@@ -406,7 +406,6 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "- P. Vincent, H. Larochelle, Y. Bengio, P.-A. Manzagol, “Extracting and composing robust features with denoising autoencoders”, ICML 2008.",
         "- L. Le, A. Patterson, M. White, “Supervised autoencoders: improving generalization performance with unsupervised regularizers”, NeurIPS 2018.",
         "- T. Ko, V. Peddinti, D. Povey, S. Khudanpur, “Audio augmentation for speech recognition”, Interspeech 2015.",
-        "- D. S. Park et al., “SpecAugment: a simple data augmentation method for automatic speech recognition”, Interspeech 2019.",
         "- D. Griffin, J. Lim, “Signal estimation from modified short-time Fourier transform”, IEEE TASSP 32(2), 1984.",
         "",
     ]
