@@ -123,7 +123,8 @@ def test_report_describes_what_was_run_and_cites_no_typed_numbers(run):
     low, high = TrainParams.model_validate(SPEECH["train"]).augment.snr_db
     assert f"presented {SPEECH['train']['augment']['copies']} time(s)" in method and f"{low:g}–{high:g} dB" in method
     slow, fast = SPEECH["train"]["augment"]["speed"]
-    assert f"played at a speed drawn from {slow:g}–{fast:g}×" in method and "SpecAugment" not in method
+    model_line = next(line for line in method.splitlines() if line.startswith("- **Model.**"))
+    assert f"played at a speed drawn from {slow:g}–{fast:g}×" in model_line and "SpecAugment" not in model_line
     mfcc = EvaluateParams().mfcc
     assert f"MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels)" in method
     epochs = re.findall(r"without (\w+): (\d+) epochs", text)
