@@ -13,7 +13,8 @@ choice; the pipeline's LOSO figures, where every speaker is held out once, are t
 Arms (changes to params.yaml's `speech.train`, one section level down): `design` (as committed),
 `no_speed` (no speed perturbation: the denoising corruption alone), `masks` (SpecAugment band and
 span on the copies), `snr_wide` (training SNRs down to −5 dB), `epochs16` (twice the epochs),
-`unsupervised` (no digit head).
+`unsupervised` (no digit head), `dropout` (dropout 0.2 in the encoder and decoder), `seed1` (the design
+with another trainer seed: the spread between it and `design` is the seed noise any arm must clear).
 """
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ ARMS = {
     "snr_wide": {"augment": {"snr_db": (-5.0, 20.0)}},
     "epochs16": {"trainer": {"epochs": 16}},
     "unsupervised": {"supervision": {"digit_weight": 0.0}},
+    "dropout": {"model": {"dropout": 0.2}},
+    "seed1": {"trainer": {"seed": 1}},
 }
 CONDITIONS = {"clean": None, "10 dB": 10.0, "0 dB": 0.0}
 
