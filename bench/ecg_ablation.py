@@ -1,20 +1,25 @@
 """ECG codec ablations on the validation split of the training records (never on the test records).
 
-`python -m bench.ecg_ablation [--arms hyperprior,factorized] [--steps 2600] [--threads 1]`
+`python -m bench.ecg_ablation [--arms hyperprior,factorized] [--steps 2600] [--threads 1]
+[--held-out 104,116] [--probe-gains 1,0.5]`
 
 Each arm is the train stage's codec (params.yaml's `ecg.train`, variant A's rate weight) with one
 change, trained for the same number of steps on random windows of the prepared training signals
 (seeded, so a run repeats), then used to code the held-out last 10 % of each training record
-whole. Its rate is what the integer tables would write (`table_bits`), its distortion the PRDN of
+whole, normalised as the codec normalises it. With `--held-out`, the named training records are left out of training altogether and are
+coded whole instead: that asks what the test does (does the codec hold on a record it never saw?),
+which held-out segments of trained records cannot. `--probe-gains` also codes each validation
+signal scaled by those gains (re-rounded to ADC units): record 100 is an MLII lead at half the
+amplitude of the training records' MLII leads, and a gain of 0.5 asks what that does to an arm. Its rate is what the integer tables would write (`table_bits`), its distortion the PRDN of
 the decoded ADC values; the wavelet codec is run at the same CR on the same segment. The
 `blocks` column codes the same validation segments cut into independent windows of the
 training window's length, to show what coding the whole record (no block edges) is worth.
 
 Arms: `hyperprior` (the design), `factorized` (one learned Gaussian scale per latent channel,
 no side information: the prior the codec had before), `side8` (8 instead of 16 side channels),
-`wide` (channels ×1.5), `gain` (the design trained on windows scaled by a gain drawn log-uniformly
-from GAIN_RANGE: does amplitude augmentation help? Record 100 is an MLII lead at the amplitude of
-the training records' V5 leads, a combination no training record has).
+`wide` (channels ×1.5), `unnormalised` (every lead trained and coded at its own amplitude, as the
+codec did before format 3: the squared error then weighs a large record more than a small one,
+which PRDN does not).
 """
 from __future__ import annotations
 
@@ -30,11 +35,11 @@ import numpy as np
 import torch
 
 from latente.domains.ecg import baselines
-from latente.domains.ecg.data import load_signals
+from latente.domains.ecg.data import Lead, load_signals, normalising_gain
 from latente.domains.ecg.metrics import compression_ratio, prdn
 from latente.domains.ecg.model import EcgCodec, transform_config
 from latente.domains.ecg.params import PrepareParams, TrainParams
-from latente.shared.io import write_json
+from latente.shared.io import read_json, write_json
 from latente.shared.models.entropy import bin_bits, gaussian_cdf, table_bits
 from latente.shared.params import stage_params
 from bench._cases import _prepared
@@ -42,7 +47,6 @@ from bench._cases import _prepared
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "ecg_ablation.json"
 ADC_GAIN, ADC_BASELINE = 200.0, 1024  # MIT-BIH: 200 units per mV around 1024
-GAIN_RANGE = (0.5, 2.0)  # the `gain` arm's amplitude augmentation, fixed before its first run
 
 
 class FactorizedCodec(EcgCodec):
@@ -83,10 +87,8 @@ def build(arm: str, params: TrainParams) -> EcgCodec:
     return (FactorizedCodec if arm == "factorized" else EcgCodec)(transform, hyper, rate_weight)
 
 
-def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int,
-          gains: tuple[float, float] | None = None) -> float:
-    """Adam with the trainer's lr on a cosine schedule, random windows (each scaled by a log-uniform
-    gain from `gains` when given); returns seconds."""
+def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int) -> float:
+    """Adam with the trainer's lr on a cosine schedule, random windows; returns seconds."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.Adam(codec.parameters(), lr=params.trainer.lr)
@@ -99,8 +101,7 @@ def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, ste
         for _ in range(params.trainer.batch_size):
             s = signals[rng.integers(len(signals))]
             start = rng.integers(len(s) - params.window)
-            gain = 1.0 if gains is None else math.exp(rng.uniform(math.log(gains[0]), math.log(gains[1])))
-            batch.append(gain * s[start : start + params.window])
+            batch.append(s[start : start + params.window])
         loss = codec(torch.stack(batch).unsqueeze(1)).loss
         optimiser.zero_grad()
         loss.backward()
@@ -111,10 +112,10 @@ def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, ste
 
 
 @torch.no_grad()
-def code(codec: EcgCodec, mv: np.ndarray) -> tuple[float, np.ndarray]:
-    """(bits, decoded ADC) of one segment coded whole, at shift 0."""
+def code(codec: EcgCodec, mv: np.ndarray, gain: float) -> tuple[float, np.ndarray]:
+    """(bits, decoded ADC) of one segment coded whole, at shift 0, after scaling it by `gain`."""
     hyper, cfg = codec.hyperprior, codec.hyperprior.config
-    x = codec.pad(torch.from_numpy(mv.astype(np.float32)).view(1, 1, -1))
+    x = codec.pad(torch.from_numpy((gain * mv).astype(np.float32)).view(1, 1, -1))
     y, z = codec.analyse(x)
     symbols = torch.round(y).clamp(-cfg.symbol_bound, cfg.symbol_bound)
     tables = hyper.tables()
@@ -127,25 +128,29 @@ def code(codec: EcgCodec, mv: np.ndarray) -> tuple[float, np.ndarray]:
         channels = np.broadcast_to(np.arange(z_symbols.shape[1]).reshape(1, -1, 1), z_symbols.shape)
         side = table_bits(z_symbols.numpy(), channels, tables["z_frequencies"].numpy().astype(np.int64), cfg.side_bound)
     bits = side + table_bits(symbols.to(torch.int64).numpy(), indices.numpy(), tables["y_frequencies"].numpy().astype(np.int64), cfg.symbol_bound)
-    decoded = codec.synthesise(symbols, len(mv))[0, 0].double().numpy()
+    decoded = codec.synthesise(symbols, len(mv))[0, 0].double().numpy() / gain
     return bits, np.rint(decoded * ADC_GAIN + ADC_BASELINE).astype(np.int64)
 
 
-def score(codec: EcgCodec, validation: dict[str, torch.Tensor], window: int) -> dict:
+def score(codec: EcgCodec, validation: dict[str, np.ndarray], window: int, reference_sd_mv: float | None,
+          probe_gains: list[float]) -> dict:
+    """Each validation lead (in mV) coded whole, normalised to `reference_sd_mv` (None: at its own amplitude)."""
     rows = {}
-    for name, signal in sorted(validation.items()):
-        mv = signal.double().numpy()
-        adc = np.rint(mv * ADC_GAIN + ADC_BASELINE).astype(np.int64)
-        bits, decoded = code(codec, mv)
+    for (name, signal), probe in ((item, g) for item in sorted(validation.items()) for g in probe_gains):
+        adc = np.rint(probe * signal * ADC_GAIN + ADC_BASELINE).astype(np.int64)
+        mv = (adc - ADC_BASELINE) / ADC_GAIN
+        lead = Lead(name, "", adc, 360.0, ADC_GAIN, ADC_BASELINE, "mV")
+        gain = 1.0 if reference_sd_mv is None else normalising_gain(lead, reference_sd_mv)  # one per lead, as the header has it
+        bits, decoded = code(codec, mv, gain)
         cr = compression_ratio(len(adc), math.ceil(bits / 8))
         step = baselines.step_for(lambda s: compression_ratio(len(adc), len(baselines.encode(adc, ADC_BASELINE, s))), cr)
         wavelet = prdn(adc, baselines.decode(baselines.encode(adc, ADC_BASELINE, step)))
         block_bits, block_decoded = 0.0, []
         for start in range(0, len(mv), window):
-            b, d = code(codec, mv[start : start + window])
+            b, d = code(codec, mv[start : start + window], gain)
             block_bits += b
             block_decoded.append(d)
-        rows[name] = {"cr": cr, "prdn": prdn(adc, decoded), "wavelet_prdn": wavelet,
+        rows[name if probe == 1 else f"{name}×{probe:g}"] = {"cr": cr, "prdn": prdn(adc, decoded), "wavelet_prdn": wavelet,
                       "blocks_cr": compression_ratio(len(adc), math.ceil(block_bits / 8)),
                       "blocks_prdn": prdn(adc, np.concatenate(block_decoded))}
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in next(iter(rows.values()))}
@@ -159,6 +164,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2600)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out", default="", help="training records left out of training and coded whole")
+    parser.add_argument("--probe-gains", default="1", help="gains each validation signal is also coded at")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -166,18 +173,35 @@ def main() -> None:
     mirror = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "datasets"))
     with tempfile.TemporaryDirectory() as tmp:
         prepared = _prepared("ecg", mirror, stage_params("ecg", "prepare", PrepareParams), Path(tmp)).prepared
-        train_signals = load_signals(prepared / "train.safetensors")
-        validation = load_signals(prepared / "validation.safetensors")
+        normalised = load_signals(prepared / "train.safetensors")
+        validation_normalised = load_signals(prepared / "validation.safetensors")
+        meta = read_json(prepared / "prepared.json")
+    # the prepare stage's signals are normalised (its reference is the mean over all the training
+    # records: a scale constant, also with --held-out); scoring starts from the leads in mV
+    gains = {name: m["normalising_gain"] for name, m in meta["records"].items()}
+    validation = {name: s / gains[name] for name, s in validation_normalised.items()}
+    held_out = [r for r in args.held_out.split(",") if r]
+    unknown = sorted(set(held_out) - set(normalised))
+    if unknown:
+        parser.error(f"--held-out: {', '.join(unknown)} not among the training records ({', '.join(sorted(normalised))})")
+    if held_out:
+        validation = {r: torch.cat([normalised.pop(r) / gains[r], validation[r]]) for r in held_out}
+    probe_gains = [float(g) for g in args.probe_gains.split(",")]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}  # arms run earlier stay
     for arm in args.arms.split(","):
         torch.manual_seed(args.seed)
         codec = build(arm, params)
-        seconds = train(codec, [train_signals[k] for k in sorted(train_signals)], params, args.steps, args.seed,
-                        GAIN_RANGE if arm == "gain" else None)
-        results[arm] = {"steps": args.steps, "batch_size": params.trainer.batch_size, "window": params.window,
-                        "threads": args.threads, "train_seconds": seconds, **score(codec, validation, params.window)}
-        m = results[arm]["mean"]
-        print(f"{arm:11s} CR {m['cr']:.1f} PRDN {m['prdn']:.2f} (wavelet {m['wavelet_prdn']:.2f}, ratio {m['prdn_over_wavelet']:.3f}) "
+        reference_sd_mv = None if arm == "unnormalised" else meta["reference_sd_mv"]
+        signals = [s if reference_sd_mv else s / gains[r] for r, s in sorted(normalised.items())]
+        seconds = train(codec, signals, params, args.steps, args.seed)
+        key = arm if not held_out else f"{arm} (held out {','.join(held_out)})"
+        results[key] = {"steps": args.steps, "batch_size": params.trainer.batch_size, "window": params.window,
+                        "threads": args.threads, "train_seconds": seconds,
+                        **score(codec, {r: v.double().numpy() for r, v in validation.items()}, params.window, reference_sd_mv, probe_gains)}
+        m = results[key]["mean"]
+        for name, r in results[key]["records"].items():
+            print(f"  {name:10s} CR {r['cr']:.1f} PRDN {r['prdn']:.2f} (wavelet {r['wavelet_prdn']:.2f}, ratio {r['prdn'] / r['wavelet_prdn']:.3f})")
+        print(f"{key:11s} CR {m['cr']:.1f} PRDN {m['prdn']:.2f} (wavelet {m['wavelet_prdn']:.2f}, ratio {m['prdn_over_wavelet']:.3f}) "
               f"| blocks CR {m['blocks_cr']:.1f} PRDN {m['blocks_prdn']:.2f} | {seconds:.0f} s", flush=True)
     write_json(args.out, results)
     print(f"wrote {args.out}")

@@ -65,7 +65,7 @@ PROTEIN = {
 ECG = {
     "fetch": {"source": {"files": ["records/100.hea", "records/100.dat", "records/100.atr", "records/105.hea",
                                    "records/105.dat", "records/116.hea", "records/116.dat"]}},
-    "prepare": {"train_records": ["105", "116"], "lead": "0", "validation_fraction": 0.2, "scale_mv": 1.0, "seconds": 90},
+    "prepare": {"train_records": ["105", "116"], "lead": "0", "validation_fraction": 0.2, "seconds": 90},
     "train": {
         "window": 256, "hop": 64,
         "model": {"name": "conv_ae", "channels": [8, 8], "strides": [2, 4], "kernel_size": 5, "latent_channels": 4, "norm": None},

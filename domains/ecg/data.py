@@ -133,8 +133,21 @@ def read_beats(stem: Path) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(ann.sample)[keep].astype(np.int64), np.asarray(ann.symbol)[keep]
 
 
+def normalising_gain(lead: Lead, reference_sd_mv: float) -> float:
+    """The factor that scales a lead to `reference_sd_mv` standard deviation, rounded to float32 (as
+    a file's header stores it, so encoder and decoder use the same number).
+
+    The codec's loss is squared error in these units, so every record weighs by its own energy, as
+    PRDN does; unnormalised, a small lead (record 100's MLII is half the size of the training
+    records' MLII leads) is coded as if its detail did not matter. A flat lead's deviation counts
+    as one ADC unit.
+    """
+    sd_mv = max(float(lead.adc.std()), 1.0) / lead.gain
+    return float(np.float32(reference_sd_mv / sd_mv))
+
+
 def save_signals(signals: dict[str, np.ndarray], path: Path) -> None:
-    """Leads in model units (mV / scale), one float32 tensor per record."""
+    """Leads in model units (normalised mV), one float32 tensor per record."""
     save_file({name: torch.from_numpy(s.astype(np.float32)) for name, s in signals.items()}, str(path))
 
 
@@ -145,21 +158,24 @@ def load_signals(path: Path) -> dict[str, torch.Tensor]:
 
 
 def prepare(params: PrepareParams, paths: DomainPaths) -> None:
-    """Train/validation split in time within each training record (the last fraction validates)."""
+    """Each training lead normalised to the records' mean standard deviation, then split in time
+    (the last fraction validates)."""
     train, validation, meta = {}, {}, {}
-    for name in params.train_records:
-        lead = read_lead(paths.raw / "records" / name, params.lead, seconds=params.seconds)
-        signal = lead.mv / params.scale_mv
+    leads = {name: read_lead(paths.raw / "records" / name, params.lead, seconds=params.seconds) for name in params.train_records}
+    reference_sd_mv = float(np.mean([lead.adc.std() / lead.gain for lead in leads.values()]))
+    for name, lead in leads.items():
+        gain = normalising_gain(lead, reference_sd_mv)
+        signal = lead.mv * gain
         cut = int(len(signal) * (1 - params.validation_fraction))
         train[name], validation[name] = signal[:cut], signal[cut:]
-        meta[name] = {"lead": lead.name, "fs": lead.fs, "samples": len(signal)}
+        meta[name] = {"lead": lead.name, "fs": lead.fs, "samples": len(signal), "normalising_gain": gain}
     fs = {m["fs"] for m in meta.values()}
     if len(fs) != 1:
         raise ValueError(f"training records have different sampling rates: {fs}")
     with atomic_dir(paths.prepared) as tmp:
         save_signals(train, tmp / "train.safetensors")
         save_signals(validation, tmp / "validation.safetensors")
-        write_json(tmp / "prepared.json", {"records": meta, "fs": fs.pop(), "scale_mv": params.scale_mv,
+        write_json(tmp / "prepared.json", {"records": meta, "fs": fs.pop(), "reference_sd_mv": reference_sd_mv,
                                            "validation_fraction": params.validation_fraction, "seconds": params.seconds})
 
 

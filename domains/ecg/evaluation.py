@@ -55,7 +55,7 @@ def shift_for_prdn(codec: model.LoadedCodec, lead: Lead, target_prdn: float, ana
 
     def distortion(shift: int) -> float:
         symbols, _ = model.latent_symbols(codec, analysis, shift)
-        return prdn(lead.adc, model.reconstruct(codec, symbols, shift, len(lead.adc), lead.gain, lead.baseline))
+        return prdn(lead.adc, model.reconstruct(codec, symbols, shift, analysis.input_gain, len(lead.adc), lead.gain, lead.baseline))
 
     lo, hi = -model.SHIFT_LIMIT, model.SHIFT_LIMIT
     while lo < hi:
@@ -236,7 +236,7 @@ def ablations(cases: list[RecordCase], point: Codec, results: Results) -> None:
         hyper = table_bits(symbols, groups, codec.y_frequencies, cfg.symbol_bound) + side
         static = sum(min(table_bits(row, np.full_like(row, level), codec.y_frequencies, cfg.symbol_bound) for level in range(cfg.levels))
                      for row in symbols)
-        decoded = model.reconstruct(codec, symbols, shift, len(lead.adc), lead.gain, lead.baseline)
+        decoded = model.reconstruct(codec, symbols, shift, analysis.input_gain, len(lead.adc), lead.gain, lead.baseline)
         window = codec.preprocessing["window"]
         block_bits, block_adc = 0.0, []
         for start in range(0, len(lead.adc), window):
@@ -245,7 +245,7 @@ def ablations(cases: list[RecordCase], point: Codec, results: Results) -> None:
             part_symbols, part_groups = model.latent_symbols(codec, part_analysis, shift)
             block_bits += table_bits(part_symbols, part_groups, codec.y_frequencies, cfg.symbol_bound)
             block_bits += model.side_bits(codec, part_analysis.z_symbols)
-            block_adc.append(model.reconstruct(codec, part_symbols, shift, len(part.adc), lead.gain, lead.baseline))
+            block_adc.append(model.reconstruct(codec, part_symbols, shift, part_analysis.input_gain, len(part.adc), lead.gain, lead.baseline))
         n = len(lead.adc)
         for arm, bits, adc in (("hyperprior, whole record", hyper, decoded), ("static per-channel prior", static, decoded),
                                ("independent blocks", block_bits, np.concatenate(block_adc))):

@@ -8,7 +8,10 @@ prior). `shift` is the rate control: an integer in the header, searched per reco
 target CR or PRDN. Every table and index the range coder sees is an integer, so decoding is
 exact on any machine (`latente.shared.models.entropy` says how).
 
-Layout of a version-2 file (little-endian):
+The lead is first scaled to the training records' mean standard deviation
+(`data.normalising_gain`); the factor is in the header, and the decoder divides by it.
+
+Layout of a version-3 file (little-endian):
     header | side stream (ẑ) | latent stream (ŷ) | residual stream | CRC-32 of all before it.
 The optional residual, quantised with step 2e+1, guarantees |original − decoded| ≤ e ADC units;
 it is range-coded with a discretised Laplace whose scale is in the header. The residual is taken
@@ -31,7 +34,7 @@ import torch
 from torch import nn
 
 from latente.domains.ecg import DOMAIN
-from latente.domains.ecg.data import Lead
+from latente.domains.ecg.data import Lead, normalising_gain
 from latente.domains.ecg.params import SHIFT_LIMIT
 from latente.shared.errors import UserError
 from latente.shared.models import AEOutput, AutoencoderConfig, LoadedModel, load_model, save_model
@@ -40,10 +43,11 @@ from latente.shared.models.entropy import ScaleHyperprior, decode_grouped, encod
 from latente.shared.models.entropy_config import HyperpriorConfig
 
 MAGIC = b"LTEC"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """1: factorized per-channel Laplace prior, symbols clipped to `bits` (latente before the hyperprior
-codec); no longer read. 2: scale hyperprior with integer tables, rate-control shift."""
-_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIf")
+codec). 2: scale hyperprior with integer tables, rate-control shift, lead coded at its own
+amplitude. 3: as 2, with the lead normalised (the factor in the header). Only 3 is read."""
+_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIff")
 _CRC = struct.Struct("<I")
 FS_MAX = 1e6  # Hz; far above any ECG (MIT-BIH: 360 Hz), so only a damaged header exceeds it
 MAX_SAMPLES = 2**27
@@ -176,24 +180,22 @@ class Analysis:
     y: torch.Tensor  # [M, L] float latent
     z_symbols: np.ndarray  # [C, L/4] integers
     indices: np.ndarray  # [M, L] scale-table index at shift 0
+    input_gain: float  # the lead's normalising factor (float32-exact)
 
 
 def quantisation_step(codec: LoadedCodec, shift: int) -> float:
     return math.exp(codec.hyperprior.log_step * shift)
 
 
-def to_model_input(lead_mv: np.ndarray, scale_mv: float) -> torch.Tensor:
-    return torch.from_numpy((lead_mv / scale_mv).astype(np.float32)).view(1, 1, -1)
-
-
 @torch.no_grad()
 def analyse(codec: LoadedCodec, lead: Lead) -> Analysis:
-    x = codec.codec.pad(to_model_input(lead.mv, codec.preprocessing["scale_mv"]))
+    input_gain = normalising_gain(lead, codec.preprocessing["reference_sd_mv"])
+    x = codec.codec.pad(torch.from_numpy((lead.mv * input_gain).astype(np.float32)).view(1, 1, -1))
     y, z = codec.codec.analyse(x)
     bound = codec.hyperprior.config.side_bound
     z_symbols = torch.round(z).clamp(-bound, bound)
     indices = codec.hyperprior.indices(z_symbols.to(torch.int64), y.shape[-1])
-    return Analysis(y[0], z_symbols[0].to(torch.int64).numpy(), indices[0].numpy())
+    return Analysis(y[0], z_symbols[0].to(torch.int64).numpy(), indices[0].numpy(), input_gain)
 
 
 def latent_symbols(codec: LoadedCodec, analysis: Analysis, shift: int) -> tuple[np.ndarray, np.ndarray]:
@@ -223,10 +225,10 @@ def estimated_bytes(codec: LoadedCodec, analysis: Analysis, shift: int) -> float
 
 
 @torch.no_grad()
-def reconstruct(codec: LoadedCodec, symbols: np.ndarray, shift: int, n: int, gain: float, baseline: int) -> np.ndarray:
-    """ADC values the synthesis transform makes from latent symbols coded at `shift`."""
+def reconstruct(codec: LoadedCodec, symbols: np.ndarray, shift: int, input_gain: float, n: int, gain: float, baseline: int) -> np.ndarray:
+    """ADC values the synthesis transform makes from latent symbols coded at `shift` (a lead normalised by `input_gain`)."""
     y_hat = torch.from_numpy(symbols).unsqueeze(0).to(torch.float32) * quantisation_step(codec, shift)
-    mv = codec.codec.synthesise(y_hat, n)[0, 0].numpy().astype(np.float64) * codec.preprocessing["scale_mv"]
+    mv = codec.codec.synthesise(y_hat, n)[0, 0].numpy().astype(np.float64) / input_gain
     return np.rint(mv * gain + baseline).astype(np.int64)
 
 
@@ -250,7 +252,7 @@ def compress(codec: LoadedCodec, lead: Lead, shift: int = 0, max_error: int = 0,
     latent = encode_grouped(symbols, groups, codec.y_frequencies, cfg.symbol_bound)
     residual, scale = b"", 0.0
     if max_error > 0:
-        approx = reconstruct(codec, symbols, shift, len(lead.adc), lead.gain, lead.baseline)
+        approx = reconstruct(codec, symbols, shift, analysis.input_gain, len(lead.adc), lead.gain, lead.baseline)
         q = np.rint((lead.adc - approx) / (2 * max_error + 1)).astype(np.int64)
         scale = float(np.float32(max(np.abs(q).mean(), 0.05)))  # exactly what the header stores
         bound = int(np.abs(q).max()) + 1
@@ -263,7 +265,7 @@ def compress(codec: LoadedCodec, lead: Lead, shift: int = 0, max_error: int = 0,
     fixed = _FIXED.pack(
         MAGIC, FORMAT_VERSION, int(max_error > 0), lead.fs, lead.gain, lead.baseline, len(lead.adc), shift,
         symbols.shape[0], symbols.shape[1], analysis.z_symbols.shape[1], max_error, codec.model_id,
-        len(side), len(latent), len(residual), scale,
+        len(side), len(latent), len(residual), scale, analysis.input_gain,
     )
     body = fixed + _pack_text(lead.name) + _pack_text(lead.units) + side + latent + residual
     return body + _CRC.pack(zlib.crc32(body))
@@ -288,6 +290,7 @@ class Header:
     latent_bytes: int
     residual_bytes: int
     residual_scale: float
+    input_gain: float
     lead_name: str
     units: str
 
@@ -320,6 +323,8 @@ def _check_header(header: Header, offset: int, size: int, source: str) -> None:
         raise bad("fs", header.fs, f"a sampling rate above 0 and at most {FS_MAX:g} Hz")
     if not (math.isfinite(header.gain) and header.gain > 0):
         raise bad("gain", header.gain, "a finite ADC gain above 0")
+    if not (math.isfinite(header.input_gain) and header.input_gain > 0):
+        raise bad("input_gain", header.input_gain, "a finite normalising factor above 0")
     if not 1 <= header.n_samples <= MAX_SAMPLES:
         raise bad("n_samples", header.n_samples, f"a sample count from 1 to {MAX_SAMPLES}")
     if not -SHIFT_LIMIT <= header.shift <= SHIFT_LIMIT:
@@ -352,8 +357,8 @@ def read_header(data: bytes, source: str = "<bytes>") -> tuple[Header, int]:
     if len(data) < 5 or data[:4] != MAGIC:
         raise UserError(source, "not a latente ECG file (bad magic or too short)")
     if data[4] != FORMAT_VERSION:
-        hint = ("it was written by the factorized-prior codec of an earlier latente; decode it with that release"
-                if data[4] == 1 else "it was written by a newer latente")
+        hint = ("it was written by an earlier latente's codec (1: factorized prior, 2: unnormalised leads); decode it with that release"
+                if data[4] < FORMAT_VERSION else "it was written by a newer latente")
         raise UserError(source, f"format version {data[4]} is not supported (this latente reads {FORMAT_VERSION})", hint)
     if len(data) < _FIXED.size + _CRC.size:
         raise UserError(source, "too short for a latente ECG header: the file is truncated")
@@ -368,7 +373,7 @@ def read_header(data: bytes, source: str = "<bytes>") -> tuple[Header, int]:
         units, offset = _unpack_text(data, offset)
     except (IndexError, UnicodeDecodeError):
         raise _damaged(source, "header lead name or units are not UTF-8 text of the stated length") from None
-    header = Header(fields[1], bool(fields[2]), *fields[3:17], lead_name, units)
+    header = Header(fields[1], bool(fields[2]), *fields[3:18], lead_name, units)
     _check_header(header, offset, len(data), source)
     return header, offset
 
@@ -409,7 +414,7 @@ def _stream(name: str, source: str):
 
 def decompress(codec: LoadedCodec, data: bytes, record: str = "decoded", source: str = "<bytes>") -> Lead:
     header, _, y_symbols = decode_streams(codec, data, source)
-    adc = reconstruct(codec, y_symbols, header.shift, header.n_samples, header.gain, header.baseline)
+    adc = reconstruct(codec, y_symbols, header.shift, header.input_gain, header.n_samples, header.gain, header.baseline)
     if header.has_residual:
         start = len(data) - _CRC.size - header.residual_bytes
         stream = data[start : start + header.residual_bytes]

@@ -18,7 +18,6 @@ class PrepareParams(StrictParams):
     train_records: tuple[str, ...]
     lead: str = "0"
     validation_fraction: float = pydantic.Field(0.1, gt=0, lt=1)
-    scale_mv: float = pydantic.Field(1.0, gt=0)
     seconds: float | None = pydantic.Field(None, gt=0)  # use only the first seconds of each record
 
 

@@ -161,8 +161,9 @@ def _ablations(results: Results, label: str) -> list[str]:
     lines.append(markdown_table(["record", "arm", "bits/sample", "CR", "PRDN %"],
                                 [[r["condition"]["record"], r["condition"]["ablation"], r["metrics"]["bits_per_sample"],
                                   BITS_PER_SAMPLE / r["metrics"]["bits_per_sample"], r["metrics"]["prdn"]] for r in rows], 3))
-    lines.append("\nThe trained ablations (a factorized prior trained as such, fewer side channels, wider transforms, on the "
-                 "validation split of the training records) are `python -m bench.ecg_ablation`'s.\n")
+    lines.append("\nThe trained ablations (a factorized prior trained as such, fewer side channels, wider transforms, leads "
+                 "left unnormalised; on the validation split of the training records, or on training records left out of "
+                 "training with `--held-out`) are `python -m bench.ecg_ablation`'s.\n")
     return lines
 
 
@@ -204,6 +205,9 @@ def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, c
              "**QS** = CR/PRD. R-peaks: WFDB's XQRS on the signal in mV, scored against the `.atr` beat annotations with a "
              f"{RPEAK_TOLERANCE_S * 1000:g} ms window.\n",
              "## The codec\n",
+             "The lead is first scaled to the training records' mean standard deviation (the factor is in the file's header), so "
+             "the squared error the codec was trained on weighs every record by its own energy, as PRDN does: unscaled, a "
+             "small lead is coded as if its detail mattered less. "
              "A convolutional autoencoder maps the whole record at once (fully convolutional: no block edges) to a latent "
              "sequence at a fraction of the sampling rate; the latent is divided by a quantisation step, rounded and range-coded "
              "under a zero-mean Gaussian whose scale a **scale hyperprior** (Ballé et al. 2018) predicts for every value from "

@@ -36,8 +36,9 @@ def train_codec(params: TrainParams, rate_weight: float, prepared: Path, model_d
 
 def train(params: TrainParams, paths: DomainPaths) -> None:
     prepared = read_json(paths.prepared / "prepared.json")
-    preprocessing = {"fs": prepared["fs"], "scale_mv": prepared["scale_mv"], "window": params.window,
-                     "input": "lead in mV divided by scale_mv, whole record at once (fully convolutional)"}
+    preprocessing = {"fs": prepared["fs"], "reference_sd_mv": prepared["reference_sd_mv"], "window": params.window,
+                     "input": "lead in mV scaled to reference_sd_mv standard deviation (the factor goes in the file's header), "
+                              "whole record at once (fully convolutional)"}
     with atomic_dir(paths.model) as tmp:
         for name, variant in params.variants.items():
             train_codec(params, variant.rate_weight, paths.prepared, tmp / name, paths.checkpoint / name,

@@ -92,6 +92,24 @@ class IntegerConv(nn.Module):
         return torch.floor((op(x, weight, **kwargs) + bias.view(1, -1, 1)) / one)
 
 
+class _ClampTowardRange(torch.autograd.Function):
+    """clamp(x, low, high) whose gradient still reaches an x outside the range when it would move x
+    back in (CompressAI's LowerBound, on both ends). A plain clamp has zero gradient there, so a
+    scale index that falls below the table in training can never rise again: its channel is dead."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, low: float, high: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.low, ctx.high = low, high
+        return x.clamp(low, high)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        inward = ((x >= ctx.low) & (x <= ctx.high)) | ((x < ctx.low) & (grad < 0)) | ((x > ctx.high) & (grad > 0))
+        return grad * inward, None, None
+
+
 class ScaleHyperprior(nn.Module):
     """h_a: |y| → z (×4 shorter); h_s: ẑ → scale-table index of every element of y (float in training)."""
 
@@ -128,7 +146,11 @@ class ScaleHyperprior(nn.Module):
             h = layer(h)
             if i < len(self.synthesis) - 1:
                 h = F.relu(h)
-        return h.clamp(0, self.config.levels - 1)
+        return self.bounded_index(h)
+
+    def bounded_index(self, h: torch.Tensor) -> torch.Tensor:
+        """`h` clamped to the table's index range, with the gradient that leads back into it."""
+        return _ClampTowardRange.apply(h, 0.0, float(self.config.levels - 1))
 
     def rate(self, y_hat: torch.Tensor, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bits of ŷ under the predicted scales and of ẑ under the factorized prior, per element."""

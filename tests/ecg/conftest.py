@@ -80,11 +80,12 @@ def short_record(crop_record):
     return crop_record("r100", 20)
 
 
-# The fixed part of a version-2 .ltc header, written out here from the format's description
+# The fixed part of a version-3 .ltc header, written out here from the format's description
 # (domains/ecg/model.py) rather than imported, so a change to the format shows up as a failing test.
 LTC_FIELDS = ("magic", "version", "has_residual", "fs", "gain", "baseline", "n_samples", "shift", "channels", "code_length",
-              "side_length", "max_error", "model_id", "side_bytes", "latent_bytes", "residual_bytes", "residual_scale")
-LTC_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIf")
+              "side_length", "max_error", "model_id", "side_bytes", "latent_bytes", "residual_bytes", "residual_scale",
+              "input_gain")
+LTC_FIXED = struct.Struct("<4sBBffiIbBIIH16sIIIff")
 
 
 def recoded(data: bytes, name_byte: int | None = None, **changes) -> bytes:

@@ -85,6 +85,8 @@ CASES = [
     case("ltc_shift_minus_41", D.replace("{ltc}", "{ltc_shift_minus_41}"), "{ltc_shift_minus_41}", "header field shift is -41"),
     case("ltc_gain_0", D.replace("{ltc}", "{ltc_gain_0}"), "{ltc_gain_0}", "header field gain is 0.0"),
     case("ltc_gain_nan", D.replace("{ltc}", "{ltc_gain_nan}"), "{ltc_gain_nan}", "header field gain is nan"),
+    case("ltc_input_gain_0", D.replace("{ltc}", "{ltc_input_gain_0}"), "{ltc_input_gain_0}", "header field input_gain is 0.0"),
+    case("ltc_input_gain_nan", D.replace("{ltc}", "{ltc_input_gain_nan}"), "{ltc_input_gain_nan}", "header field input_gain is nan"),
     case("ltc_fs_0", D.replace("{ltc}", "{ltc_fs_0}"), "{ltc_fs_0}", "header field fs is 0.0"),
     case("ltc_fs_negative", D.replace("{ltc}", "{ltc_fs_negative}"), "{ltc_fs_negative}", "header field fs is -1.0"),
     case("ltc_fs_infinite", D.replace("{ltc}", "{ltc_fs_inf}"), "{ltc_fs_inf}", "header field fs is inf"),
@@ -113,8 +115,10 @@ CASES = [
     case("ltc_sizes_do_not_add_up", D.replace("{ltc}", "{ltc_latent_short}"), "{ltc_latent_short}", "do not add up"),
     case("ltc_lead_name_not_utf8", D.replace("{ltc}", "{ltc_name_bytes}"), "{ltc_name_bytes}", "lead name"),
     case("ltc_version_1", D.replace("{ltc}", "{ltc_version_1}"), "{ltc_version_1}", "format version 1 is not supported",
-         "factorized-prior codec of an earlier latente"),
-    case("ltc_version_3", D.replace("{ltc}", "{ltc_version_3}"), "{ltc_version_3}", "format version 3 is not supported",
+         "1: factorized prior"),
+    case("ltc_version_2", D.replace("{ltc}", "{ltc_version_2}"), "{ltc_version_2}", "format version 2 is not supported",
+         "2: unnormalised leads"),
+    case("ltc_version_4", D.replace("{ltc}", "{ltc_version_4}"), "{ltc_version_4}", "format version 4 is not supported",
          "newer latente"),
 ]
 
@@ -130,7 +134,8 @@ CRAFTED = {
     "ltc_channels_0": {"channels": 0}, "ltc_channels_more": {"channels": lambda f: f["channels"] + 1},
     "ltc_residual_flag_2": {"has_residual": 2}, "ltc_max_error_alone": {"max_error": 5},
     "ltc_residual_bytes_alone": {"residual_bytes": 4}, "ltc_latent_short": {"latent_bytes": lambda f: f["latent_bytes"] - 4},
-    "ltc_name_bytes": {"name_byte": 0xFF}, "ltc_version_1": {"version": 1}, "ltc_version_3": {"version": 3},
+    "ltc_name_bytes": {"name_byte": 0xFF}, "ltc_version_1": {"version": 1}, "ltc_version_2": {"version": 2},
+    "ltc_version_4": {"version": 4}, "ltc_input_gain_0": {"input_gain": 0.0}, "ltc_input_gain_nan": {"input_gain": float("nan")},
 }
 
 

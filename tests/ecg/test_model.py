@@ -11,7 +11,7 @@ import torch
 import wfdb
 
 from latente.domains.ecg import model as codec
-from latente.domains.ecg.data import write_lead
+from latente.domains.ecg.data import Lead, normalising_gain, write_lead
 from latente.domains.ecg.evaluation import Codec, point_label, shift_for_cr, shift_for_prdn
 from latente.domains.ecg.metrics import compression_ratio, prdn
 from latente.domains.ecg.params import SHIFT_LIMIT, OperatingPoint
@@ -28,8 +28,9 @@ def short(lead, samples: int = 360):
 
 def decoded_at(loaded, lead, shift: int) -> np.ndarray:
     """What the decoder makes of `lead` coded at `shift` without a residual (no file needed: the same symbols)."""
-    symbols, _ = codec.latent_symbols(loaded, codec.analyse(loaded, lead), shift)
-    return codec.reconstruct(loaded, symbols, shift, len(lead.adc), lead.gain, lead.baseline)
+    analysis = codec.analyse(loaded, lead)
+    symbols, _ = codec.latent_symbols(loaded, analysis, shift)
+    return codec.reconstruct(loaded, symbols, shift, analysis.input_gain, len(lead.adc), lead.gain, lead.baseline)
 
 
 # --- the codec's config and params -------------------------------------------------------------
@@ -98,6 +99,29 @@ def test_header_fields_read_back_exactly(loaded_codec, lead):
     assert (header.lead_name, header.units) == ("MLII", "mV")
     assert offset == codec._FIXED.size + 1 + len("MLII") + 1 + len("mV")
     assert offset + header.side_bytes + header.latent_bytes + 4 == len(data)
+    # the factor that brought the lead to the training records' deviation, as float32 (what the header holds)
+    reference = loaded_codec.preprocessing["reference_sd_mv"]
+    assert header.input_gain == np.float32(reference / (lead.adc.std() / 200.0))
+
+
+def test_normalising_gain_brings_a_lead_to_the_reference_deviation():
+    square = Lead("r", "MLII", np.tile([1024 - 100, 1024 + 100], 50), 360.0, 200.0, 1024, "mV")  # sd 100 units = 0.5 mV
+    assert normalising_gain(square, 0.25) == 0.5
+    assert normalising_gain(dataclasses.replace(square, adc=np.full(100, 1024)), 0.25) == 50.0  # flat: sd counts as 1 unit
+
+
+def test_a_lead_at_twice_the_amplitude_codes_to_the_same_symbols(loaded_codec, lead):
+    """Normalisation makes the code amplitude-free: ×2 about the baseline halves the factor (exactly,
+    a power of two), the model sees the same input, and the decoder gives back twice the signal."""
+    part = short(lead, 3600)
+    double = dataclasses.replace(part, adc=part.baseline + 2 * (part.adc - part.baseline))
+    single, twice = codec.analyse(loaded_codec, part), codec.analyse(loaded_codec, double)
+    assert twice.input_gain == single.input_gain / 2
+    symbols, _ = codec.latent_symbols(loaded_codec, single, 0)
+    assert np.array_equal(codec.latent_symbols(loaded_codec, twice, 0)[0], symbols)
+    decoded = codec.decompress(loaded_codec, codec.compress(loaded_codec, part)).adc
+    decoded_twice = codec.decompress(loaded_codec, codec.compress(loaded_codec, double)).adc
+    assert np.abs(decoded_twice - (part.baseline + 2 * (decoded - part.baseline))).max() <= 1  # ADC rounding only
 
 
 def test_round_trip_is_deterministic_and_decodes_the_encoders_symbols(loaded_codec, lead):
@@ -210,7 +234,10 @@ CRAFTED = [  # header fields a crafted or buggy writer could put under a valid C
     ({"residual_scale": float("inf")}, "header field residual_scale is inf"),
     ({"residual_bytes": lambda f: f["residual_bytes"] - 1}, "header field residual_bytes"),
     ({"version": 1}, "format version 1 is not supported"),
-    ({"version": 3}, "format version 3 is not supported"),
+    ({"version": 2}, "format version 2 is not supported"),
+    ({"version": 4}, "format version 4 is not supported"),
+    ({"input_gain": 0.0}, "header field input_gain is 0.0"),
+    ({"input_gain": float("inf")}, "header field input_gain is inf"),
     ({"magic": b"LTEX"}, "not a latente ECG file"),
 ]
 
@@ -230,8 +257,8 @@ def test_version_1_file_names_its_format(loaded_codec, lead):
     with pytest.raises(UserError) as err:
         codec.decompress(loaded_codec, bytes(data), source="old.ltc")
     assert err.value.where == "old.ltc"
-    assert "format version 1 is not supported (this latente reads 2)" in err.value.problem
-    assert "factorized-prior codec" in err.value.hint
+    assert "format version 1 is not supported (this latente reads 3)" in err.value.problem
+    assert "1: factorized prior" in err.value.hint
 
 
 def test_file_from_another_model_names_both(loaded_codec, lead, tmp_path):
@@ -253,7 +280,7 @@ def test_file_from_another_model_names_both(loaded_codec, lead, tmp_path):
 
 def test_model_folder_without_a_hyperprior_is_refused(tmp_path):
     folder = save_model(build_model({"name": "conv_ae", "spatial_dims": 1, "in_channels": 1}), tmp_path / "plain", domain="ecg",
-                        preprocessing={"fs": 360.0, "scale_mv": 1.0, "window": 256}, data={})
+                        preprocessing={"fs": 360.0, "reference_sd_mv": 0.3, "window": 256}, data={})
     with pytest.raises(UserError, match="extras.safetensors: not an ECG codec's hyperprior"):
         codec.load_codec(folder)
 

@@ -242,3 +242,15 @@ def test_rate_control_shift_is_an_index_shift():
     scales = hyper.table_scales()
     for j in (1, 3, 10):
         assert np.allclose(scales[j:] / math.exp(hyper.log_step * j), scales[:-j], rtol=1e-12)
+
+
+def test_index_clamp_passes_the_gradient_that_leads_back_into_the_table():
+    """Hand-computed: the value is clamped to [0, 63]; the gradient of loss = Σ w·index reaches an
+    element inside the range, and one outside it only when descent (−w) moves it back in."""
+    hyper = ScaleHyperprior(2, HyperpriorConfig(channels=2, hidden=4))
+    x = torch.tensor([-3.0, -3.0, 10.0, 70.0, 70.0], requires_grad=True)
+    w = torch.tensor([-1.0, 1.0, 2.0, 1.0, -1.0])  # descent moves x by −w: up, down, -, down, up
+    clamped = hyper.bounded_index(x)
+    assert clamped.tolist() == [0.0, 0.0, 10.0, 63.0, 63.0]
+    (w * clamped).sum().backward()
+    assert x.grad.tolist() == [-1.0, 0.0, 2.0, 1.0, 0.0]
