@@ -6,14 +6,17 @@
 Each arm is the train stage's codec (params.yaml's `ecg.train`, variant A's rate weight) with one
 change, trained for the same number of steps on random windows of the prepared training signals
 (seeded, so a run repeats), then used to code the held-out last 10 % of each training record
-whole, normalised as the codec normalises it. With `--held-out`, the named training records are left out of training altogether and are
-coded whole instead: that asks what the test does (does the codec hold on a record it never saw?),
-which held-out segments of trained records cannot. `--probe-gains` also codes each validation
-signal scaled by those gains (re-rounded to ADC units): record 100 is an MLII lead at half the
-amplitude of the training records' MLII leads, and a gain of 0.5 asks what that does to an arm. Its rate is what the integer tables would write (`table_bits`), its distortion the PRDN of
-the decoded ADC values; the wavelet codec is run at the same CR on the same segment. The
-`blocks` column codes the same validation segments cut into independent windows of the
-training window's length, to show what coding the whole record (no block edges) is worth.
+whole, normalised as the codec normalises it. Its rate is what the integer tables would write
+(`table_bits`), its distortion the PRDN of the decoded ADC values; the wavelet codec is run at the
+same CR on the same segment. The `blocks` column codes the same validation segments cut into
+independent windows of the training window's length, to show what coding the whole record (no
+block edges) is worth.
+
+With `--held-out`, the named training records are left out of training altogether and are coded
+whole instead: that asks what the test asks (does the codec hold on a record it never saw?), which
+held-out segments of trained records cannot. `--probe-gains` also codes each validation signal
+scaled by those gains (re-rounded to ADC units): record 100 is an MLII lead at half the amplitude
+of the training records' MLII leads, and a gain of 0.5 asks what that does to an arm.
 
 Arms: `hyperprior` (the design), `factorized` (one learned Gaussian scale per latent channel,
 no side information: the prior the codec had before), `side8` (8 instead of 16 side channels),
