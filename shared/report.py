@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
+import numpy as np
 import pydantic
 
 from latente.shared.errors import UserError
@@ -55,6 +56,17 @@ def write_plot_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     writer.writerows(rows)
     write_text(path, buffer.getvalue())
     return path
+
+
+def projection(codes: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Two 2-D views of latent codes [n, d] for the explorers: PCA (distances kept globally) and
+    t-SNE (neighbourhoods kept, distances between clusters not)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+
+    pca = PCA(2, random_state=seed).fit_transform(codes)
+    tsne = TSNE(2, perplexity=30, init="pca", random_state=seed).fit_transform(codes)
+    return {"pca": pca, "tsne": tsne}
 
 
 def figure_backend() -> None:

@@ -16,7 +16,7 @@ from latente.shared.params import PARAMS_FILE
 from latente.shared.report import Anchor, TargetCheck, check_target, load_references
 from latente.shared.results import Results
 from latente.site.markdown import report_html
-from latente.site.params import DomainSite, Explorer
+from latente.site.params import DomainSite, Explorer, Series
 from latente.site.runs import file_date, flat_params, recorded_params
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
@@ -190,6 +190,7 @@ def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[Ex
     media_fields = {name: _template_fields(t, f"{where}.media.{name}") for name, t in config.media.items()}
     needed = [c for pair in config.projections.values() for c in pair] + [config.label] + config.details
     needed += [c for c in (config.group, config.text) if c] + [f for fs in media_fields.values() for f in fs]
+    needed += [c for s in config.series.values() for c in (*s.columns, s.x_start, s.x_step, s.x_labels) if c] + config.scales
     for column in needed:
         if column not in header:
             raise UserError(path, f"has no column {column!r} (columns: {', '.join(header)})",
@@ -199,13 +200,7 @@ def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[Ex
         pair: list[list[float]] = [[], []]
         for line, row in enumerate(rows, start=2):
             for axis, column in enumerate((x, y)):
-                try:
-                    value = float(row[column])
-                except (TypeError, ValueError):
-                    value = math.nan
-                if not math.isfinite(value):
-                    raise UserError(f"{path}: line {line}, column {column}", f"{row[column]!r} is not a finite number")
-                pair[axis].append(value)
+                pair[axis].append(_finite(row[column], path, line, column))
         coords[name] = pair
     formatter = _RowFormatter()
     media: dict[str, list[Optional[str]]] = {}
@@ -222,8 +217,61 @@ def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[Ex
         "text": [row[config.text] for row in rows] if config.text else None,
         "media": media,
         "media_kinds": {name: _media_kind(template) for name, template in config.media.items()},
+        "series": {name: _read_series(rows, series, path, name) for name, series in config.series.items()},
+        "scales": {column: [_finite(row[column], path, line, column) for line, row in enumerate(rows, start=2)]
+                   for column in config.scales},
     }
     return ExplorerData(config.file, config, data, len(rows))
+
+
+def _finite(text: Optional[str], path: Path, line: int, column: str) -> float:
+    """A number of the CSV; text, NaN and infinities are a UserError (the page's JSON has no NaN)."""
+    try:
+        value = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise UserError(f"{path}: line {line}, column {column}", f"{text!r} is not a finite number")
+    return value
+
+
+def _read_series(rows: list[dict[str, str]], series: Series, path: Path, name: str) -> dict[str, Any]:
+    """One series of every row: per column, the cell's numbers (None for an empty cell), and the x columns.
+
+    The columns of a row are drawn against one x axis, so their non-empty cells must have one length;
+    a row's x_start, x_step and x_labels cells are read only where the row has numbers to place, and
+    a bar series needs one label per number.
+    """
+    values: dict[str, list[Optional[list[float]]]] = {column: [] for column in series.columns}
+    x_columns = {key: column for key, column in (("x_start", series.x_start), ("x_step", series.x_step)) if column}
+    x: dict[str, list[Optional[float]]] = {key: [] for key in x_columns}
+    x_labels: Optional[list[Optional[list[str]]]] = [] if series.x_labels else None
+    for line, row in enumerate(rows, start=2):
+        first: Optional[tuple[str, int]] = None  # the row's first non-empty cell: column, length
+        for column in series.columns:
+            tokens = (row[column] or "").split()
+            cell = [_finite(token, path, line, column) for token in tokens] if tokens else None
+            if cell is not None and first is None:
+                first = (column, len(cell))
+            elif cell is not None and len(cell) != first[1]:
+                raise UserError(f"{path}: line {line}, column {column}",
+                                f"{len(cell)} numbers, but column {first[0]!r} of series {name!r} has {first[1]}")
+            values[column].append(cell)
+        for key, column in x_columns.items():
+            x[key].append(None if first is None else _finite(row[column], path, line, column))
+        if x_labels is not None:
+            x_labels.append(None if first is None else _labels(row[series.x_labels], first[1], path, line, series.x_labels, name))
+    return {"kind": series.kind, "columns": series.columns, "x_start": x.get("x_start"), "x_step": x.get("x_step"),
+            "x_labels": x_labels, "values": values}
+
+
+def _labels(text: Optional[str], count: int, path: Path, line: int, column: str, name: str) -> list[str]:
+    """A cell of bar labels separated by "|", trimmed (labels may hold spaces); one per number of the row."""
+    labels = [label.strip() for label in text.split("|")] if text and text.strip() else []
+    if len(labels) != count:
+        raise UserError(f"{path}: line {line}, column {column}",
+                        f"{len(labels)} labels, but series {name!r} has {count} numbers in this row")
+    return labels
 
 
 def _media_kind(template: str) -> str:

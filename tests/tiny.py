@@ -78,6 +78,7 @@ ECG = {
         "operating_points": {"A": {"model": "A", "cr": 8}},
         "rate_distortion": [{"model": "A", "shift": s} for s in (-4, 0, 4, 8)],
         "wavelet_target_crs": [32.25], "wavelet_target_prd": 2.73,
+        "explorer": {"operating_point": "A", "beats_per_record": 40, "before_s": 0.25, "after_s": 0.45},
     },
 }
 
@@ -99,5 +100,6 @@ ANOMALY = {
         },
         "global_epochs": 1, "robustness_seeds": [1],
     },
-    "evaluate": {"plot_files": ["skab/valve1/8.csv", "skab/valve2/2.csv"], "explain_file": "skab/valve1/0.csv"},
+    "evaluate": {"plot_files": ["skab/valve1/8.csv", "skab/valve2/2.csv"], "explain_file": "skab/valve1/0.csv",
+                 "explorer_file": "skab/valve1/8.csv"},
 }

@@ -257,6 +257,50 @@ def load_detector(folder: str | Path) -> Detector:
                     step_s=None if step_s is None else float(step_s), info=loaded.info)
 
 
+@dataclass
+class WindowCodes:
+    """The explorer's windows of one series: one row each (rows, time, label, score, error shares, the
+    top sensor's window against its reconstruction) and its code."""
+
+    rows: list[dict]
+    codes: np.ndarray  # [windows, code size]
+
+
+def _numbers(values: np.ndarray) -> str:
+    return " ".join(f"{v:.4f}" for v in values)
+
+
+@torch.no_grad()
+def window_codes(detector: Detector, series: Series) -> WindowCodes:
+    """Every window of a labelled series through the detector: the code its encoder gives it, its
+    residual over the threshold (the score whose minima the alarm rule takes), and each sensor's
+    share of that residual (its weighted error over the weighted sum).
+
+    A window's label says whether none, some or all of its rows are labelled anomalous.
+    """
+    z = detector.standardize(series.values)
+    slices = np.ascontiguousarray(windows(z, detector.window))
+    out = detector.model(torch.from_numpy(slices))
+    weighted = detector.window_errors(z).astype(np.float64) * detector.weights
+    residual = weighted.sum(axis=1)
+    shares = weighted / np.where(residual > 0, residual, 1.0)[:, None]
+    stamps = format_stamps(series.timestamps) if series.timestamps is not None else None
+    rows = []
+    for j in range(len(slices)):
+        last = j + detector.window - 1
+        anomalous = int(series.labels[j : last + 1].sum()) if series.labels is not None else 0
+        top = int(shares[j].argmax())
+        rows.append({
+            "window": f"rows {series.rows[j]}–{series.rows[last]}", "first_row": int(series.rows[j]), "last_row": int(series.rows[last]),
+            "time": "" if stamps is None else str(stamps[last]),
+            "label": "normal" if anomalous == 0 else "anomalous" if anomalous == detector.window else "partly anomalous",
+            "anomalous_rows": anomalous, "score": round(float(residual[j] / detector.threshold), 5),
+            "top_sensor": detector.sensors[top], "sensors": " | ".join(detector.sensors), "error_share": _numbers(shares[j]),
+            "top_sensor_window": _numbers(slices[j, top]), "top_sensor_reconstruction": _numbers(out.recon[j, top].numpy()),
+        })
+    return WindowCodes(rows, out.z.reshape(len(slices), -1).numpy().astype(np.float64))
+
+
 # --- scoring: window residuals → point labels, streamed -------------------------------------------------------------
 
 @dataclass

@@ -108,3 +108,4 @@ class EvaluateParams(StrictParams):
     nab_window_s: float = pydantic.Field(60.0, gt=0.0)  # SKAB's change-point leaderboard: 60 s right of each CP
     plot_files: tuple[str, ...] = ("skab/valve1/8.csv", "skab/valve2/2.csv")
     explain_file: str = "skab/valve1/0.csv"
+    explorer_file: str = "skab/valve1/8.csv"  # whose test windows the latent explorer shows (each file has its own detector)

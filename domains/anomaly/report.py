@@ -14,13 +14,13 @@ import numpy as np
 
 from latente.domains.anomaly import DOMAIN
 from latente.domains.anomaly.data import format_stamps
-from latente.domains.anomaly.model import Detector, find_alarms
+from latente.domains.anomaly.model import Detector, find_alarms, window_codes
 from latente.domains.anomaly.params import DetectorConfig, EvaluateParams
 from latente.shared.errors import UserError
 from latente.shared.io import read_json, write_text
 from latente.shared.models import AutoencoderConfig
 from latente.shared.report import (
-    References, check_target, figure_backend, load_references, markdown_table, save_figure, target_table,
+    References, check_target, figure_backend, load_references, markdown_table, projection, save_figure, target_table,
     write_plot_csv,
 )
 from latente.shared.results import Results
@@ -46,8 +46,9 @@ def write_report(results: Results, runs: list[FileRun], seeds: list[int], config
     figure_backend()
     figures = [_plot_file(_run(runs, key), paths.figures, int(protocol["train_rows"])) for key in params.plot_files]
     global_file = read_json(paths.model / protocol["global"] / "config.json")["data"]["file"] if global_network else None
+    explored = _window_codes(_run(runs, params.explorer_file), paths)
     text = _report(results, runs, seeds, figures, _run(runs, params.explain_file), config, protocol, global_network,
-                   global_file, params, load_references(DOMAIN))
+                   global_file, params, load_references(DOMAIN), explored)
     write_text(paths.report, text)
 
 
@@ -74,6 +75,43 @@ def _write_plot_data(runs: list[FileRun], paths: DomainPaths) -> None:
             {"row": int(r), "threshold": run.detector.threshold, "label": int(y), "alarm": int(a),
              "score": None if np.isnan(v) else float(v)}
             for r, y, a, v in zip(run.test.rows - 1, run.test.labels, run.predictions["model"], run.scored.score)])
+
+
+PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE"}
+WINDOW_LABELS = ("normal", "partly anomalous", "anomalous")
+
+
+def _window_codes(run: FileRun, paths: DomainPaths) -> list[str]:
+    """The explorer's CSV (`plots/windows.csv`: projections, label, score, error shares, the top sensor's
+    window) for one file's test windows, its figure, and the report's lines about them."""
+    import matplotlib.pyplot as plt
+
+    explored = window_codes(run.detector, run.test)
+    points = projection(explored.codes)
+    rows = [{**{f"{name}_{axis + 1}": round(float(points[name][i, axis]), 5) for name in PROJECTIONS for axis in (0, 1)}, **row}
+            for i, row in enumerate(explored.rows)]
+    write_plot_csv(paths.plots / "windows.csv", rows)
+    labels = np.array([row["label"] for row in rows])
+    scores = np.array([row["score"] for row in rows])
+    fig, axes = plt.subplots(2, len(PROJECTIONS), figsize=(6 * len(PROJECTIONS), 10), squeeze=False)
+    for column, (name, title) in enumerate(PROJECTIONS.items()):
+        for label in WINDOW_LABELS:
+            mask = labels == label
+            if mask.any():
+                axes[0, column].scatter(points[name][mask, 0], points[name][mask, 1], s=8, alpha=0.7, label=f"{label} ({int(mask.sum())})")
+        axes[0, column].set_title(f"{title}, by label")
+        axes[0, column].legend(fontsize=8)
+        shown = axes[1, column].scatter(points[name][:, 0], points[name][:, 1], s=8, c=np.log10(np.maximum(scores, 1e-3)), cmap="viridis")
+        axes[1, column].set_title(f"{title}, by score")
+        fig.colorbar(shown, ax=axes[1, column], label="log10(residual / threshold)")
+    save_figure(fig, paths.figures / "window_codes.png")
+    counts = ", ".join(f"{int((labels == label).sum())} {label}" for label in WINDOW_LABELS if (labels == label).any())
+    return [f"Every test window of `{run.key}` ({len(rows)}: {counts}) through that file's detector: its code (the encoder's "
+            f"output, {explored.codes.shape[1]} values) projected by PCA and t-SNE, coloured by its label (none, some or all of "
+            "its rows labelled anomalous) and by its score (the window's residual over the threshold). `plots/windows.csv` "
+            "holds both projections, each sensor's share of the residual and the top sensor's window against its "
+            "reconstruction (standardised); the site's explorer shows them.", "",
+            "![window codes](figures/window_codes.png)", ""]
 
 
 def _plot_file(run: FileRun, folder: Path, train_rows: int) -> str:
@@ -217,7 +255,7 @@ def _global_line(runs: list[FileRun], global_network: Detector, global_file: str
 
 def _report(results: Results, runs: list[FileRun], seeds: list[int], figures: list[str], explained: FileRun,
             config: DetectorConfig, protocol: dict, global_network: Detector | None, global_file: str | None,
-            params: EvaluateParams, references: References) -> str:
+            params: EvaluateParams, references: References, explored: list[str]) -> str:
     model = results.find("model")
     methods = list(runs[0].predictions)
     network = runs[0].detector.model.config
@@ -303,6 +341,8 @@ def _report(results: Results, runs: list[FileRun], seeds: list[int], figures: li
         when = " → ".join(format_stamps(np.asarray(a.timestamps, dtype=np.int64))) if a.timestamps else ""
         alarm_rows.append((f"{a.rows[0]}–{a.rows[1]}", when, a.length, *(f"{100 * s:.0f} %" for s in a.shares)))
     lines += [markdown_table(["rows", "time", "length", *sensors], alarm_rows) if alarm_rows else "(no alarms)\n", ""]
+
+    lines += ["## Window codes", "", *explored]
 
     data_rows = [(r.key, r.test.report.rows_kept, r.test.report.gaps, _fmt(r.test.report.largest_gap_s, 0),
                   r.test.report.duplicate_rows, r.test.report.unsorted_rows, r.test.report.nan_cells) for r in runs]

@@ -120,6 +120,19 @@ def list_records(folder: str | Path, names: list[str] | None = None) -> list[Pat
 
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
 
+AAMI_CLASSES = {"N": "NLRBej", "S": "AaJSn", "V": "VrE", "F": "F", "Q": "/fQ?"}
+"""The ANSI/AAMI EC57 beat classes over the MIT-BIH symbols: N normal and bundle-branch-block beats
+(and their escapes), S supraventricular ectopic, V ventricular ectopic, F fusion of ventricular and
+normal, Q paced, fusion of paced and normal, and unclassifiable."""
+
+
+def aami_class(symbol: str) -> str:
+    """The AAMI class (N, S, V, F, Q) of a beat annotation symbol."""
+    for name, symbols in AAMI_CLASSES.items():
+        if symbol in symbols:
+            return name
+    raise ValueError(f"{symbol!r} is not a beat annotation symbol")
+
 
 def read_beats(stem: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """Reference beats (sample positions, symbols) from the `.atr` file, or None if absent."""

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from latente.domains.ecg import DOMAIN, baselines, model
-from latente.domains.ecg.data import Lead, read_beats, read_lead
+from latente.domains.ecg.data import Lead, aami_class, read_beats, read_lead
 from latente.domains.ecg.metrics import (
     BITS_PER_SAMPLE, bd_rate, compression_ratio, detect_rpeaks, distortion, prd, prdn, quality_score, rpeak_scores,
 )
-from latente.domains.ecg.params import EvaluateParams, OperatingPoint
+from latente.domains.ecg.params import BeatExplorer, EvaluateParams, OperatingPoint
 from latente.domains.ecg.report import write_report
 from latente.shared.models.entropy import table_bits
 from latente.shared.results import Results
@@ -253,6 +253,59 @@ def ablations(cases: list[RecordCase], point: Codec, results: Results) -> None:
                         ablation=arm, operating_point=point.label, record=case.name)
 
 
+@dataclass
+class BeatCodes:
+    """The explorer's beats: one row each (identity, class, both waveforms in mV) and its code."""
+
+    rows: list[dict]
+    codes: np.ndarray  # [beats, channels · frames]
+
+
+def _waveform(values: np.ndarray) -> str:
+    return " ".join(f"{v:.3f}" for v in values)
+
+
+def beat_codes(cases: list[RecordCase], point: Codec, decoded: dict, results: Results, explorer: BeatExplorer) -> BeatCodes:
+    """Each chosen beat's code: the latent frames that cover it, as the decoder receives them
+    (symbols × the step rate control chose for `point` on the record), with the beat's original
+    and decoded waveform.
+
+    The frames start at the one holding the window's first sample, so a beat's R peak sits up to
+    one frame's worth of samples later in its code than another's: codes of one class still
+    group, and that jitter is what the fully convolutional codec itself sees.
+    """
+    codec = point.loaded
+    downsampling = codec.codec.transform.config.downsampling
+    rows, codes = [], []
+    for case in cases:
+        if case.beats is None:
+            continue
+        lead = case.lead
+        before, after = round(explorer.before_s * lead.fs), round(explorer.after_s * lead.fs)
+        frames = math.ceil((before + after) / downsampling)
+        shift = results.find("model", operating_point=point.label, record=case.name)["shift"]
+        symbols, _ = model.latent_symbols(codec, model.analyse(codec, lead), shift)
+        latent = symbols * model.quantisation_step(codec, shift)
+        samples, annotations = case.beats
+        starts = samples - before
+        inside = np.flatnonzero((starts >= 0) & (samples + after <= len(lead.adc)) & (starts // downsampling + frames <= latent.shape[1]))
+        count = min(explorer.beats_per_record, len(inside))
+        chosen = inside[np.unique(np.linspace(0, len(inside) - 1, count).round().astype(int))] if count else inside
+        original, reconstructed = lead.mv, (decoded[(point.label, case.name)] - lead.baseline) / lead.gain
+        for index in chosen:
+            window = slice(starts[index], samples[index] + after)
+            first = starts[index] // downsampling
+            codes.append(latent[:, first : first + frames].reshape(-1))
+            rows.append({
+                "beat": f"{case.name} beat {index + 1}", "record": case.name, "time_s": round(samples[index] / lead.fs, 3),
+                "symbol": str(annotations[index]), "class": aami_class(str(annotations[index])),
+                "rms_error_mv": round(float(np.sqrt(np.mean((reconstructed[window] - original[window]) ** 2))), 4),
+                "x_start": round(-before / lead.fs, 6), "x_step": round(1 / lead.fs, 9),
+                "original": _waveform(original[window]), "decoded": _waveform(reconstructed[window]),
+            })
+    return BeatCodes(rows, np.stack(codes).astype(np.float64) if codes else np.empty((0, 0)))
+
+
 def point_label(point: OperatingPoint) -> str:
     """`A CR 30`, `B PRDN 8`, `A shift 2`: a rate-distortion point's name."""
     if point.cr is not None:
@@ -296,5 +349,6 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     for case in cases:
         results.add("wavelet", {"cr": wavelet_cr_at_prd(case, params.wavelet_target_prd)},
                     target_prd=params.wavelet_target_prd, record=case.name)
-    write_report(paths, params, results, cases, decoded, curve, loaded)
+    shown = next(p for p in points if p.label == params.explorer.operating_point)
+    write_report(paths, params, results, cases, decoded, curve, loaded, beat_codes(cases, shown, decoded, results, params.explorer))
     results.write(paths.metrics)

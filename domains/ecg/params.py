@@ -59,6 +59,16 @@ class OperatingPoint(StrictParams):
         return self
 
 
+class BeatExplorer(StrictParams):
+    """The beats whose codes the explorer shows: evenly spaced over each test record (so the classes
+    keep their proportions), each cut from `before_s` before its annotated R peak to `after_s` after."""
+
+    operating_point: str  # whose coded latents and reconstruction are shown
+    beats_per_record: int = pydantic.Field(ge=2)
+    before_s: float = pydantic.Field(gt=0)
+    after_s: float = pydantic.Field(gt=0)
+
+
 class EvaluateParams(StrictParams):
     test_records: tuple[str, ...]
     lead: str = "MLII"
@@ -67,3 +77,11 @@ class EvaluateParams(StrictParams):
     rate_distortion: tuple[OperatingPoint, ...] = ()
     wavelet_target_crs: tuple[float, ...]  # CRs at which the wavelet baseline's PRD is reported
     wavelet_target_prd: float = pydantic.Field(gt=0)  # PRD at which its CR is reported
+    explorer: BeatExplorer
+
+    @pydantic.model_validator(mode="after")
+    def _explorer_point_exists(self) -> "EvaluateParams":
+        if self.explorer.operating_point not in self.operating_points:
+            raise ValueError(f"explorer.operating_point {self.explorer.operating_point!r} is not one of operating_points "
+                             f"({', '.join(self.operating_points)})")
+        return self

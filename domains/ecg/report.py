@@ -10,17 +10,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from latente.domains.ecg import DOMAIN
+from latente.domains.ecg.data import AAMI_CLASSES
 from latente.domains.ecg.metrics import BITS_PER_SAMPLE, MIT_BIH_BASELINE, RPEAK_TOLERANCE_S, prd
 from latente.domains.ecg.params import EvaluateParams
 from latente.shared.io import write_text
 from latente.shared.report import (
-    Anchor, TargetCheck, check_target, figure_backend, load_references, markdown_table, save_figure, target_table, write_plot_csv,
+    Anchor, TargetCheck, check_target, figure_backend, load_references, markdown_table, projection, save_figure, target_table,
+    write_plot_csv,
 )
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
 if TYPE_CHECKING:
-    from latente.domains.ecg.evaluation import RecordCase
+    from latente.domains.ecg.evaluation import BeatCodes, RecordCase
+
+PROJECTIONS = {"pca": "PCA", "tsne": "t-SNE"}
 
 
 def _stretch(case: RecordCase, symbol: str | None, seconds: float = 4.0) -> slice | None:
@@ -175,6 +179,37 @@ def _rate_setting(point) -> str:
     return f"fixed shift {point.shift}"
 
 
+def _beat_codes(paths: DomainPaths, params: EvaluateParams, beats: BeatCodes) -> list[str]:
+    """The explorer's CSV (`plots/beats.csv`: projections, class, both waveforms) and its figure."""
+    import matplotlib.pyplot as plt
+
+    if not beats.rows:
+        return ["No test record has beat annotations (`.atr`), so there are no beat codes to show.\n"]
+    points = projection(beats.codes)
+    rows = [{**{f"{name}_{axis + 1}": round(float(points[name][i, axis]), 5) for name in PROJECTIONS for axis in (0, 1)}, **row}
+            for i, row in enumerate(beats.rows)]
+    write_plot_csv(paths.plots / "beats.csv", rows)
+    classes = [row["class"] for row in rows]
+    present = [name for name in AAMI_CLASSES if name in classes]
+    fig, axes = plt.subplots(1, len(PROJECTIONS), figsize=(6 * len(PROJECTIONS), 5), squeeze=False)
+    for ax, (name, title) in zip(axes[0], PROJECTIONS.items()):
+        for beat_class in present:
+            mask = np.array(classes) == beat_class
+            ax.scatter(points[name][mask, 0], points[name][mask, 1], s=8, alpha=0.7, label=f"{beat_class} ({int(mask.sum())})")
+        ax.set_title(title)
+        ax.legend(title="AAMI class", fontsize=8)
+    save_figure(fig, paths.figures / "beat_codes.png")
+    e = params.explorer
+    counts = ", ".join(f"{sum(1 for c in classes if c == name)} {name}" for name in present)
+    return [f"{len(rows)} beats ({counts}), evenly spaced over the test records (at most {e.beats_per_record} each), each "
+            f"from {e.before_s:g} s before its annotated R peak to {e.after_s:g} s after. A beat's code is the latent frames "
+            f"that cover it as operating point {e.operating_point}'s decoder receives them (symbols × step), projected by PCA and "
+            "t-SNE and coloured by the beat's AAMI class from the annotations (N normal, S supraventricular, V ventricular, "
+            "F fusion, Q paced or unclassified). `plots/beats.csv` holds both projections and each beat's original and decoded "
+            "waveform in mV; the site's explorer shows them.\n",
+            "![beat codes](figures/beat_codes.png)\n"]
+
+
 def _models_table(loaded: dict) -> str:
     """The trained codecs as their saved config.json describes them, with their training record."""
     rows = []
@@ -188,7 +223,7 @@ def _models_table(loaded: dict) -> str:
 
 
 def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, cases: list[RecordCase],
-                 decoded: dict, curve: list[dict], loaded: dict) -> None:
+                 decoded: dict, curve: list[dict], loaded: dict, beats: BeatCodes) -> None:
     figure_backend()
     references = load_references(DOMAIN)
     checks = [check_target(results, target) for target in references.targets]
@@ -282,6 +317,8 @@ def write_report(paths: DomainPaths, params: EvaluateParams, results: Results, c
         lines.append(f"![PVC stretch]({_plot_stretch(paths, pvc_case, decoded, labels, _stretch(pvc_case, 'V'), 'pvc_stretch.png', f'record {pvc_case.name}: around a PVC (V beat)')})\n")
     lines.append(f"![rate-distortion]({_plot_rd(paths, curve, [c.name for c in cases], results)})\n")
     lines.append(f"![error distribution]({_plot_errors(paths, cases, decoded, labels[0])})\n")
+    lines.append("\n## Beat codes\n")
+    lines += _beat_codes(paths, params, beats)
     lines.append("\n## Models\n")
     lines.append(_models_table(loaded))
     write_text(paths.report, "\n".join(lines))

@@ -15,7 +15,9 @@ from latente.domains.speech.metrics import METHODS, Comparison, Condition, confu
 from latente.domains.speech.model import SpeechModel
 from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams
 from latente.shared.io import write_bytes
-from latente.shared.report import Anchor, References, check_target, figure_backend, markdown_table, save_figure, target_table, write_plot_csv
+from latente.shared.report import (
+    Anchor, References, check_target, figure_backend, markdown_table, projection, save_figure, target_table, write_plot_csv,
+)
 from latente.shared.results import Results
 
 PROJECTION_NAMES = {"pca": "PCA", "tsne": "t-SNE"}
@@ -73,15 +75,6 @@ def confusion_figure(comparison: Comparison, corpus: Corpus, classes: Sequence[s
     fig.suptitle("Held-out speakers, row-normalised %")
     fig.tight_layout()
     return fig
-
-
-def projection(codes: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
-
-    pca = PCA(2, random_state=seed).fit_transform(codes)
-    tsne = TSNE(2, perplexity=30, init="pca", random_state=seed).fit_transform(codes)
-    return {"pca": pca, "tsne": tsne}
 
 
 def projection_figure(points: dict[str, np.ndarray], corpus: Corpus, held_out: Sequence[str]):

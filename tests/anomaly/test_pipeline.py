@@ -6,6 +6,7 @@ import hashlib
 import json
 import typing
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from tiny import ANOMALY
@@ -133,6 +134,8 @@ def test_tiny_chain_fetch_to_report(mirror, tmp_path, monkeypatch, capsys):
             assert f"| {anchor.label} | {anchor.values['nab_standard']:.2f} |" in report
         if "f1" not in anchor.values:  # no F1/FAR/MAR row of dashes for a NAB-only leaderboard entry
             assert f"| {anchor.label} | – |" not in report
+    _check_window_codes(paths, mirror / DOMAIN / ANOMALY["evaluate"]["explorer_file"], protocol)
+
     epochs = {saved["info"]["fit"]["epochs_run"] for folder, saved in first.items() if folder in protocol["files"].values()}
     assert epochs == {3} and "- Training: 3 per-file fits of 3 epochs" in report  # patience 5 never stops 3 epochs
 
@@ -147,3 +150,50 @@ def test_tiny_chain_fetch_to_report(mirror, tmp_path, monkeypatch, capsys):
         assert after["history"] == before["history"]
         checkpoint = json.loads((paths.checkpoint / folder / "state.json").read_text())
         assert after["seconds"] >= checkpoint["seconds"] > 0 and after["cpu_seconds"] >= checkpoint["cpu_seconds"] > 0
+
+
+def _check_window_codes(paths, raw_csv, protocol):
+    """plots/windows.csv against its sources: one row per test window of the explorer's file, labels counted
+    from the file's own label column, the top sensor's window equal to its standardised values (the saved
+    detector's statistics), shares summing to 1, and scores whose minima are the scored rows' scores."""
+    import csv
+
+    import numpy as np
+    import pandas as pd
+
+    key = ANOMALY["evaluate"]["explorer_file"]
+    with (paths.plots / "windows.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    raw = pd.read_csv(raw_csv, sep=";")
+    train_rows, window = ANOMALY["train"]["train_rows"], TrainParams.model_validate(ANOMALY["train"]).detector.window
+    test = raw.iloc[train_rows:]
+    assert len(rows) == len(test) - window + 1
+    assert (rows[0]["first_row"], rows[-1]["last_row"]) == (str(train_rows + 1), str(len(raw)))
+    saved = json.loads((paths.model / protocol["files"][key] / "config.json").read_text())["preprocessing"]
+    sensors = saved["sensors"]
+    assert sensors == [c for c in raw.columns if c not in ("datetime", "anomaly", "changepoint")]
+    labels = test["anomaly"].to_numpy()
+    standardised = (test[sensors].to_numpy() - np.array(saved["mean"])) / np.array(saved["scale"])
+    for j, row in enumerate(rows):
+        anomalous = int(labels[j : j + window].sum())
+        assert row["label"] == ("normal" if anomalous == 0 else "anomalous" if anomalous == window else "partly anomalous")
+        shares = np.array(row["error_share"].split(), dtype=float)
+        assert row["sensors"].split(" | ") == sensors and len(shares) == len(sensors)
+        assert shares.sum() == pytest.approx(1.0, abs=5e-4) and row["top_sensor"] == sensors[int(shares.argmax())]
+        top = np.array(row["top_sensor_window"].split(), dtype=float)
+        np.testing.assert_allclose(top, standardised[j : j + window, sensors.index(row["top_sensor"])], atol=6e-5)
+        assert len(row["top_sensor_reconstruction"].split()) == window
+        assert all(np.isfinite(float(row[c])) for c in ("pca_1", "pca_2", "tsne_1", "tsne_2"))
+    assert {row["label"] for row in rows} >= {"normal", "anomalous"}
+    # SKAB's rule scores row t by the smallest residual of the windows starting at t−W+1 … t−1
+    with (paths.plots / f"score_{Path(key).with_suffix('').as_posix().replace('/', '_')}.csv").open(newline="") as handle:
+        scored = list(csv.DictReader(handle))
+    residual = np.array([float(row["score"]) for row in rows]) * float(scored[0]["threshold"])
+    checked = 0
+    for t, row in enumerate(scored):
+        if row["score"]:
+            assert float(row["score"]) == pytest.approx(residual[t - window + 1 : t].min(), rel=2e-4)
+            checked += 1
+    assert checked == len(test) - 3 * window + 3
+    assert f"Every test window of `{key}` ({len(rows)}:" in paths.report.read_text()
+    assert (paths.figures / "window_codes.png").stat().st_size > 1000

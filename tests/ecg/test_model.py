@@ -11,7 +11,7 @@ import torch
 import wfdb
 
 from latente.domains.ecg import model as codec
-from latente.domains.ecg.data import Lead, normalising_gain, write_lead
+from latente.domains.ecg.data import Lead, aami_class, normalising_gain, write_lead
 from latente.domains.ecg.evaluation import Codec, point_label, shift_for_cr, shift_for_prdn
 from latente.domains.ecg.metrics import compression_ratio, prdn
 from latente.domains.ecg.params import SHIFT_LIMIT, OperatingPoint
@@ -108,6 +108,15 @@ def test_normalising_gain_brings_a_lead_to_the_reference_deviation():
     square = Lead("r", "MLII", np.tile([1024 - 100, 1024 + 100], 50), 360.0, 200.0, 1024, "mV")  # sd 100 units = 0.5 mV
     assert normalising_gain(square, 0.25) == 0.5
     assert normalising_gain(dataclasses.replace(square, adc=np.full(100, 1024)), 0.25) == 50.0  # flat: sd counts as 1 unit
+
+
+def test_beat_symbols_map_to_their_aami_classes():
+    """EC57's grouping, symbol by symbol; a non-beat annotation (rhythm change '+') has no class."""
+    expected = {"N": "N", "L": "N", "R": "N", "B": "N", "e": "N", "j": "N", "A": "S", "a": "S", "J": "S", "S": "S", "n": "S",
+                "V": "V", "r": "V", "E": "V", "F": "F", "/": "Q", "f": "Q", "Q": "Q", "?": "Q"}
+    assert {symbol: aami_class(symbol) for symbol in expected} == expected
+    with pytest.raises(ValueError, match="'\\+' is not a beat annotation symbol"):
+        aami_class("+")
 
 
 def test_a_lead_at_twice_the_amplitude_codes_to_the_same_symbols(loaded_codec, lead):

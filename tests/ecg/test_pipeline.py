@@ -140,6 +140,57 @@ def test_ablations_code_the_same_symbols_under_other_priors_and_in_blocks(tiny_e
     assert "## Ablations" in report and all(f"| 100 | {arm} |" in report for arm in ABLATIONS)
 
 
+def test_beat_explorer_rows_match_the_record_its_annotations_and_a_fresh_round_trip(tiny_evaluated, mirror):
+    """plots/beats.csv against its sources: the beats are evenly spaced over those whose window fits the
+    evaluated span, each original waveform is the record's samples in mV, each decoded one is what the
+    codec decodes at the shift rate control chose, and each class is the annotation's AAMI class."""
+    import csv
+
+    import numpy as np
+    import wfdb
+
+    from latente.domains.ecg import model
+    from latente.domains.ecg.data import aami_class, read_lead
+
+    explorer = ECG["evaluate"]["explorer"]
+    with (tiny_evaluated.plots / "beats.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    stem = mirror / DOMAIN / "records" / "100"
+    seconds, fs = ECG["evaluate"]["seconds"], 360
+    record = wfdb.rdrecord(str(stem), sampto=seconds * fs, channel_names=["MLII"])
+    mv = record.p_signal[:, 0]
+    annotation = wfdb.rdann(str(stem), "atr", sampto=seconds * fs)
+    beats = [(s, sym) for s, sym in zip(annotation.sample, annotation.symbol) if sym in "NLRBAaJSVrFejnE/fQ?"]
+    before, after = round(explorer["before_s"] * fs), round(explorer["after_s"] * fs)
+    fits = [i for i, (s, _) in enumerate(beats) if s - before >= 0 and s + after <= seconds * fs]
+    chosen = [fits[round(k * (len(fits) - 1) / (explorer["beats_per_record"] - 1))] for k in range(explorer["beats_per_record"])]
+    assert len(fits) > explorer["beats_per_record"] and len(rows) == explorer["beats_per_record"]
+    assert [row["beat"] for row in rows] == [f"100 beat {i + 1}" for i in chosen]
+
+    metrics = json.loads(tiny_evaluated.metrics.read_text())["results"]
+    shift = next(r["metrics"]["shift"] for r in metrics if r["method"] == "model" and r["condition"] == {"operating_point": "A", "record": "100"})
+    codec = model.load_codec(tiny_evaluated.model / "A")
+    lead = read_lead(stem, "MLII", seconds=seconds)
+    decoded_mv = (model.decompress(codec, model.compress(codec, lead, shift)).adc - lead.baseline) / lead.gain
+    for row, i in zip(rows, chosen):
+        sample, symbol = beats[i]
+        window = slice(sample - before, sample + after)
+        assert (row["symbol"], row["class"], float(row["time_s"])) == (symbol, aami_class(symbol), round(sample / fs, 3))
+        original, decoded = (np.array(row[c].split(), dtype=float) for c in ("original", "decoded"))
+        np.testing.assert_allclose(original, mv[window], atol=5e-4)
+        np.testing.assert_allclose(decoded, decoded_mv[window], atol=5e-4)
+        assert float(row["rms_error_mv"]) == pytest.approx(np.sqrt(np.mean((decoded_mv[window] - mv[window]) ** 2)), abs=1e-4)
+        assert (float(row["x_start"]), float(row["x_step"])) == (pytest.approx(-before / fs), pytest.approx(1 / fs))
+        assert all(np.isfinite(float(row[c])) for c in ("pca_1", "pca_2", "tsne_1", "tsne_2"))
+    report = tiny_evaluated.report.read_text()
+    assert f"{len(rows)} beats (" in report and (tiny_evaluated.figures / "beat_codes.png").stat().st_size > 1000
+
+
+def test_the_explorer_must_show_an_operating_point_that_exists():
+    with pytest.raises(pydantic.ValidationError, match="explorer.operating_point 'Z' is not one of operating_points"):
+        schemas.EvaluateParams.model_validate({**ECG["evaluate"], "explorer": {**ECG["evaluate"]["explorer"], "operating_point": "Z"}})
+
+
 def run(cmd, cwd, env):
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 

@@ -5,6 +5,7 @@ models, a few seconds each), built once per test session even under pytest-xdist
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -95,13 +96,68 @@ def publish_params(repo_root) -> PublishParams:
     return validate(PublishParams, section, "publish")
 
 
+PROTEIN_SERIES = {"profile": {"columns": ["original", "decoded"], "x_start": "x_start", "x_step": "x_step",
+                              "x_title": {"en": "position", "pt-BR": "posição"}, "y_title": {"en": "score", "pt-BR": "escore"}}}
+SPEECH_SCALES = ["score"]
+SPEECH_BARS = {"error shares": {"kind": "bar", "columns": ["model", "pca"], "x_labels": "sensors",
+                                "y_title": {"en": "share", "pt-BR": "fração"}}}
+
+
+def update_rows(path: Path, update) -> None:
+    """Rewrite a CSV with update(index, row) applied to each row (new keys become new columns)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for index, row in enumerate(rows):
+        update(index, row)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def add_protein_series(latent: Path) -> None:
+    """PROTEIN_SERIES's columns in protein's explorer CSV: three numbers a line, every third row without any."""
+
+    def update(index: int, row: dict) -> None:
+        numbers = index % 3 != 2
+        row.update(original=f"{index} {index + 0.5} -1.25" if numbers else "", decoded=f"{index + 0.25} {index} -1" if numbers else "",
+                   x_start=f"{-index / 4}" if numbers else "", x_step="0.125" if numbers else "")
+
+    update_rows(latent, update)
+
+
+def add_speech_colourings(projection: Path) -> None:
+    """SPEECH_SCALES's and SPEECH_BARS's columns in speech's explorer CSV: a score of index / 8 − 3, and
+    three bars a column over sensors (one label with spaces), every third row without any."""
+
+    def update(index: int, row: dict) -> None:
+        bars = index % 3 != 2
+        row.update(score=f"{index / 8 - 3}", model=f"{index / 100} 0.5 0.25" if bars else "", pca=f"0.125 {index / 200} 0.75" if bars else "",
+                   sensors="Accelerometer1RMS | Volume Flow RateRMS | Pressure" if bars else "")
+
+    update_rows(projection, update)
+
+
 @pytest.fixture(scope="session")
-def built_site(tiny_reports, publish_params, tmp_path_factory) -> Path:
-    """reports/site built from the tiny runs, outside any git or DVC repository."""
+def site_params(repo_root) -> PublishParams:
+    """The repository's publish section with PROTEIN_SERIES in protein's explorer and SPEECH_SCALES and SPEECH_BARS
+    in speech's (built_site's CSVs have their columns)."""
+    section = yaml.safe_load((repo_root / "params.yaml").read_text())["publish"]
+    section["domains"]["protein"]["explorer"]["series"] = PROTEIN_SERIES
+    section["domains"]["speech"]["explorer"].update(scales=SPEECH_SCALES, series=SPEECH_BARS)
+    return validate(PublishParams, section, "publish")
+
+
+@pytest.fixture(scope="session")
+def built_site(tiny_reports, site_params, tmp_path_factory) -> Path:
+    """reports/site built from the tiny runs, outside any git or DVC repository; protein's explorer has a line series,
+    speech's a scale and a bar series."""
     root = tmp_path_factory.mktemp("site-root")
     shutil.copytree(tiny_reports / "reports", root / "reports")
     shutil.copyfile(tiny_reports / "params.yaml", root / "params.yaml")
-    build_site(publish_params, root)
+    add_protein_series(root / "reports" / "protein" / "plots" / "latent.csv")
+    add_speech_colourings(root / "reports" / "speech" / "plots" / "projection.csv")
+    build_site(site_params, root)
     return root
 
 

@@ -87,3 +87,118 @@ def test_latent_explorer_has_its_points_and_shows_them(built_site, open_page, po
     assert page.inner_text('.explorer-panel [data-field="label"]') == sequences[shown]["id"]
     assert "Passe o mouse sobre um ponto" in page.inner_text(".explorer-panel")
     log.assert_clean()
+
+
+SERIES_CHART = """() => {
+    const gd = document.querySelector('.explorer-panel [data-series="profile"] .explorer-series-chart');
+    return {hidden: gd.hidden, names: gd.data.map(t => t.name), x: gd.data.map(t => t.x), y: gd.data.map(t => t.y),
+            titles: [gd.layout.xaxis.title.text, gd.layout.yaxis.title.text],
+            nodes: document.querySelectorAll('.explorer-panel [data-field="series"] *').length};
+}"""
+
+
+def test_explorer_series_draws_the_rows_numbers_with_the_pages_axis_titles(built_site, open_page, point_at, isolated_point):
+    site = built_site / "reports" / "site"
+    rows = list(csv.DictReader((built_site / "reports/protein/plots/latent.csv").open()))  # with conftest's PROTEIN_SERIES
+
+    def expected(index: int) -> dict:
+        row = rows[index]
+        y = [[float(v) for v in row[column].split()] for column in ("original", "decoded")]
+        x = [float(row["x_start"]) + k * float(row["x_step"]) for k in range(len(y[0]))]
+        return {"names": ["original", "decoded"], "x": [x, x], "y": y}
+
+    def chart_after(page, index: int) -> dict:
+        page.wait_for_selector(f'.explorer-panel[data-point="{index}"]')
+        page.wait_for_function("() => document.querySelectorAll('[data-series=\"profile\"] .scatterlayer .trace').length === 2")
+        return page.evaluate(SERIES_CHART)
+
+    with_numbers = [i for i, row in enumerate(rows) if row["original"]]
+    page, log = open_page((site / "protein.html").as_uri())
+    page.wait_for_selector("#latent-explorer[data-ready=true]")
+    first = isolated_point(page, with_numbers)
+    point_at(page, first, click=True)
+    chart = chart_after(page, first)
+    assert {k: chart[k] for k in ("names", "x", "y")} == expected(first) and not chart["hidden"]
+    assert chart["titles"] == ["position", "score"]
+    assert page.inner_text('[data-series="profile"] figcaption') == "profile"
+    assert page.locator('[data-series="profile"] .modebar-btn').count() == 0
+    log.assert_clean()
+
+    page.click("a.switch-language")
+    page.wait_for_url("**/protein.pt-BR.html")
+    page.wait_for_selector("#latent-explorer[data-ready=true]")
+    point_at(page, first)
+    chart = chart_after(page, first)
+    assert chart["titles"] == ["posição", "escore"] and chart["y"] == expected(first)["y"]
+    second = isolated_point(page, [i for i in with_numbers if i != first])
+    point_at(page, second)
+    redrawn = chart_after(page, second)
+    assert {k: redrawn[k] for k in ("names", "x", "y")} == expected(second)
+    assert redrawn["nodes"] == chart["nodes"]  # the same chart redrawn, not another one
+    empty = isolated_point(page, [i for i, row in enumerate(rows) if not row["original"]])
+    point_at(page, empty)
+    page.wait_for_selector(f'.explorer-panel[data-point="{empty}"]')
+    assert page.evaluate(SERIES_CHART)["hidden"]
+    assert page.inner_text('[data-series="profile"] .explorer-series-none') == "Sem valores para este ponto."
+    log.assert_clean()
+
+
+PLOT_TRACES = """() => document.querySelector('#latent-explorer .explorer-plot').data.map(t => (
+    {x: t.x, points: t.customdata, color: t.marker.color ?? null, scale: t.marker.showscale ?? false}))"""
+BAR_CHART = """() => {
+    const gd = document.querySelector('.explorer-panel [data-series="error shares"] .explorer-series-chart');
+    return {types: gd.data.map(t => t.type), names: gd.data.map(t => t.name), x: gd.data.map(t => t.x), y: gd.data.map(t => t.y),
+            axis: gd._fullLayout.xaxis.type, barmode: gd._fullLayout.barmode, y_title: gd.layout.yaxis.title.text,
+            modebar: gd.querySelectorAll('.modebar-btn').length};
+}"""
+
+
+def test_explorer_colours_by_the_group_or_a_scale_and_draws_bar_series(built_site, open_page, point_at, isolated_point):
+    site = built_site / "reports" / "site"
+    rows = list(csv.DictReader((built_site / "reports/speech/plots/projection.csv").open()))  # with conftest's SPEECH_SCALES and SPEECH_BARS
+    speakers = {row["speaker"] for row in rows}
+
+    def by_group(projection: str) -> None:
+        traces = page.evaluate(PLOT_TRACES)
+        assert len(traces) == len(speakers) == 3 and not any(t["scale"] or t["color"] for t in traces)
+        assert sorted(i for t in traces for i in t["points"]) == list(range(len(rows)))
+        assert all(t["x"] == [float(rows[i][f"{projection}_1"]) for i in t["points"]] for t in traces)
+        assert page.locator("#latent-explorer .explorer-plot .colorbar").count() == 0 and page.locator("#latent-explorer .explorer-plot .legend").count() == 1
+
+    def by_score(projection: str) -> None:
+        page.wait_for_selector("#latent-explorer .explorer-plot .colorbar")
+        [trace] = page.evaluate(PLOT_TRACES)
+        assert trace["scale"] and trace["color"] == [float(row["score"]) for row in rows]
+        assert trace["points"] == list(range(len(rows))) and trace["x"] == [float(row[f"{projection}_1"]) for row in rows]
+        assert page.text_content("#latent-explorer .explorer-plot .colorbar .cbtitle") == "score"
+        assert page.locator("#latent-explorer .explorer-plot .legend").count() == 0
+
+    page, log = open_page((site / "speech.html").as_uri())
+    page.wait_for_selector("#latent-explorer[data-ready=true]")
+    assert page.locator(".explorer-colour option").all_inner_texts() == ["speaker", "score"]
+    by_group("tsne")
+    page.select_option(".explorer-colour", label="score")
+    by_score("tsne")
+    page.select_option(".explorer-projection", "PCA")
+    by_score("pca")  # the colouring outlives the change of projection
+
+    with_bars = isolated_point(page, [i for i, row in enumerate(rows) if row["model"]])
+    point_at(page, with_bars, click=True)
+    page.wait_for_selector(f'.explorer-panel[data-point="{with_bars}"]')
+    page.wait_for_function("() => document.querySelectorAll('[data-series=\"error shares\"] .barlayer .trace').length === 2")
+    sensors = ["Accelerometer1RMS", "Volume Flow RateRMS", "Pressure"]
+    assert page.evaluate(BAR_CHART) == {
+        "types": ["bar", "bar"], "names": ["model", "pca"], "x": [sensors, sensors],
+        "y": [[float(v) for v in rows[with_bars][column].split()] for column in ("model", "pca")],
+        "axis": "category", "barmode": "group", "y_title": "share", "modebar": 0}
+
+    page.select_option(".explorer-colour", label="speaker")
+    by_group("pca")  # and the projection outlives the change of colouring
+    page.select_option(".explorer-projection", "t-SNE")
+    by_group("tsne")
+    log.assert_clean()
+
+    page, log = open_page((site / "speech.pt-BR.html").as_uri())
+    page.wait_for_selector("#latent-explorer[data-ready=true]")
+    assert page.locator("label:has(.explorer-colour)").inner_text().startswith("Colorir por")
+    log.assert_clean()

@@ -17,8 +17,10 @@ from latente.shared.report import check_target, load_references
 from latente.shared.results import Results
 from latente.site import build_site
 from latente.site.build import HERE, compare, format_number, load_strings, page_file
-from latente.site.content import DomainView
+from latente.shared.params import validate
+from latente.site.content import DomainView, SiteFiles, explorer_script, read_explorer
 from latente.site.markdown import report_html
+from latente.site.params import Explorer
 from latente.site.runs import git_revision
 
 PRESENT = ("ecg", "speech", "protein")
@@ -198,6 +200,103 @@ def test_not_json_and_missing_explorer_column_name_the_file(copy_reports, tmp_pa
     with pytest.raises(UserError, match=r"latent.csv: has no column 'sequence'.*publish.domains.protein.explorer"):
         build_site(publish_params, root)
     assert not (root / "reports/site").exists()
+
+
+SERIES_EXPLORER = {
+    "file": "plots/beats.csv", "projections": {"2-D": ["x", "y"]}, "group": None, "details": [], "scales": ["score"],
+    "series": {"waveform": {"columns": ["original", "decoded"], "x_start": "x_start", "x_step": "x_step",
+                            "x_title": {"en": "seconds", "pt-BR": "segundos"}},
+               "decoded only": {"columns": ["decoded"]},
+               "shares": {"kind": "bar", "columns": ["original", "decoded"], "x_labels": "sensors"}},
+}
+SERIES_ROWS = [  # a: three numbers a line; b: no series; c: exponent notation; d: spaces around, decoded empty
+    {"x": "0", "y": "0", "label": "a", "original": "1 2.5 -3", "decoded": "0.5 2 -3", "x_start": "-0.25", "x_step": "0.125",
+     "sensors": " Accelerometer1RMS | Volume Flow RateRMS|Pressure ", "score": "0"},
+    {"x": "1", "y": "1", "label": "b", "original": "", "decoded": "", "x_start": "", "x_step": "", "sensors": "", "score": "-1.5"},
+    {"x": "2", "y": "2", "label": "c", "original": "4e-1 7", "decoded": "1 1", "x_start": "2", "x_step": "0.5",
+     "sensors": "p|q", "score": "2e3"},
+    {"x": "3", "y": "3", "label": "d", "original": " 8 ", "decoded": "", "x_start": "0", "x_step": "1",
+     "sensors": "Temperature", "score": " 4 "},
+]
+
+
+def _read_series_csv(folder: Path, rows: list[dict[str, str]]):
+    beats = folder / "report" / "plots" / "beats.csv"
+    beats.parent.mkdir(parents=True)
+    with beats.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    config = validate(Explorer, SERIES_EXPLORER, "publish.domains.d.explorer")
+    return read_explorer(SiteFiles(folder / "site", "d", folder / "report"), config, "publish.domains.d.explorer")
+
+
+def test_explorer_series_cells_are_lists_of_numbers_or_none(tmp_path):
+    explorer = _read_series_csv(tmp_path, SERIES_ROWS)
+    series = explorer.data["series"]
+    assert {name: series[name] for name in ("waveform", "decoded only")} == {
+        "waveform": {
+            "kind": "line", "columns": ["original", "decoded"], "x_start": [-0.25, None, 2.0, 0.0], "x_step": [0.125, None, 0.5, 1.0],
+            "x_labels": None,
+            "values": {"original": [[1.0, 2.5, -3.0], None, [0.4, 7.0], [8.0]], "decoded": [[0.5, 2.0, -3.0], None, [1.0, 1.0], None]},
+        },
+        "decoded only": {"kind": "line", "columns": ["decoded"], "x_start": None, "x_step": None, "x_labels": None,
+                         "values": {"decoded": [[0.5, 2.0, -3.0], None, [1.0, 1.0], None]}},
+    }
+    assert '"original":[[1.0,2.5,-3.0],null,[0.4,7.0],[8.0]]' in explorer_script(explorer.data)  # compact, as given
+
+
+def test_explorer_scales_and_bar_labels_are_read_per_row(tmp_path):
+    explorer = _read_series_csv(tmp_path, SERIES_ROWS)
+    assert explorer.data["scales"] == {"score": [0.0, -1.5, 2000.0, 4.0]}
+    assert explorer.data["series"]["shares"] == {
+        "kind": "bar", "columns": ["original", "decoded"], "x_start": None, "x_step": None,
+        "x_labels": [["Accelerometer1RMS", "Volume Flow RateRMS", "Pressure"], None, ["p", "q"], ["Temperature"]],
+        "values": {"original": [[1.0, 2.5, -3.0], None, [0.4, 7.0], [8.0]], "decoded": [[0.5, 2.0, -3.0], None, [1.0, 1.0], None]},
+    }
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda rows: rows[0].update(original="1 nan 2"), "beats.csv: line 2, column original: 'nan' is not a finite number"),
+    (lambda rows: rows[2].update(decoded="1 x 2"), "beats.csv: line 4, column decoded: 'x' is not a finite number"),
+    (lambda rows: rows[0].update(decoded="0.5 2"),
+     "beats.csv: line 2, column decoded: 2 numbers, but column 'original' of series 'waveform' has 3"),
+    (lambda rows: rows[3].update(x_step="inf"), "beats.csv: line 5, column x_step: 'inf' is not a finite number"),
+    (lambda rows: [row.pop("x_start") for row in rows], "beats.csv: has no column 'x_start'"),
+    (lambda rows: rows[1].update(score="high"), "beats.csv: line 3, column score: 'high' is not a finite number"),
+    (lambda rows: [row.pop("score") for row in rows], "beats.csv: has no column 'score'"),
+    (lambda rows: rows[0].update(sensors="Pressure | Temperature"),
+     "beats.csv: line 2, column sensors: 2 labels, but series 'shares' has 3 numbers in this row"),
+    (lambda rows: rows[2].update(sensors=" "), "beats.csv: line 4, column sensors: 0 labels, but series 'shares' has 2 numbers in this row"),
+])
+def test_bad_explorer_cell_names_file_line_and_column(tmp_path, damage, message):
+    rows = [dict(row) for row in SERIES_ROWS]
+    damage(rows)
+    with pytest.raises(UserError) as error:
+        _read_series_csv(tmp_path, rows)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("columns, problem", [([], "needs at least one column"), (["a", "a"], "names a column twice")])
+def test_explorer_series_columns_are_some_and_distinct(columns, problem):
+    with pytest.raises(UserError, match=f"params.yaml: publish.domains.d.explorer.series.waveform.columns: {problem}"):
+        validate(Explorer, {"series": {"waveform": {"columns": columns}}}, "publish.domains.d.explorer")
+
+
+@pytest.mark.parametrize("series, problem", [
+    ({"kind": "bar"}, "a bar series needs x_labels"),
+    ({"kind": "bar", "x_labels": "sensors", "x_start": "x_start"}, "a bar series has no x_start or x_step"),
+    ({"x_labels": "sensors"}, "x_labels is only used by kind 'bar', not by kind 'line'"),
+])
+def test_explorer_series_x_fits_its_kind(series, problem):
+    with pytest.raises(UserError) as error:
+        validate(Explorer, {"series": {"shares": {"columns": ["a"], **series}}}, "publish.domains.d.explorer")
+    assert f"params.yaml: publish.domains.d.explorer.series.shares: {problem}" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_explorer_scales_are_distinct():
+    with pytest.raises(UserError, match="params.yaml: publish.domains.d.explorer.scales: names a column twice"):
+        validate(Explorer, {"scales": ["score", "score"]}, "publish.domains.d.explorer")
 
 
 def test_bad_params_name_the_key(tmp_path, monkeypatch, capsys, copy_reports):

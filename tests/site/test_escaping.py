@@ -13,11 +13,13 @@ from latente.site import PublishParams, build_site
 
 HOSTILE = """<script>alert("x")</script><img src=x onerror=alert(1)>"'&amp;"""
 HOSTILE_FILE = "<img src=x onerror=alert(2)>.png"
+HOSTILE_SCALE = f"score {HOSTILE}"
 
 
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory, tiny_reports, repo_root):
-    """The tiny reports with a hostile string in data names, rows, report text, file names, params, references and CSVs."""
+    """The tiny reports with a hostile string in data names, rows, report text, file names, params, references, CSVs,
+    series, a scale's name and bar labels."""
     root = tmp_path_factory.mktemp("hostile")
     for domain in ("ecg", "speech"):
         shutil.copytree(tiny_reports / "reports" / domain, root / "reports" / domain)
@@ -32,7 +34,10 @@ def hostile_site(tmp_path_factory, tiny_reports, repo_root):
     projection = root / "reports" / "speech" / "plots" / "projection.csv"
     rows = list(csv.DictReader(projection.open()))
     far = max(float(r["tsne_1"]) for r in rows) + 50  # alone, so that the mouse finds it
-    rows[0].update(label=HOSTILE, speaker=HOSTILE, file=HOSTILE, tsne_1=far, tsne_2=far)
+    rows[0].update(label=HOSTILE, speaker=HOSTILE, file=HOSTILE, tsne_1=far, tsne_2=far,
+                   **{HOSTILE: "1 2 3", "decoded": "3 2 1", "sensors": f"{HOSTILE} | Volume Flow RateRMS | c"})
+    for index, row in enumerate(rows):
+        row[HOSTILE_SCALE] = index
     with projection.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -40,6 +45,9 @@ def hostile_site(tmp_path_factory, tiny_reports, repo_root):
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["ecg"]["evaluate"]["lead"] = HOSTILE
     params["publish"]["domains"]["ecg"]["title"]["en"] = HOSTILE
+    params["publish"]["domains"]["speech"]["explorer"].update(scales=[HOSTILE_SCALE], series={
+        HOSTILE: {"columns": [HOSTILE, "decoded"], "x_title": {"en": HOSTILE, "pt-BR": HOSTILE}},
+        "shares": {"kind": "bar", "columns": ["decoded"], "x_labels": "sensors"}})
     params["references"]["ecg"]["anchors"][0]["label"] = HOSTILE
     params["references"]["ecg"]["targets"] = [{"name": HOSTILE, "metric": "prd", "better": "lower", "condition": {"operating_point": "A"},
                                               "value": 1.0, "source": HOSTILE}]
@@ -61,6 +69,7 @@ def test_hostile_strings_are_escaped_in_the_html(hostile_site):
     assert 'src="ecg/figures/%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E.png"' in ecg
     assert (hostile_site / "ecg" / "figures" / HOSTILE_FILE).is_file()
     assert 'href="ecg/plots/a%22b%3Cc%3E.csv"' in ecg
+    assert f'<option value="score {escaped}">score {escaped}</option>' in (hostile_site / "speech.html").read_text()
     script = (hostile_site / "speech" / "explorer-data.js").read_text()
     assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
 
@@ -77,5 +86,14 @@ def test_hostile_strings_show_as_text_in_the_browser(hostile_site, open_page, po
     assert page.inner_text('.explorer-panel [data-field="label"]') == HOSTILE
     assert page.inner_text('.explorer-panel [data-detail="file"]') == HOSTILE
     assert HOSTILE in page.text_content(".hoverlayer")  # Plotly's own hover label, as text
+    page.wait_for_selector('.explorer-series-chart .legend')
+    series = page.locator('.explorer-panel [data-field="series"]')
+    assert page.inner_text(".explorer-series figcaption") == HOSTILE
+    assert HOSTILE in series.locator(".legend").text_content() and HOSTILE in series.locator(".xtitle").text_content()
+    assert page.locator('[data-series="shares"] .xtick').all_text_contents() == [HOSTILE, "Volume Flow RateRMS", "c"]
+    assert page.locator(".explorer-colour option").all_inner_texts() == ["speaker", HOSTILE_SCALE]
+    page.select_option(".explorer-colour", index=1)
+    page.wait_for_selector(".explorer-plot .colorbar")
+    assert page.text_content(".explorer-plot .colorbar .cbtitle") == HOSTILE_SCALE
     assert page.locator('img[src="x"]').count() == 0
     log.assert_clean()
