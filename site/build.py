@@ -1,6 +1,7 @@
 """Build reports/site: every page in every language from one set of templates and one strings file."""
 from __future__ import annotations
 
+import functools
 import math
 import shutil
 import sys
@@ -14,9 +15,10 @@ import yaml
 
 from latente.shared.io import atomic_dir, write_json
 from latente.shared.report import LocalText, Target
-from latente.site.content import DomainView, explorer_script, load_domain
+from latente.site.content import DomainView, data_script, load_domain
 from latente.site.params import LANGUAGES, PublishParams
 from latente.site.runs import Previous, Revision, git_revision, now, previous_summary
+from latente.site.sweeps import plot_data
 
 HERE = Path(__file__).parent
 STRINGS_FILE = HERE / "strings.yaml"
@@ -34,9 +36,9 @@ def load_strings() -> dict[str, dict[str, str]]:
     return strings
 
 
-def page_file(page: str, lang: str) -> str:
-    """`compare.html` in the first language, `compare.pt-BR.html` in the others."""
-    return f"{page}.html" if lang == LANGUAGES[0] else f"{page}.{lang}.html"
+def page_file(page: str, lang: str, extension: str = "html") -> str:
+    """`compare.html` in the first language, `compare.pt-BR.html` in the others (and so for a page's own data script)."""
+    return f"{page}.{extension}" if lang == LANGUAGES[0] else f"{page}.{lang}.{extension}"
 
 
 def format_number(value: Any, lang: str) -> str:
@@ -161,14 +163,20 @@ def build_site(params: PublishParams, root: Path = Path(".")) -> list[DomainView
         domains = [load_domain(name, config, root / "reports", root, out) for name, config in params.domains.items()]
         current = {d.name: d.results.flat(skip_condition=d.config.items) for d in domains if d.results is not None}
         diffs = compare(domains, current, previous.summary)
-        _copy_assets(out, with_plotly=any(d.explorer for d in domains))
+        _copy_assets(out, with_plotly=any(d.explorer or d.sweeps_plotted for d in domains))
         for view in domains:
             if view.explorer:
-                (out / view.name / "explorer-data.js").write_text(explorer_script(view.explorer.data), encoding="utf-8")
+                (out / view.name / "explorer-data.js").write_text(data_script("LATENTE_EXPLORER", view.explorer.data), encoding="utf-8")
         renderer = Renderer(params, domains, revision, now())
         for lang in LANGUAGES:
             pages = [("index.html", "index", {}), ("compare.html", "compare", {"diffs": diffs, "previous": previous})]
             pages += [("domain.html", view.name, {"view": view}) for view in domains if view.results is not None]
+            for view in (v for v in domains if v.sweeps):
+                plot_script = page_file(f"{view.name}/sweeps-data", lang, "js")  # per language: its tick labels are numbers
+                if view.sweeps_plotted:
+                    data = plot_data(view.sweeps, functools.partial(format_number, lang=lang))
+                    (out / plot_script).write_text(data_script("LATENTE_SWEEPS", data), encoding="utf-8")
+                pages.append(("sweeps.html", f"sweeps-{view.name}", {"view": view, "plot_script": plot_script}))
             for template, page, context in pages:
                 (out / page_file(page, lang)).write_text(renderer.render(template, page, lang, **context), encoding="utf-8")
     write_json(summary, current)

@@ -1,4 +1,4 @@
-"""One domain's report folder turned into what its pages show: tables, headline, targets, report, explorer."""
+"""One domain's report folder turned into what its pages show: tables, headline, targets, report, explorer, sweeps."""
 from __future__ import annotations
 
 import csv
@@ -18,6 +18,7 @@ from latente.shared.results import Results
 from latente.site.markdown import report_html
 from latente.site.params import DomainSite, Explorer, Series
 from latente.site.runs import file_date, flat_params, recorded_params
+from latente.site.sweeps import SweepView, load_sweeps
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".flac"}
@@ -118,10 +119,16 @@ class DomainView:
     downloads: list[tuple[str, str]] = field(default_factory=list)  # (relative path, url)
     explorer: Optional[ExplorerData] = None
     explorer_missing: Optional[str] = None
+    sweeps: list[SweepView] = field(default_factory=list)  # sweeps of params.yaml whose target is a stage of this domain
 
     @property
     def present(self) -> bool:
         return self.results is not None
+
+    @property
+    def sweeps_plotted(self) -> bool:
+        """Whether the sweeps page draws a plot (a sweep has a finished trial), and so loads Plotly."""
+        return any(sweep.complete for sweep in self.sweeps)
 
     @property
     def targets_met(self) -> int:
@@ -279,12 +286,13 @@ def _media_kind(template: str) -> str:
     return "audio" if suffix in AUDIO_SUFFIXES else "image"
 
 
-def explorer_script(data: dict[str, Any]) -> str:
-    """The explorer's data as a script (pages opened from disk cannot fetch JSON files)."""
+def data_script(variable: str, data: Any) -> str:
+    """A page's data as a script setting `window.<variable>` (pages opened from disk cannot fetch JSON files);
+    escaped so that no string in it can close the script or start markup."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(char, escape)
-    return f"window.LATENTE_EXPLORER = {text};\n"
+    return f"window.{variable} = {text};\n"
 
 
 def load_domain(name: str, config: DomainSite, reports: Path, root: Path, site: Path) -> DomainView:
@@ -302,6 +310,7 @@ def load_domain(name: str, config: DomainSite, reports: Path, root: Path, site: 
     view.anchors = references.anchors
     view.targets = [check_target(view.results, target) for target in references.targets]
     view.headline = headline(view.results, config, view.anchors)
+    view.sweeps = load_sweeps(root, name)
     view.tables, view.item_tables = metric_tables(view.results, config.items)
     files = SiteFiles(site, name, folder)
     used: set[str] = set()

@@ -15,11 +15,7 @@
   var n = data.label.length;
   var pinned = false;
 
-  // Plotly reads pseudo-HTML in hover text: escape it so labels show literally.
-  function escapeHtml(value) {
-    return String(value).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&#34;").replace(/'/g, "&#39;");
-  }
+  var escapeHtml = window.latentePlotlyText;  // for every text Plotly draws (hover, legend, titles, ticks)
 
   function groupsOf() {
     var order = [];

@@ -148,15 +148,72 @@ def site_params(repo_root) -> PublishParams:
     return validate(PublishParams, section, "publish")
 
 
+SPEECH_OBJECTIVE = {"file": "reports/speech/summary.json", "metric": "model/accuracy", "direction": "maximize"}
+SITE_SWEEPS = {  # speech's two sweeps (the first searched, the second not yet); ecg and protein have none
+    "speech-latent": {"target": "evaluate@speech", "objective": SPEECH_OBJECTIVE, "trials": 3, "minutes": 5,
+                      "space": {"speech.train.model.latent_dim": {"choice": [16, 32, 64]},
+                                "speech.train.trainer.lr": {"low": 0.0001, "high": 0.01, "log": True}},
+                      "fixed": {"speech.train.trainer.epochs": 4, "speech.train.test_speakers": ["lucas"]}},
+    "speech-weight": {"target": "evaluate@speech", "objective": SPEECH_OBJECTIVE, "trials": 4, "minutes": 5,
+                      "space": {"speech.train.supervision.digit_weight": {"low": 0, "high": 300}}},
+}
+SWEEP_DEFAULTS = {"speech.train.model.latent_dim": 32, "speech.train.trainer.lr": 0.002, "speech.train.supervision.digit_weight": 100.0}
+SWEEP_TRIALS = [  # speech-latent's: two finished, one failed between them; the last is the best
+    {"experiment": "speech-latent-0", "params": {"speech.train.model.latent_dim": 16, "speech.train.trainer.lr": 0.0005},
+     "state": "COMPLETE", "value": 0.625},
+    {"experiment": "speech-latent-1", "params": {"speech.train.model.latent_dim": 64, "speech.train.trainer.lr": 0.003},
+     "state": "FAIL", "value": None},
+    {"experiment": "speech-latent-2", "params": {"speech.train.model.latent_dim": 64, "speech.train.trainer.lr": 0.0012},
+     "state": "COMPLETE", "value": 0.75},
+]
+
+
+def set_sweeps(params_file: Path, sweeps: dict, defaults: dict) -> None:
+    """Replace the sweeps section of a params.yaml, and set the searched keys' values (dotted keys) there."""
+    params = yaml.safe_load(params_file.read_text())
+    params["sweeps"] = sweeps
+    for key, value in defaults.items():
+        *parents, last = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    params_file.write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))  # the sweeps in the given order
+
+
+def write_trials(root: Path, name: str, spec: dict, trials: list[dict], best: int | None) -> Path:
+    """reports/sweeps/<name>/trials.json as `latente.shared.sweep` writes it; `best` indexes `trials`."""
+    top = None if best is None else {key: trials[best][key] for key in ("experiment", "params", "value")}
+    path = root / "reports" / "sweeps" / name / "trials.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"target": spec["target"], "objective": spec["objective"], "fixed": spec.get("fixed", {}),
+                                "trials": trials, "best": top}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def sweeps_in_params():
+    """sweeps_in_params(params_file, sweeps, defaults): params.yaml with this sweeps section and these values of its keys."""
+    return set_sweeps
+
+
+@pytest.fixture(scope="session")
+def trials_json():
+    """trials_json(root, name, spec, trials, best) → the path of the trials.json written for sweep `name`."""
+    return write_trials
+
+
 @pytest.fixture(scope="session")
 def built_site(tiny_reports, site_params, tmp_path_factory) -> Path:
     """reports/site built from the tiny runs, outside any git or DVC repository; protein's explorer has a line series,
-    speech's a scale and a bar series."""
+    speech's a scale and a bar series; params.yaml has SITE_SWEEPS (at SWEEP_DEFAULTS), and speech-latent SWEEP_TRIALS."""
     root = tmp_path_factory.mktemp("site-root")
     shutil.copytree(tiny_reports / "reports", root / "reports")
     shutil.copyfile(tiny_reports / "params.yaml", root / "params.yaml")
     add_protein_series(root / "reports" / "protein" / "plots" / "latent.csv")
     add_speech_colourings(root / "reports" / "speech" / "plots" / "projection.csv")
+    set_sweeps(root / "params.yaml", SITE_SWEEPS, SWEEP_DEFAULTS)
+    write_trials(root, "speech-latent", SITE_SWEEPS["speech-latent"], SWEEP_TRIALS, best=2)
     build_site(site_params, root)
     return root
 

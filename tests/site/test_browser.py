@@ -16,11 +16,13 @@ def _page_name(file_name: str) -> tuple[str, str]:
 def test_every_page_loads_offline_with_no_errors(built_site, open_page, screenshots):
     site = built_site / "reports" / "site"
     pages = sorted(site.glob("*.html"))
-    assert len(pages) == 10
+    assert len(pages) == 12  # index, compare, ecg, speech, protein and speech's sweeps page (the one domain with sweeps), in two languages
     for path in pages:
         page, log = open_page(path.as_uri())
         if page.locator("#latent-explorer").count():
             page.wait_for_selector("#latent-explorer[data-ready=true]")
+        if page.locator(".sweep-plot").count():
+            page.wait_for_selector(".sweep-plot[data-ready=true]")
         broken = page.evaluate("() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
         assert broken == [], (path.name, broken)
         name, lang = _page_name(path.name)
@@ -31,7 +33,7 @@ def test_every_page_loads_offline_with_no_errors(built_site, open_page, screensh
         page.screenshot(path=str(screenshots / f"{path.stem}.png"))
         log.assert_clean()
         page.close()
-    assert len(list(screenshots.glob("*.png"))) >= 10
+    assert len(list(screenshots.glob("*.png"))) >= 12
 
 
 def test_language_switch_changes_the_visible_text(built_site, open_page):
@@ -201,4 +203,30 @@ def test_explorer_colours_by_the_group_or_a_scale_and_draws_bar_series(built_sit
     page, log = open_page((site / "speech.pt-BR.html").as_uri())
     page.wait_for_selector("#latent-explorer[data-ready=true]")
     assert page.locator("label:has(.explorer-colour)").inner_text().startswith("Colorir por")
+    log.assert_clean()
+
+
+def test_sweeps_plot_has_a_line_per_finished_trial_and_the_page_switches_language(built_site, open_page, screenshots):
+    # built_site's speech-latent: trials valued 0.625, failed, 0.75; latent_dim 16, 64, 64 (choices 16, 32, 64)
+    site = built_site / "reports" / "site"
+    page, log = open_page((site / "speech.html").as_uri())
+    page.click('nav.toc a[href="sweeps-speech.html"]')
+    page.wait_for_url("**/sweeps-speech.html")
+    page.wait_for_selector(".sweep-plot[data-ready=true]")
+    assert page.locator(".sweep-plot").count() == 1  # speech-weight has not run: no plot
+    dimensions = page.evaluate("() => document.querySelector('.sweep-plot').data[0].dimensions.map(d => Array.from(d.values))")
+    assert len(dimensions) == 3 and all(len(values) == 2 for values in dimensions)  # two keys and the objective; the failed trial drew no line
+    assert dimensions[0] == [0, 2] and dimensions[-1] == [0.625, 0.75]
+    ticks = page.locator(".sweep-plot .tick text").all_text_contents()
+    assert {"16", "32", "64", "0.0001", "0.01"} <= set(ticks)
+    assert page.locator(".sweep-plot .axis-title").all_text_contents() == [
+        "speech.train.model.latent_dim", "speech.train.trainer.lr", "model/accuracy"]
+    assert "python -m latente.shared.sweep speech-weight" in page.inner_text("main")
+    page.screenshot(path=str(screenshots / "sweeps-speech-plot.png"), full_page=True)
+    page.click("a.switch-language")
+    page.wait_for_url("**/sweeps-speech.pt-BR.html")
+    page.wait_for_selector(".sweep-plot[data-ready=true]")
+    main = page.inner_text("main")
+    assert "Todas as tentativas" in main and "Every trial" not in main and "buscas de hiperparâmetros" in page.inner_text("h1")
+    assert {"0,0001", "0,01"} <= set(page.locator(".sweep-plot .tick text").all_text_contents())
     log.assert_clean()

@@ -5,6 +5,7 @@ import csv
 import json
 import re
 import subprocess
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -18,7 +19,7 @@ from latente.shared.results import Results
 from latente.site import build_site
 from latente.site.build import HERE, compare, format_number, load_strings, page_file
 from latente.shared.params import validate
-from latente.site.content import DomainView, SiteFiles, explorer_script, read_explorer
+from latente.site.content import DomainView, SiteFiles, data_script, read_explorer
 from latente.site.markdown import report_html
 from latente.site.params import Explorer
 from latente.site.runs import git_revision
@@ -62,6 +63,14 @@ def _section(page: Path, section_id: str) -> str:
     html = page.read_text()
     start = html.index(f'id="{section_id}"')
     return html[start:html.index("</section>", start)]
+
+
+def _table_rows(fragment: str, table_class: str) -> list[list[str]]:
+    """The body rows of the fragment's table of this class, as the cells' text."""
+    start = fragment.index(f'<table class="metrics {table_class}">')
+    body = fragment[fragment.index("<tbody>", start):fragment.index("</tbody>", start)]
+    return [[unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
 
 
 def test_cards_show_headline_baseline_and_anchor(built_site, publish_params):
@@ -114,7 +123,7 @@ def test_summary_holds_the_aggregate_rows_only(built_site):
 def test_local_links_and_images_resolve_and_nothing_loads_from_the_network(built_site):
     site = built_site / "reports" / "site"
     pages = sorted(site.glob("*.html"))
-    assert len(pages) == 10
+    assert len(pages) == 12  # index, compare, ecg, speech, protein and speech's sweeps page (the one domain with sweeps), in two languages
     for page in pages:
         parser = Links()
         parser.feed(page.read_text())
@@ -243,7 +252,7 @@ def test_explorer_series_cells_are_lists_of_numbers_or_none(tmp_path):
         "decoded only": {"kind": "line", "columns": ["decoded"], "x_start": None, "x_step": None, "x_labels": None,
                          "values": {"decoded": [[0.5, 2.0, -3.0], None, [1.0, 1.0], None]}},
     }
-    assert '"original":[[1.0,2.5,-3.0],null,[0.4,7.0],[8.0]]' in explorer_script(explorer.data)  # compact, as given
+    assert '"original":[[1.0,2.5,-3.0],null,[0.4,7.0],[8.0]]' in data_script("LATENTE_EXPLORER", explorer.data)  # compact, as given
 
 
 def test_explorer_scales_and_bar_labels_are_read_per_row(tmp_path):
@@ -390,3 +399,70 @@ def test_publish_ignores_the_dvc_lock_that_its_own_run_writes(tmp_path):
     assert git_revision(tmp_path).dirty is False
     (tmp_path / "params.yaml").write_text("a: 2\n")  # `dvc exp run -S a=2`: a run of other params
     assert git_revision(tmp_path).dirty is True
+
+
+def test_sweeps_page_shows_each_sweep_its_trials_and_the_best_against_the_defaults(built_site):
+    # built_site's SITE_SWEEPS: speech-latent with three trials (the middle one failed, the last the best), speech-weight not run
+    site = built_site / "reports" / "site"
+    for lang, log, fixed in (("en", "log-uniform", "Fixed in every trial"), ("pt-BR", "log-uniforme", "Fixos em todas as tentativas")):
+        page = site / page_file("sweeps-speech", lang)
+        searched = _section(page, "sweep-1")
+        assert "<code>speech-latent</code>" in searched and "<code>evaluate@speech</code>" in searched
+        assert "<code>model/accuracy</code> (" + {"en": "maximized", "pt-BR": "maximizado"}[lang] in searched
+        assert _table_rows(searched, "space") == [["speech.train.model.latent_dim", "16, 32, 64"],
+                                                  ["speech.train.trainer.lr", {"en": "from 0.0001 to 0.01", "pt-BR": "de 0,0001 a 0,01"}[lang] + f", {log}"]]
+        assert fixed in searched
+        assert _table_rows(searched, "fixed") == [["speech.train.trainer.epochs", "4"], ["speech.train.test_speakers", "['lucas']"]]
+        point = {"en": ".", "pt-BR": ","}[lang]
+        assert _table_rows(searched, "trials") == [
+            ["speech-latent-0", "16", f"0{point}0005", "COMPLETE", f"0{point}625"],
+            ["speech-latent-1", "64", f"0{point}003", "FAIL", "–"],
+            ["speech-latent-2", "64", f"0{point}0012", "COMPLETE", f"0{point}75"],
+        ]
+        # the best trial's values beside the defaults set in built_site's params.yaml (32 and 0.002)
+        assert _table_rows(searched, "best-default") == [["speech.train.model.latent_dim", "64", "32"],
+                                                         ["speech.train.trainer.lr", f"0{point}0012", f"0{point}002"]]
+        assert "<code>dvc exp apply speech-latent-2</code>" in searched and 'class="sweep-plot" data-sweep="0"' in searched
+        waiting = _section(page, "sweep-2")
+        assert "<code>python -m latente.shared.sweep speech-weight</code>" in waiting
+        assert "<code>reports/sweeps/speech-weight/trials.json</code>" in waiting
+        assert "sweep-plot" not in waiting and "<table class=\"metrics trials\">" not in waiting and "best-default" not in waiting
+        assert f'href="{page_file("sweeps-speech", lang)}"' in (site / page_file("speech", lang)).read_text()
+        for domain in ("ecg", "protein"):  # no sweep: no page, no link
+            assert not (site / page_file(f"sweeps-{domain}", lang)).exists()
+            assert "sweeps-" not in (site / page_file(domain, lang)).read_text()
+
+
+def test_sweeps_plot_data_has_a_line_per_finished_trial(built_site):
+    site = built_site / "reports" / "site"
+    for lang, separators, ticks in (("en", ".,", ["0.0001", "0.001", "0.01"]), ("pt-BR", ",.", ["0,0001", "0,001", "0,01"])):
+        script = (site / "speech" / page_file("sweeps-data", lang, "js")).read_text()
+        data = json.loads(script.removeprefix("window.LATENTE_SWEEPS = ").rstrip().rstrip(";"))
+        assert data["separators"] == separators and data["plots"][1] is None  # speech-weight has no trials yet
+        latent, lr, objective = data["plots"][0]["dimensions"]
+        assert latent == {"label": "speech.train.model.latent_dim", "values": [0, 2], "range": [0, 2], "tickvals": [0, 1, 2],
+                          "ticktext": ["16", "32", "64"]}  # 16 and 64 by their index among the choices
+        assert lr["values"] == pytest.approx([-3.30103, -2.920819]) and lr["range"] == [-4, -2] and lr["ticktext"] == ticks  # log10
+        assert objective == {"label": "model/accuracy", "values": [0.625, 0.75]} and data["plots"][0]["minimize"] is False
+
+
+ACCURACY = {"file": "reports/speech/summary.json", "metric": "model/accuracy", "direction": "maximize"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "trials.json: not valid JSON"),
+    (json.dumps({"target": "evaluate@speech", "objective": ACCURACY, "fixed": {}, "best": None}), "trials.json: trials: required key is missing"),
+])
+def test_malformed_trials_json_is_one_line_error_naming_the_file(copy_reports, tmp_path, publish_params, sweeps_in_params, text, message):
+    root = copy_reports(tmp_path / "repo", ("speech",))
+    spec = {"target": "evaluate@speech", "objective": ACCURACY, "trials": 2, "minutes": 1,
+            "space": {"speech.train.model.latent_dim": {"choice": [16, 32]}}}
+    sweeps_in_params(root / "params.yaml", {"latent": spec}, {})
+    trials = root / "reports/sweeps/latent/trials.json"
+    trials.parent.mkdir(parents=True)
+    trials.write_text(text)
+    with pytest.raises(UserError) as error:
+        build_site(publish_params, root)
+    line = str(error.value)
+    assert line.startswith(f"error: {trials}") and message in line and "\n" not in line, line
+    assert not (root / "reports/site").exists()

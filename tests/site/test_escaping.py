@@ -16,10 +16,15 @@ HOSTILE_FILE = "<img src=x onerror=alert(2)>.png"
 HOSTILE_SCALE = f"score {HOSTILE}"
 
 
+HOSTILE_KEY = f"ecg.evaluate.{HOSTILE}"  # a searched key: the plot's axis label
+HOSTILE_SWEEP = {"target": "evaluate@ecg", "objective": {"file": "reports/ecg/summary.json", "metric": "model/prd", "direction": "minimize"},
+                 "space": {"ecg.evaluate.lead": {"choice": [HOSTILE, "MLII"]}, HOSTILE_KEY: {"low": 1, "high": 2}}, "trials": 1, "minutes": 1}
+
+
 @pytest.fixture(scope="module")
-def hostile_site(tmp_path_factory, tiny_reports, repo_root):
+def hostile_site(tmp_path_factory, tiny_reports, repo_root, trials_json):
     """The tiny reports with a hostile string in data names, rows, report text, file names, params, references, CSVs,
-    series, a scale's name and bar labels."""
+    series, a scale's name, bar labels, and a sweep's key and choice and its trial's experiment name and value."""
     root = tmp_path_factory.mktemp("hostile")
     for domain in ("ecg", "speech"):
         shutil.copytree(tiny_reports / "reports" / domain, root / "reports" / domain)
@@ -51,7 +56,11 @@ def hostile_site(tmp_path_factory, tiny_reports, repo_root):
     params["references"]["ecg"]["anchors"][0]["label"] = HOSTILE
     params["references"]["ecg"]["targets"] = [{"name": HOSTILE, "metric": "prd", "better": "lower", "condition": {"operating_point": "A"},
                                               "value": 1.0, "source": HOSTILE}]
-    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    params["ecg"]["evaluate"][HOSTILE] = 1.5
+    params["sweeps"] = {"lead": HOSTILE_SWEEP}
+    trials_json(root, "lead", HOSTILE_SWEEP, [{"experiment": HOSTILE, "params": {"ecg.evaluate.lead": HOSTILE, HOSTILE_KEY: 1.25},
+                                               "state": "COMPLETE", "value": 9.5}], best=0)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True, sort_keys=False))  # the sweep's keys in the given order
     build_site(validate(PublishParams, params["publish"], "publish"), root)
     return root / "reports" / "site"
 
@@ -71,6 +80,11 @@ def test_hostile_strings_are_escaped_in_the_html(hostile_site):
     assert 'href="ecg/plots/a%22b%3Cc%3E.csv"' in ecg
     assert f'<option value="score {escaped}">score {escaped}</option>' in (hostile_site / "speech.html").read_text()
     script = (hostile_site / "speech" / "explorer-data.js").read_text()
+    assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
+    sweeps = (hostile_site / "sweeps-ecg.html").read_text()
+    assert sweeps.count(escaped) >= 10  # the choice; the key in the space, trials and best tables; the trial's experiment and value;
+    # the best's experiment (twice) and value; the default
+    script = (hostile_site / "ecg" / "sweeps-data.js").read_text()
     assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
 
 
@@ -95,5 +109,12 @@ def test_hostile_strings_show_as_text_in_the_browser(hostile_site, open_page, po
     page.select_option(".explorer-colour", index=1)
     page.wait_for_selector(".explorer-plot .colorbar")
     assert page.text_content(".explorer-plot .colorbar .cbtitle") == HOSTILE_SCALE
+    assert page.locator('img[src="x"]').count() == 0
+    log.assert_clean()
+    page, log = open_page((hostile_site / "sweeps-ecg.html").as_uri())
+    page.wait_for_selector(".sweep-plot[data-ready=true]")
+    assert page.locator("table.trials tbody td").all_inner_texts()[:3] == [HOSTILE, HOSTILE, "1.25"]  # experiment, lead, the hostile key
+    assert HOSTILE in page.locator(".sweep-plot .tick text").all_text_contents()  # the choice's tick, drawn by Plotly as text
+    assert page.locator(".sweep-plot .axis-title").all_text_contents() == ["ecg.evaluate.lead", HOSTILE_KEY, "model/prd"]
     assert page.locator('img[src="x"]').count() == 0
     log.assert_clean()
