@@ -52,6 +52,26 @@ def test_params_valid(tmp_path):
     assert p.model.beta == 0.5 and p.trainer.epochs == 3 and p.trainer.batch_size == 64
 
 
+def _trainer_sections(node, where=""):
+    """Every mapping under a `trainer` key of a params tree, with its dotted place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            place = f"{where}.{key}".lstrip(".")
+            if key == "trainer" and isinstance(value, dict):
+                yield place, value
+            yield from _trainer_sections(value, place)
+
+
+def test_every_trainer_in_params_fixes_its_thread_count(repo_root):
+    """torch's default thread count is the machine's core count, and a CPU model's floats depend on it (a
+    different reduction order): a trainer that leaves threads unset gives another model for the same seed on
+    another machine."""
+    trainers = dict(_trainer_sections(yaml.safe_load((repo_root / "params.yaml").read_text())))
+    assert {place.split(".")[0] for place in trainers} == set(all_domains())
+    unset = [place for place, section in trainers.items() if not TrainerConfig.model_validate(section).threads]
+    assert unset == []
+
+
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("old")
