@@ -19,7 +19,7 @@ from latente.domains.speech.data import Corpus, fold_name, held_out_mask, noisy,
 from latente.domains.speech.metrics import METHODS, Comparison, Condition, classification_scores, speaker_probe
 from latente.domains.speech.model import LinearClassifier, SpeechModel
 from latente.domains.speech.params import ClassifierParams, EvaluateParams, MfccParams
-from latente.domains.speech.report import build_report
+from latente.domains.speech.report import build_report, clip_index
 from latente.shared.errors import UserError
 from latente.shared.io import atomic_dir, write_text
 from latente.shared.report import load_references
@@ -110,6 +110,9 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     main = SpeechModel.load(paths.model)
     if main.features != prepared.features:
         raise UserError(paths.model, f"was trained on other features than {paths.prepared}", f"rerun `dvc repro train@{DOMAIN}`")
+    if params.interpolation:  # a misnamed clip stops here, not after the scoring
+        for end in ("start", "end"):
+            clip_index(prepared.corpus, getattr(params.interpolation, end), f"interpolation.{end}")
     models = {fold_name(e["held_out"]): SpeechModel.load(paths.model / e["folder"]) for e in main.info["folds"]}
     held_out = [tuple(e["held_out"]) for e in main.info["folds"]]
     scored = [f for f in held_out if len(f) == 1] if main.info["loso"] else held_out[:1]

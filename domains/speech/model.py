@@ -133,10 +133,13 @@ class SpeechModel:
         return torch.cat(codes) if codes else torch.zeros(0, self.code_dims)
 
     @torch.no_grad()
+    def decode(self, codes: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """[B, code_dims] codes → normalised spectrograms [B, 1, *size]."""
+        return self.autoencoder.to_data(self.autoencoder.decode(codes, size))
+
     def reconstruct(self, spectrograms: torch.Tensor) -> torch.Tensor:
         """Normalised spectrograms → their reconstructions (normalised)."""
-        size = tuple(spectrograms.shape[2:])
-        return self.autoencoder.to_data(self.autoencoder.decode(encode_batches(self.autoencoder, spectrograms), size))
+        return self.decode(encode_batches(self.autoencoder, spectrograms), tuple(spectrograms.shape[2:]))
 
     def save(self, folder: str | Path, data: dict[str, Any], force: bool = True) -> Path:
         return save_model(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Literal, Optional
 
 import pydantic
 
@@ -197,8 +197,24 @@ class MfccParams(StrictParams):
         return 6 * self.n_mfcc
 
 
+class InterpolationParams(StrictParams):
+    """The course's latent interpolation: two clips' codes joined by a straight line and decoded at
+    `steps` evenly spaced points, so that one hears (and the site's slider shows) what lies between them."""
+
+    start: str  # clip file names of the corpus, e.g. 3_theo_0.wav
+    end: str
+    steps: int = pydantic.Field(9, ge=2, le=33)
+
+    @pydantic.model_validator(mode="after")
+    def _two_clips(self) -> "InterpolationParams":
+        if self.start == self.end:
+            raise ValueError("start and end are the same clip: name two")
+        return self
+
+
 class EvaluateParams(StrictParams):
     snr_db: tuple[float, ...] = (20.0, 10.0, 0.0)
     noise_seed: int = 0
     mfcc: MfccParams = MfccParams()
     examples: int = pydantic.Field(3, ge=1, le=10)
+    interpolation: Optional[InterpolationParams] = None

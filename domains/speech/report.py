@@ -12,8 +12,9 @@ import torch
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import Corpus, GriffinLimInverter, fix_duration, noisy
 from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
-from latente.domains.speech.model import SpeechModel
-from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams
+from latente.domains.speech.model import SpeechModel, encode_batches
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, InterpolationParams
+from latente.shared.errors import UserError
 from latente.shared.io import write_bytes
 from latente.shared.report import (
     Anchor, References, check_target, figure_backend, markdown_table, projection, save_figure, target_table, write_plot_csv,
@@ -196,8 +197,53 @@ def build_report(
             write_bytes(figures / "audio" / f"{stem}_{kind}.wav", wav_bytes(samples, rate))
         audio_rows.append((stem, *[f"[{kind}.wav](figures/audio/{stem}_{kind}.wav)" for kind in files]))
     audio_headers = ["clip", *[title for title, _ in files.values()]]
+    path_lines = interpolation(main, corpus, params.interpolation, figures, plots) if params.interpolation else []
 
-    return _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, source, snr)
+    return _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr)
+
+
+def interpolation(main: SpeechModel, corpus: Corpus, params: InterpolationParams, figures: Path, plots: Path) -> list[str]:
+    """The decoded path between two clips' codes: per step a spectrogram image, its Griffin-Lim audio and the digit
+    the main model's classifier reads from that code (plots/interpolation.csv, for the site's slider); returns the
+    report's lines."""
+    ends = [clip_index(corpus, name, f"interpolation.{end}") for end, name in (("start", params.start), ("end", params.end))]
+    spectrograms = main.spectrograms([corpus.recordings[i] for i in ends])
+    codes = encode_batches(main.autoencoder, spectrograms)
+    t = torch.linspace(0.0, 1.0, params.steps)
+    path = (1 - t[:, None]) * codes[0] + t[:, None] * codes[1]
+    decoded = main.normaliser.inverse(main.decode(path, tuple(spectrograms.shape[2:])))
+    predicted = main.classifier.predict(path.numpy())
+    inverter = GriffinLimInverter(main.features)
+    floor_db = main.features.top_db
+    rows = []
+    for step, (position, image) in enumerate(zip(t.tolist(), decoded)):
+        stem = f"interpolation/step_{step:02d}"
+        write_bytes(figures / f"{stem}.wav", wav_bytes(inverter(image[0]), main.features.sample_rate))
+        save_figure(spectrogram_figure([("", [image])], [f"t = {position:.3g}"], floor_db), figures / f"{stem}.png")
+        rows.append({"step": step, "t": round(position, 6), "start": params.start, "end": params.end,
+                     "predicted": predicted[step], "audio": f"figures/{stem}.wav", "image": f"figures/{stem}.png"})
+    write_plot_csv(plots / "interpolation.csv", rows)
+    strip = [("decoded", list(decoded))]
+    save_figure(spectrogram_figure(strip, [f"t = {r['t']:.3g}: {r['predicted']}" for r in rows], floor_db), figures / "interpolation.png")
+    flips = [r["t"] for before, r in zip(rows, rows[1:]) if r["predicted"] != before["predicted"]]
+    return [
+        f"The codes of {params.start} and {params.end} joined by a straight line and decoded at {params.steps} evenly spaced "
+        "points (the site's slider plays each one; `plots/interpolation.csv`). Above each spectrogram, the digit the main "
+        "model's classifier reads from that code" + (f"; it changes at t = {', '.join(f'{x:.3g}' for x in flips)}." if flips else
+                                                     "; it does not change along the path."),
+        "",
+        "![interpolation](figures/interpolation.png)",
+        "",
+    ]
+
+
+def clip_index(corpus: Corpus, name: str, key: str) -> int:
+    """The corpus position of the clip `name`, or one error line naming the params key."""
+    found = np.flatnonzero(np.asarray(corpus.names) == name)
+    if not len(found):
+        raise UserError(f"params.yaml: {DOMAIN}.evaluate.{key}", f"no clip named {name!r} in the corpus",
+                        f"name one of its files, e.g. {corpus.names[0]}")
+    return int(found[0])
 
 
 def _examples(corpus: Corpus, held_out: Sequence[str], count: int) -> list[int]:
@@ -281,7 +327,7 @@ def _supervision(weight: float) -> str:
             "dropped, and the code goes through the same classifier and search as MFCC.")
 
 
-def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, source, snr) -> str:
+def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr) -> str:
     speakers = comparison.speakers()
     fits = {name: m.info["fit"] for name, m in fold_models.items()}
     fit_seconds = [f["seconds"] for f in fits.values()]
@@ -377,6 +423,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         f"spectrogram floors everything {features.top_db:g} dB below the peak).",
         "",
         markdown_table(audio_headers, audio_rows),
+        *(["## Latent interpolation", "", *path_lines] if path_lines else []),
         "## Method",
         "",
         f"- **Features.** {features.duration:g} s clips ({features.align}-aligned, padded with silence or cropped) at "

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from latente.shared.sweep import main, yaml_value
+from latente.shared.params import PARAMS_FILE, load_params, validate
+from latente.shared.sweep import SECTION, SweepSpec, has_key, main, yaml_value
 
 # A toy project: one stage whose score is −(x − 3)², so every trial's value can be checked by hand.
 STAGE = {"cmd": "python score.py", "deps": ["score.py"], "params": ["toy"],
@@ -138,3 +139,18 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path):
     again = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
     assert [t["experiment"] for t in again["trials"]] == ["toy-0", "toy-1", "toy-2", "toy-3"]
     assert again["trials"][:3] == trials["trials"]
+
+
+def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
+    """The committed specs as the search would read them, short of the metric names (a fresh clone has no reports):
+    every key exists, belongs to the target's domain, and the objective is that domain's summary."""
+    params = load_params(repo_root / PARAMS_FILE)
+    stages = run(["dvc", "stage", "list", "--name-only"], repo_root).split()
+    assert set(params[SECTION]) >= {"speech", "anomaly"}
+    for name, section in params[SECTION].items():
+        spec = validate(SweepSpec, section, f"{SECTION}.{name}")
+        domain = spec.target.partition("@")[2]
+        assert spec.target in stages, name
+        assert spec.objective.file == f"reports/{domain}/summary.json", name
+        keys = [*spec.space, *spec.fixed]
+        assert [key for key in keys if not (has_key(params, key) and key.startswith(f"{domain}."))] == [], name

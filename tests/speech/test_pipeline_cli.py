@@ -13,12 +13,13 @@ from tiny import SPEECH
 
 from conftest import assert_user_error
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import load_audio
+from latente.domains.speech.data import load_audio, read_prepared
 from latente.domains.speech.model import SpeechModel
 from latente.domains.speech.params import DatasetParams, EvaluateParams, FeatureParams, FetchParams, PrepareParams, TrainParams
 from latente.domains.speech.sources import fsdd_files, manifest_sha256
 from latente.pipelines.speech import STAGES
 from latente.shared.report import check_target, load_references
+from latente.shared.errors import UserError
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
@@ -90,6 +91,34 @@ def test_report_figures_audio_and_plot_data(run):
     assert len(points) == 10 * TAKES * len(SPEAKERS)
     assert {"file", "label", "speaker", "held_out", "pca_1", "pca_2", "tsne_1", "tsne_2"} <= set(points[0])
     assert {p["speaker"] for p in points if p["held_out"] == "True"} == {"theo"}
+
+
+def test_interpolation_decodes_the_straight_path_between_the_two_clips(run):
+    """Evenly spaced steps from one clip's code to the other's, each with its own audio and image; the ends read as
+    the digits the main model's classifier gives the two clips themselves."""
+    path = SPEECH["evaluate"]["interpolation"]
+    with (run.plots / "interpolation.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["t"]) for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert {(r["start"], r["end"]) for r in rows} == {(path["start"], path["end"])}
+    for row in rows:
+        assert sf.info(run.reports / row["audio"]).frames == FeatureParams().samples
+        assert (run.reports / row["image"]).stat().st_size > 1000
+    main = SpeechModel.load(run.model)
+    corpus = read_prepared(run.prepared).corpus
+    clips = [corpus.recordings[corpus.names.index(path[end])] for end in ("start", "end")]
+    assert [rows[0]["predicted"], rows[-1]["predicted"]] == main.classifier.predict(main.encode(clips).numpy()).tolist()
+    assert "## Latent interpolation" in run.report.read_text() and (run.figures / "interpolation.png").is_file()
+
+
+def test_a_clip_the_corpus_lacks_stops_evaluate_before_any_output(run):
+    stage = {s.name: s.function() for s in STAGES}
+    before = run.metrics.stat().st_mtime_ns
+    bad = {**SPEECH["evaluate"], "interpolation": {"start": "3_theo_0.wav", "end": "8_nobody_0.wav"}}
+    with pytest.raises(UserError) as error:
+        stage["evaluate"](EvaluateParams.model_validate(bad), run)
+    assert "speech.evaluate.interpolation.end" in str(error.value) and "8_nobody_0.wav" in str(error.value)
+    assert run.metrics.stat().st_mtime_ns == before
 
 
 def test_report_targets_are_checked_on_the_metrics(run):
