@@ -167,6 +167,9 @@ def build_site(params: PublishParams, root: Path = Path(".")) -> list[DomainView
         for view in domains:
             if view.explorer:
                 (out / view.name / "explorer-data.js").write_text(data_script("LATENTE_EXPLORER", view.explorer.data), encoding="utf-8")
+            if view.interpolation:  # one file for both languages: the pages write the steps' positions
+                (out / view.name / "interpolation-data.js").write_text(
+                    data_script("LATENTE_INTERPOLATION", view.interpolation.data), encoding="utf-8")
         renderer = Renderer(params, domains, revision, now())
         for lang in LANGUAGES:
             pages = [("index.html", "index", {}), ("compare.html", "compare", {"diffs": diffs, "previous": previous})]

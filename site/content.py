@@ -1,4 +1,4 @@
-"""One domain's report folder turned into what its pages show: tables, headline, targets, report, explorer, sweeps."""
+"""One domain's report folder turned into what its pages show: tables, headline, targets, report, explorer, interpolation, sweeps."""
 from __future__ import annotations
 
 import csv
@@ -16,7 +16,7 @@ from latente.shared.params import PARAMS_FILE
 from latente.shared.report import Anchor, TargetCheck, check_target, load_references
 from latente.shared.results import Results
 from latente.site.markdown import report_html
-from latente.site.params import DomainSite, Explorer, Series
+from latente.site.params import DomainSite, Explorer, Interpolation, Series
 from latente.site.runs import file_date, flat_params, recorded_params
 from latente.site.sweeps import SweepView, load_sweeps
 
@@ -101,6 +101,16 @@ class ExplorerData:
 
 
 @dataclass
+class InterpolationData:
+    file: str
+    config: Interpolation
+    ends: tuple[str, ...]  # the two items' names
+    positions: list[float]  # of the steps, ascending: the page writes them in its language
+    data: dict[str, Any]  # the steps in that order, written to <domain>/interpolation-data.js
+    images: set[str]  # report files the steps show, so that the page's gallery leaves them out
+
+
+@dataclass
 class DomainView:
     name: str
     config: DomainSite
@@ -119,6 +129,8 @@ class DomainView:
     downloads: list[tuple[str, str]] = field(default_factory=list)  # (relative path, url)
     explorer: Optional[ExplorerData] = None
     explorer_missing: Optional[str] = None
+    interpolation: Optional[InterpolationData] = None
+    interpolation_missing: Optional[str] = None
     sweeps: list[SweepView] = field(default_factory=list)  # sweeps of params.yaml whose target is a stage of this domain
 
     @property
@@ -187,21 +199,12 @@ def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[Ex
     path = files.folder / config.file
     if not path.is_file():
         return None
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise UserError(path, f"not a readable UTF-8 CSV file ({err})") from None
+    header, rows = _read_csv(path)
     media_fields = {name: _template_fields(t, f"{where}.media.{name}") for name, t in config.media.items()}
     needed = [c for pair in config.projections.values() for c in pair] + [config.label] + config.details
     needed += [c for c in (config.group, config.text) if c] + [f for fs in media_fields.values() for f in fs]
     needed += [c for s in config.series.values() for c in (*s.columns, s.x_start, s.x_step, s.x_labels) if c] + config.scales
-    for column in needed:
-        if column not in header:
-            raise UserError(path, f"has no column {column!r} (columns: {', '.join(header)})",
-                            f"set the column names in params.yaml {where}")
+    _require_columns(path, header, needed, where)
     coords: dict[str, list[list[float]]] = {}
     for name, (x, y) in config.projections.items():
         pair: list[list[float]] = [[], []]
@@ -229,6 +232,52 @@ def read_explorer(files: SiteFiles, config: Explorer, where: str) -> Optional[Ex
                    for column in config.scales},
     }
     return ExplorerData(config.file, config, data, len(rows))
+
+
+def read_interpolation(files: SiteFiles, config: Interpolation, where: str) -> Optional[InterpolationData]:
+    """The interpolation CSV as steps in order of position; None when the file is not there.
+
+    The page names the two items once, so every row must name the same two.
+    """
+    path = files.folder / config.file
+    if not path.is_file():
+        return None
+    header, rows = _read_csv(path)
+    shown = [c for c in (config.audio, config.image, config.text) if c]
+    _require_columns(path, header, [config.position, *config.ends, *shown, *config.details], where)
+    if not rows:
+        raise UserError(path, "has no rows (one a step of the path)")
+    ends = tuple(rows[0][column] for column in config.ends)
+    for line, row in enumerate(rows, start=2):
+        for column, name in zip(config.ends, ends):
+            if row[column] != name:
+                raise UserError(f"{path}: line {line}, column {column}",
+                                f"{row[column]!r}, but line 2 has {name!r} (one path, between the same two items)")
+    ordered = sorted(((_finite(row[config.position], path, line, config.position), row) for line, row in enumerate(rows, start=2)),
+                     key=lambda step: step[0])
+    steps = [{"audio": files.url(row[config.audio]) if config.audio else None,
+              "image": files.url(row[config.image]) if config.image else None,
+              "text": row[config.text] if config.text else None,
+              "details": {column: row[column] for column in config.details}} for _, row in ordered]
+    images = {row[config.image] for row in rows} if config.image else set()
+    return InterpolationData(config.file, config, ends, [position for position, _ in ordered], {"steps": steps}, images)
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A report CSV's header and rows (a short row's missing cells are empty, as a path or a text cell may be)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, restval="")
+            return list(reader.fieldnames or []), list(reader)
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(path, f"not a readable UTF-8 CSV file ({err})") from None
+
+
+def _require_columns(path: Path, header: list[str], needed: list[str], where: str) -> None:
+    for column in needed:
+        if column not in header:
+            raise UserError(path, f"has no column {column!r} (columns: {', '.join(header)})",
+                            f"set the column names in params.yaml {where}")
 
 
 def _finite(text: Optional[str], path: Path, line: int, column: str) -> float:
@@ -317,6 +366,12 @@ def load_domain(name: str, config: DomainSite, reports: Path, root: Path, site: 
     report = folder / "report.md"
     if report.is_file():
         view.report, used = report_html(report.read_text(encoding="utf-8"), files.url)
+    if config.interpolation is not None:
+        view.interpolation = read_interpolation(files, config.interpolation, f"publish.domains.{name}.interpolation")
+        if view.interpolation is None:
+            view.interpolation_missing = f"reports/{name}/{config.interpolation.file}"
+        else:
+            used |= view.interpolation.images
     view.figures = [(rel, files.url(rel)) for rel in files.listing("figures", IMAGE_SUFFIXES) if rel not in used]
     view.downloads = [(rel, files.url(rel)) for rel in ["metrics.json", *files.listing("plots", DATA_SUFFIXES)]]
     if config.explorer is not None:

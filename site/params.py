@@ -1,9 +1,9 @@
 """The `publish:` section of params.yaml: everything the site knows about the domains.
 
-The site builder is domain-free; the headline metric, baseline and the latent-explorer column
-mapping of each domain are data, given here. Published anchors and targets are not: they are
-`references.<domain>` of params.yaml (`latente.shared.report.References`), the one source that
-reports and the site share.
+The site builder is domain-free; the headline metric, baseline and the column mappings of the
+latent explorer and the latent interpolation of each domain are data, given here. Published
+anchors and targets are not: they are `references.<domain>` of params.yaml
+(`latente.shared.report.References`), the one source that reports and the site share.
 """
 from __future__ import annotations
 
@@ -108,12 +108,39 @@ class Explorer(StrictParams):
         return value
 
 
+class Interpolation(StrictParams):
+    """Which CSV under reports/<domain>/ holds the decodings along a path between two items' codes, and its columns.
+
+    The defaults are the plain contract `plots/interpolation.csv`: a row per step, its position
+    `t` (0 at the first item, 1 at the second) and the two items' names in `start` and `end`.
+    What a step shows is named here, as the explorer's columns are: `audio` and `image` name
+    columns of paths relative to the report folder (a step whose file does not exist has none),
+    `text` a column shown in a monospace block (e.g. a sequence), `details` more columns shown
+    as they are.
+    """
+
+    file: str = "plots/interpolation.csv"
+    position: str = "t"
+    ends: tuple[str, str] = ("start", "end")
+    audio: Optional[str] = None
+    image: Optional[str] = None
+    text: Optional[str] = None
+    details: list[str] = []
+
+    @pydantic.model_validator(mode="after")
+    def _shows_something(self) -> "Interpolation":
+        if self.audio is None and self.image is None and self.text is None:
+            raise ValueError("needs at least one of audio, image or text: the column of what each step shows")
+        return self
+
+
 class DomainSite(StrictParams):
     title: LocalText
     task: LocalText
     items: Optional[str] = None  # the condition key of per-item rows (record, file, speaker, ...)
     headline: Headline
     explorer: Optional[Explorer] = None
+    interpolation: Optional[Interpolation] = None
 
 
 RESERVED_PAGES = {"index", "compare", "assets"}

@@ -103,16 +103,21 @@ SPEECH_BARS = {"error shares": {"kind": "bar", "columns": ["model", "pca"], "x_l
                                 "y_title": {"en": "share", "pt-BR": "fração"}}}
 
 
+def write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def update_rows(path: Path, update) -> None:
     """Rewrite a CSV with update(index, row) applied to each row (new keys become new columns)."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     for index, row in enumerate(rows):
         update(index, row)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path, rows)
 
 
 def add_protein_series(latent: Path) -> None:
@@ -138,12 +143,54 @@ def add_speech_colourings(projection: Path) -> None:
     update_rows(projection, update)
 
 
+SPEECH_INTERPOLATION = [  # as speech's evaluate stage writes it; the fourth step's files are missing
+    {"step": str(k), "t": t, "start": "3_theo_0.wav", "end": "8_theo_0.wav", "predicted": predicted,
+     "audio": f"figures/interpolation/step_{k:02d}.wav", "image": f"figures/interpolation/step_{k:02d}.png"}
+    for k, (t, predicted) in enumerate((("0.0", "3"), ("0.25", "3"), ("0.5", "5"), ("0.75", "8"), ("1.0", "8")))
+]
+PROTEIN_INTERPOLATION = [  # a text interpolation (protein's evaluate stage writes none yet): decoded sequences
+    {"step": "0", "t": "0.0", "start": "BLAT_ECOLX/24-286", "end": "Q9L5C7_9BACT/1-263",
+     "sequence": "HPETLVKVKDAEDQLG--ARVGYIELDL", "identity_start": "1.0", "identity_end": "0.7143"},
+    {"step": "1", "t": "0.5", "start": "BLAT_ECOLX/24-286", "end": "Q9L5C7_9BACT/1-263",
+     "sequence": "HPETLVKVKDAEDKLG--ARVGYVELDL", "identity_start": "0.9286", "identity_end": "0.7857"},
+    {"step": "2", "t": "1.0", "start": "BLAT_ECOLX/24-286", "end": "Q9L5C7_9BACT/1-263",
+     "sequence": "HPEALIKVKDAEDKLGGSARLGYVELDL", "identity_start": "0.7143", "identity_end": "1.0"},
+]
+
+
+def write_interpolations(reports: Path) -> None:
+    """SPEECH_INTERPOLATION and PROTEIN_INTERPOLATION in reports/<domain>/plots/interpolation.csv, with each speech
+    step's files (a real 0.25 s WAV clip and a small PNG spectrogram, different at each step) but the fourth's,
+    in place of those the tiny speech run wrote."""
+    import numpy as np
+    import soundfile
+    from matplotlib.image import imsave
+
+    shutil.rmtree(reports / "speech" / "figures" / "interpolation", ignore_errors=True)
+    for k, row in enumerate(SPEECH_INTERPOLATION):
+        if k == 3:
+            continue
+        audio, image = (reports / "speech" / row[column] for column in ("audio", "image"))
+        audio.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(audio, 0.5 * np.sin(2 * np.pi * (300 + 100 * k) * np.arange(2000) / 8000), 8000)
+        imsave(image, np.add.outer(np.arange(20), k * np.arange(30)), cmap="magma")
+    write_csv(reports / "speech" / "plots" / "interpolation.csv", SPEECH_INTERPOLATION)
+    write_csv(reports / "protein" / "plots" / "interpolation.csv", PROTEIN_INTERPOLATION)
+
+
+@pytest.fixture(scope="session")
+def interpolations():
+    """interpolations(reports): write SPEECH_INTERPOLATION and PROTEIN_INTERPOLATION, and the speech steps' files."""
+    return write_interpolations
+
+
 @pytest.fixture(scope="session")
 def site_params(repo_root) -> PublishParams:
-    """The repository's publish section with PROTEIN_SERIES in protein's explorer and SPEECH_SCALES and SPEECH_BARS
-    in speech's (built_site's CSVs have their columns)."""
+    """The repository's publish section with PROTEIN_SERIES in protein's explorer, PROTEIN_INTERPOLATION's text
+    interpolation, and SPEECH_SCALES and SPEECH_BARS in speech's (built_site's CSVs have their columns)."""
     section = yaml.safe_load((repo_root / "params.yaml").read_text())["publish"]
     section["domains"]["protein"]["explorer"]["series"] = PROTEIN_SERIES
+    section["domains"]["protein"]["interpolation"] = {"text": "sequence", "details": ["identity_start", "identity_end"]}
     section["domains"]["speech"]["explorer"].update(scales=SPEECH_SCALES, series=SPEECH_BARS)
     return validate(PublishParams, section, "publish")
 
@@ -206,12 +253,14 @@ def trials_json():
 @pytest.fixture(scope="session")
 def built_site(tiny_reports, site_params, tmp_path_factory) -> Path:
     """reports/site built from the tiny runs, outside any git or DVC repository; protein's explorer has a line series,
-    speech's a scale and a bar series; params.yaml has SITE_SWEEPS (at SWEEP_DEFAULTS), and speech-latent SWEEP_TRIALS."""
+    speech's a scale and a bar series; both have their interpolation (write_interpolations); params.yaml has SITE_SWEEPS
+    (at SWEEP_DEFAULTS), and speech-latent SWEEP_TRIALS."""
     root = tmp_path_factory.mktemp("site-root")
     shutil.copytree(tiny_reports / "reports", root / "reports")
     shutil.copyfile(tiny_reports / "params.yaml", root / "params.yaml")
     add_protein_series(root / "reports" / "protein" / "plots" / "latent.csv")
     add_speech_colourings(root / "reports" / "speech" / "plots" / "projection.csv")
+    write_interpolations(root / "reports")
     set_sweeps(root / "params.yaml", SITE_SWEEPS, SWEEP_DEFAULTS)
     write_trials(root, "speech-latent", SITE_SWEEPS["speech-latent"], SWEEP_TRIALS, best=2)
     build_site(site_params, root)

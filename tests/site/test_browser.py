@@ -23,6 +23,8 @@ def test_every_page_loads_offline_with_no_errors(built_site, open_page, screensh
             page.wait_for_selector("#latent-explorer[data-ready=true]")
         if page.locator(".sweep-plot").count():
             page.wait_for_selector(".sweep-plot[data-ready=true]")
+        if page.locator("#latent-interpolation").count():
+            page.wait_for_selector("#latent-interpolation[data-ready=true]")
         broken = page.evaluate("() => Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
         assert broken == [], (path.name, broken)
         name, lang = _page_name(path.name)
@@ -203,6 +205,82 @@ def test_explorer_colours_by_the_group_or_a_scale_and_draws_bar_series(built_sit
     page, log = open_page((site / "speech.pt-BR.html").as_uri())
     page.wait_for_selector("#latent-explorer[data-ready=true]")
     assert page.locator("label:has(.explorer-colour)").inner_text().startswith("Colorir por")
+    log.assert_clean()
+
+
+MOVE_SLIDER = """(step) => {
+    const slider = document.querySelector('#latent-interpolation input[type="range"]');
+    slider.value = String(step);
+    slider.dispatchEvent(new Event('input', {bubbles: true}));
+}"""
+SHOWN_FILES = """() => {
+    const root = document.getElementById('latent-interpolation');
+    const image = root.querySelector('img'), audio = root.querySelector('audio');
+    return {image: image.getAttribute('src'), image_shown: !image.parentNode.hidden && image.complete && image.naturalWidth > 0,
+            audio: audio.getAttribute('src'), audio_shown: !audio.parentNode.hidden,
+            no_media: !root.querySelector('.interpolation-no-media').hidden};
+}"""
+AUDIO_SECONDS = """() => new Promise((resolve, reject) => {
+    const audio = document.querySelector('#latent-interpolation audio');
+    audio.onloadedmetadata = () => resolve(audio.duration);
+    audio.onerror = () => reject(new Error('audio: ' + audio.error.code));
+    audio.preload = 'metadata';  // the page's preload "none" loaded nothing yet
+})"""
+
+
+def test_interpolation_slider_shows_each_steps_decoding(built_site, open_page):
+    # built_site's interpolations (conftest's write_interpolations): speech's five steps at t = 0, 0.25, 0.5, 0.75, 1,
+    # the fourth without files; protein's three at t = 0, 0.5, 1
+    site = built_site / "reports" / "site"
+    folder = "speech/figures/interpolation"
+    page, log = open_page((site / "speech.html").as_uri())
+    page.wait_for_selector("#latent-interpolation[data-ready=true]")
+    assert page.inner_text(".interpolation-ends") == "From 3_theo_0.wav to 8_theo_0.wav"
+    assert page.inner_text("label[for=interpolation-slider]") == "Position (t)"
+    assert page.inner_text(".interpolation-position") == "0" and page.inner_text('[data-detail="predicted"]') == "3"
+    page.wait_for_function("() => document.querySelector('#latent-interpolation img').complete")
+    assert page.evaluate(SHOWN_FILES) == {"image": f"{folder}/step_00.png", "image_shown": True,
+                                          "audio": f"{folder}/step_00.wav", "audio_shown": True, "no_media": False}
+    page.evaluate(MOVE_SLIDER, 2)
+    assert page.inner_text(".interpolation-position") == "0.5" and page.inner_text('[data-detail="predicted"]') == "5"
+    assert page.get_attribute("#interpolation-slider", "aria-valuetext") == "0.5"
+    page.wait_for_function("() => document.querySelector('#latent-interpolation img').complete")
+    assert page.evaluate(SHOWN_FILES) == {"image": f"{folder}/step_02.png", "image_shown": True,
+                                          "audio": f"{folder}/step_02.wav", "audio_shown": True, "no_media": False}
+    assert page.evaluate(AUDIO_SECONDS) == 0.25  # the step's real clip: 2000 samples at 8 kHz
+    page.wait_for_function("() => document.querySelector('#latent-interpolation audio').networkState === HTMLMediaElement.NETWORK_IDLE")
+    page.evaluate(MOVE_SLIDER, 3)
+    assert page.inner_text(".interpolation-position") == "0.75"
+    assert page.evaluate(SHOWN_FILES) == {"image": None, "image_shown": False, "audio": None, "audio_shown": False, "no_media": True}
+    assert page.inner_text(".interpolation-no-media") == "No audio or image for this step."
+    assert all(url.startswith("file://") for url in log.requests), log.requests
+    log.assert_clean()
+
+    page.click("a.switch-language")
+    page.wait_for_url("**/speech.pt-BR.html")
+    page.wait_for_selector("#latent-interpolation[data-ready=true]")
+    assert page.inner_text("#interpolation h2") == "Interpolação no espaço latente"
+    assert page.inner_text(".interpolation-ends") == "De 3_theo_0.wav até 8_theo_0.wav"
+    page.evaluate(MOVE_SLIDER, 2)
+    assert page.inner_text(".interpolation-position") == "0,5"
+    assert page.get_attribute("#interpolation-slider", "aria-valuetext") == "0,5"
+    assert page.evaluate(SHOWN_FILES)["audio"] == f"{folder}/step_02.wav"
+    log.assert_clean()
+
+    page, log = open_page((site / "protein.pt-BR.html").as_uri())
+    page.wait_for_selector("#latent-interpolation[data-ready=true]")
+    assert page.inner_text(".interpolation-ends") == "De BLAT_ECOLX/24-286 até Q9L5C7_9BACT/1-263"
+    assert page.locator("#latent-interpolation img, #latent-interpolation audio, .interpolation-no-media").count() == 0
+    assert page.inner_text('#latent-interpolation [data-field="text"]') == "HPETLVKVKDAEDQLG--ARVGYIELDL"
+    page.evaluate(MOVE_SLIDER, 1)
+    assert page.inner_text(".interpolation-position") == "0,5"
+    assert page.inner_text('#latent-interpolation [data-field="text"]') == "HPETLVKVKDAEDKLG--ARVGYVELDL"
+    details = page.locator("#latent-interpolation [data-detail]")
+    assert details.all_inner_texts() == ["0.9286", "0.7857"]  # as the CSV writes them
+    assert [details.nth(i).get_attribute("data-detail") for i in range(2)] == ["identity_start", "identity_end"]
+    page.evaluate(MOVE_SLIDER, 2)
+    assert page.inner_text(".interpolation-position") == "1"
+    assert page.inner_text('#latent-interpolation [data-field="text"]') == "HPEALIKVKDAEDKLGGSARLGYVELDL"
     log.assert_clean()
 
 

@@ -19,9 +19,9 @@ from latente.shared.results import Results
 from latente.site import build_site
 from latente.site.build import HERE, compare, format_number, load_strings, page_file
 from latente.shared.params import validate
-from latente.site.content import DomainView, SiteFiles, data_script, read_explorer
+from latente.site.content import DomainView, SiteFiles, data_script, read_explorer, read_interpolation
 from latente.site.markdown import report_html
-from latente.site.params import Explorer
+from latente.site.params import Explorer, Interpolation
 from latente.site.runs import git_revision
 
 PRESENT = ("ecg", "speech", "protein")
@@ -177,6 +177,103 @@ def test_explorer_data_is_the_domains_projection(built_site):
         else:
             assert data["text"] == [r["sequence"] for r in rows] and data["label"][0] == rows[0]["id"]
             assert data["projections"]["PCA"][1] == [float(r["pc2"]) for r in rows]
+
+
+def _script_data(path: Path, variable: str):
+    return json.loads(path.read_text().removeprefix(f"window.{variable} = ").rstrip().rstrip(";"))
+
+
+def test_interpolation_data_is_the_csvs_steps_and_its_files_are_copied(built_site):
+    # built_site's interpolations (conftest's write_interpolations): speech's fourth step has no files
+    site = built_site / "reports" / "site"
+    speech = _script_data(site / "speech" / "interpolation-data.js", "LATENTE_INTERPOLATION")
+    folder = "speech/figures/interpolation"
+    assert speech == {"steps": [
+        {"audio": f"{folder}/step_00.wav", "image": f"{folder}/step_00.png", "text": None, "details": {"predicted": "3"}},
+        {"audio": f"{folder}/step_01.wav", "image": f"{folder}/step_01.png", "text": None, "details": {"predicted": "3"}},
+        {"audio": f"{folder}/step_02.wav", "image": f"{folder}/step_02.png", "text": None, "details": {"predicted": "5"}},
+        {"audio": None, "image": None, "text": None, "details": {"predicted": "8"}},
+        {"audio": f"{folder}/step_04.wav", "image": f"{folder}/step_04.png", "text": None, "details": {"predicted": "8"}},
+    ]}
+    for step in speech["steps"]:
+        for url in filter(None, (step["audio"], step["image"])):
+            assert (site / url).read_bytes() == (built_site / "reports" / url).read_bytes()
+    protein = _script_data(site / "protein" / "interpolation-data.js", "LATENTE_INTERPOLATION")
+    assert protein == {"steps": [
+        {"audio": None, "image": None, "text": "HPETLVKVKDAEDQLG--ARVGYIELDL", "details": {"identity_start": "1.0", "identity_end": "0.7143"}},
+        {"audio": None, "image": None, "text": "HPETLVKVKDAEDKLG--ARVGYVELDL", "details": {"identity_start": "0.9286", "identity_end": "0.7857"}},
+        {"audio": None, "image": None, "text": "HPEALIKVKDAEDKLGGSARLGYVELDL", "details": {"identity_start": "0.7143", "identity_end": "1.0"}},
+    ]}
+    for lang, positions, ends in (("en", ["0", "0.25", "0.5", "0.75", "1"], "From 3_theo_0.wav to 8_theo_0.wav"),
+                                  ("pt-BR", ["0", "0,25", "0,5", "0,75", "1"], "De 3_theo_0.wav até 8_theo_0.wav")):
+        page = site / page_file("speech", lang)
+        section = _section(page, "interpolation")
+        assert re.findall(r'<option value="(\d+)" label="([^"]*)">', section) == [(str(k), p) for k, p in enumerate(positions)]
+        assert '<input type="range" id="interpolation-slider" min="0" max="4" step="1" value="0"' in section and ends in section
+        assert 'href="#interpolation"' in page.read_text() and '<script src="speech/interpolation-data.js">' in page.read_text()
+        assert "figures/interpolation/" not in page.read_text()  # the slider shows them: the gallery does not repeat them
+    assert "From BLAT_ECOLX/24-286 to Q9L5C7_9BACT/1-263" in _section(site / "protein.html", "interpolation")
+
+
+def test_interpolation_steps_follow_their_position_and_missing_files_are_none(tmp_path):
+    report = tmp_path / "report"
+    (report / "plots").mkdir(parents=True)
+    (report / "clips").mkdir()
+    (report / "clips" / "b.wav").write_bytes(b"RIFF")
+    (report / "plots" / "interpolation.csv").write_text(
+        "t,start,end,audio,note\n1,a,b,clips/b.wav,last\n0.5,a,b,clips/ab.wav,middle\n0,a,b,,first\n")
+    config = validate(Interpolation, {"audio": "audio", "text": "note"}, "publish.domains.d.interpolation")
+    interpolation = read_interpolation(SiteFiles(tmp_path / "site", "d", report), config, "publish.domains.d.interpolation")
+    assert interpolation.ends == ("a", "b") and interpolation.positions == [0.0, 0.5, 1.0]
+    assert [(step["audio"], step["text"]) for step in interpolation.data["steps"]] == [(None, "first"), (None, "middle"), ("d/clips/b.wav", "last")]
+    assert (tmp_path / "site" / "d" / "clips" / "b.wav").read_bytes() == b"RIFF"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda rows: [row.pop("image") for row in rows],
+     "reports/speech/plots/interpolation.csv: has no column 'image' (columns: step, t, start, end, predicted, audio) — "
+     "set the column names in params.yaml publish.domains.speech.interpolation"),
+    (lambda rows: rows[1].update(t="nan"), "reports/speech/plots/interpolation.csv: line 3, column t: 'nan' is not a finite number"),
+    (lambda rows: rows[2].update(end="9_theo_0.wav"),
+     "reports/speech/plots/interpolation.csv: line 4, column end: '9_theo_0.wav', but line 2 has '8_theo_0.wav'"),
+])
+def test_bad_interpolation_csv_is_one_line_error_naming_file_and_column(copy_reports, interpolations, tmp_path, monkeypatch, capsys,
+                                                                       damage, message):
+    from latente.pipelines.publish import main
+
+    root = copy_reports(tmp_path / "repo", ("speech",))
+    interpolations(root / "reports")
+    path = root / "reports/speech/plots/interpolation.csv"
+    rows = list(csv.DictReader(path.open()))
+    damage(rows)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err and err.startswith("error: ") and message in err, err
+    assert not (root / "reports/site").exists()
+
+
+def test_missing_interpolation_csv_shows_a_note_and_no_slider(copy_reports, tmp_path, publish_params):
+    root = copy_reports(tmp_path / "repo", ("speech",))
+    (root / "reports/speech/plots/interpolation.csv").unlink(missing_ok=True)  # the tiny speech run writes one
+    build_site(publish_params, root)
+    site = root / "reports" / "site"
+    for lang, note in (("en", "No interpolation yet: not found"), ("pt-BR", "Ainda sem interpolação: não encontrado")):
+        page = (site / page_file("speech", lang)).read_text()
+        section = _section(site / page_file("speech", lang), "interpolation")
+        assert f"{note} <code>reports/speech/plots/interpolation.csv</code>" in section
+        assert 'type="range"' not in section and "interpolation.js" not in page
+    assert not (site / "speech" / "interpolation-data.js").exists()
+
+
+def test_interpolation_shows_audio_image_or_text():
+    with pytest.raises(UserError, match="params.yaml: publish.domains.d.interpolation: needs at least one of audio, image or text"):
+        validate(Interpolation, {"details": ["identity_start"]}, "publish.domains.d.interpolation")
 
 
 @pytest.mark.parametrize("damage, fragments", [

@@ -24,7 +24,8 @@ HOSTILE_SWEEP = {"target": "evaluate@ecg", "objective": {"file": "reports/ecg/su
 @pytest.fixture(scope="module")
 def hostile_site(tmp_path_factory, tiny_reports, repo_root, trials_json):
     """The tiny reports with a hostile string in data names, rows, report text, file names, params, references, CSVs,
-    series, a scale's name, bar labels, and a sweep's key and choice and its trial's experiment name and value."""
+    series, a scale's name, bar labels, a sweep's key and choice and its trial's experiment name and value, and the
+    interpolation's start, text, a detail's name and value and an image's file name."""
     root = tmp_path_factory.mktemp("hostile")
     for domain in ("ecg", "speech"):
         shutil.copytree(tiny_reports / "reports" / domain, root / "reports" / domain)
@@ -47,12 +48,20 @@ def hostile_site(tmp_path_factory, tiny_reports, repo_root, trials_json):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    speech = root / "reports" / "speech"
+    shutil.copyfile(ecg / "figures" / "rate_distortion.png", speech / "figures" / HOSTILE_FILE)
+    with (speech / "plots" / "interpolation.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["t", "start", "end", "audio", "image", "sequence", HOSTILE])
+        writer.writeheader()
+        writer.writerows({"t": t, "start": HOSTILE, "end": "8_theo_0.wav", "audio": "", "image": f"figures/{HOSTILE_FILE}",
+                          "sequence": HOSTILE, HOSTILE: HOSTILE} for t in (0, 1))
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
     params["ecg"]["evaluate"]["lead"] = HOSTILE
     params["publish"]["domains"]["ecg"]["title"]["en"] = HOSTILE
     params["publish"]["domains"]["speech"]["explorer"].update(scales=[HOSTILE_SCALE], series={
         HOSTILE: {"columns": [HOSTILE, "decoded"], "x_title": {"en": HOSTILE, "pt-BR": HOSTILE}},
         "shares": {"kind": "bar", "columns": ["decoded"], "x_labels": "sensors"}})
+    params["publish"]["domains"]["speech"]["interpolation"].update(text="sequence", details=[HOSTILE])
     params["references"]["ecg"]["anchors"][0]["label"] = HOSTILE
     params["references"]["ecg"]["targets"] = [{"name": HOSTILE, "metric": "prd", "better": "lower", "condition": {"operating_point": "A"},
                                               "value": 1.0, "source": HOSTILE}]
@@ -81,6 +90,11 @@ def test_hostile_strings_are_escaped_in_the_html(hostile_site):
     assert f'<option value="score {escaped}">score {escaped}</option>' in (hostile_site / "speech.html").read_text()
     script = (hostile_site / "speech" / "explorer-data.js").read_text()
     assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
+    speech = (hostile_site / "speech.html").read_text()
+    interpolation = speech[speech.index('id="interpolation"'):speech.index('id="report"')]
+    assert interpolation.count(escaped) == 3  # the start, the detail's name and its data-detail
+    script = (hostile_site / "speech" / "interpolation-data.js").read_text()
+    assert "<" not in script and ">" not in script and "\\u003cscript\\u003e" in script
     sweeps = (hostile_site / "sweeps-ecg.html").read_text()
     assert sweeps.count(escaped) >= 10  # the choice; the key in the space, trials and best tables; the trial's experiment and value;
     # the best's experiment (twice) and value; the default
@@ -106,6 +120,11 @@ def test_hostile_strings_show_as_text_in_the_browser(hostile_site, open_page, po
     assert HOSTILE in series.locator(".legend").text_content() and HOSTILE in series.locator(".xtitle").text_content()
     assert page.locator('[data-series="shares"] .xtick').all_text_contents() == [HOSTILE, "Volume Flow RateRMS", "c"]
     assert page.locator(".explorer-colour option").all_inner_texts() == ["speaker", HOSTILE_SCALE]
+    page.wait_for_selector("#latent-interpolation[data-ready=true]")
+    assert page.inner_text(".interpolation-ends") == f"From {HOSTILE} to 8_theo_0.wav"
+    assert page.inner_text('#latent-interpolation [data-field="text"]') == HOSTILE
+    assert page.inner_text("#latent-interpolation dt") == HOSTILE and page.inner_text("#latent-interpolation dd") == HOSTILE
+    assert page.get_attribute("#latent-interpolation img", "src") == "speech/figures/%3Cimg%20src%3Dx%20onerror%3Dalert%282%29%3E.png"
     page.select_option(".explorer-colour", index=1)
     page.wait_for_selector(".explorer-plot .colorbar")
     assert page.text_content(".explorer-plot .colorbar .cbtitle") == HOSTILE_SCALE
