@@ -146,7 +146,7 @@ def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
     every key exists, belongs to the target's domain, and the objective is that domain's summary."""
     params = load_params(repo_root / PARAMS_FILE)
     stages = run(["dvc", "stage", "list", "--name-only"], repo_root).split()
-    assert set(params[SECTION]) >= {"speech", "anomaly"}
+    assert set(params[SECTION]) >= {"speech", "anomaly", "protein"}
     for name, section in params[SECTION].items():
         spec = validate(SweepSpec, section, f"{SECTION}.{name}")
         domain = spec.target.partition("@")[2]
