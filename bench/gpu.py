@@ -121,6 +121,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def failure_reason(lines: list[str]) -> str:
+    """The last line of a failed rank's log that names an error, with the line after it when it only announces one.
+
+    NCCL ends with "Last error:" and gives the reason (e.g. two ranks on one GPU) on the next line.
+    """
+    for index in reversed(range(len(lines))):
+        if "error" in lines[index].lower():
+            reason = lines[index].strip()
+            if reason.endswith(":") and index + 1 < len(lines):
+                reason += " " + lines[index + 1].split("]: ", 1)[-1].strip()
+            return reason
+    return "\n".join(lines[-3:]).strip()
+
+
 def ddp_step(device: torch.device, backend: str) -> dict:
     """One epoch of the shared trainer's `fit` in 2 processes (`--ddp-worker`), backend `backend`; the ranks' weights compared."""
     ranks_with_gpu = torch.cuda.device_count() if device.type == "cuda" else 0
@@ -144,8 +158,7 @@ def ddp_step(device: torch.device, backend: str) -> dict:
             return {"backend": backend, "ok": False, "error": f"timed out after {DDP_TIMEOUT_S} s"}
         if any(worker.returncode for worker in workers):
             lines = [line for rank in range(2) for line in (folder / f"rank{rank}.log").read_text().splitlines()]
-            errors = [line for line in lines if "error" in line.lower()]
-            return {"backend": backend, "ok": False, "error": (errors[-1] if errors else "\n".join(lines[-3:])).strip()}
+            return {"backend": backend, "ok": False, "error": failure_reason(lines)}
         ranks = [read_json(folder / f"rank{rank}.json") for rank in range(2)]
     placement = "CPU" if device.type == "cpu" else "one GPU per rank" if ranks_with_gpu >= 2 else "both ranks on one GPU"
     return {"backend": backend, "ok": True, "world": 2, "placement": placement,
