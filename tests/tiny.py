@@ -56,7 +56,8 @@ PROTEIN = {
                  "generation": {"sequences": 50, "temperatures": [1.0, 0.7], "latent_scales": [1.0, 0.5]},
                  "depth": {"sequences": [300], "members": 1, "seed": 0},
                  "calibration": {"samples": [4, 16], "repeats": 3, "mutants": 30},
-                 "clusters": 3, "seed": 0},
+                 "clusters": 3, "seed": 0,
+                 "interpolation": {"start": "BLAT_ECOLX/24-286", "end": "up|Q9L5C7|Q9L5C7_ECOLX/32-289", "steps": 5}},
 }
 
 # ECG: one codec "A" (2 conv layers, 4 latent channels, a 4-channel hyperprior) trained 2 epochs on 90 s of records

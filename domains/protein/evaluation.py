@@ -17,7 +17,7 @@ from latente.domains.protein.data import Focus, MutationSet, WeightedAlignment, 
 from latente.domains.protein.metrics import compare_with_natural, frequency_agreement, spearman
 from latente.domains.protein.model import Effects, FamilyEnsemble, elbo_draws, ensemble_effects, load_family, log_mean_exp, sample_sequences
 from latente.domains.protein.params import EvaluateParams, TrainParams
-from latente.domains.protein.report import write_report
+from latente.domains.protein.report import sequence_index, write_report
 from latente.domains.protein.training import split, steps_matched, train_ensemble
 from latente.shared.errors import UserError
 from latente.shared.models.autoencoders import VariationalAutoencoder
@@ -218,6 +218,9 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     data = load_prepared(paths.prepared)
     headline = load_family(paths.model)
     check_same_focus(headline, data.alignment.focus, str(paths.model))
+    if params.interpolation:  # a misnamed sequence stops here, not after an hour of scoring and retraining
+        for end in ("start", "end"):
+            sequence_index(data.alignment, getattr(params.interpolation, end), f"interpolation.{end}")
     mutations = read_mutations(paths.raw / params.mutations, data.alignment.focus, params.mutant_column, params.score_column)
     replicates = []
     for seed, ensemble in [(headline.seed, headline), *((s, load_family(f)) for s, f in sorted(headline.replicates.items()))]:

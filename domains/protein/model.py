@@ -267,6 +267,13 @@ def sample_sequences(models: list[VariationalAutoencoder], n: int, seed: int = 0
 
 
 @torch.no_grad()
+def most_probable_sequences(model: VariationalAutoencoder, z: torch.Tensor) -> np.ndarray:
+    """Codes [n, L]: every column's most probable state given each latent point (the decoder's mode, no sampling)."""
+    model.eval()
+    return model.decode(z).argmax(1).numpy().astype(np.int8)
+
+
+@torch.no_grad()
 def latent_means(model: VariationalAutoencoder, codes: np.ndarray, batch: int = 512) -> np.ndarray:
     model.eval()
     return np.concatenate([model.encode(torch.from_numpy(one_hot(codes[lo : lo + batch])), sample=False).numpy()

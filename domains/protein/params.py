@@ -1,6 +1,8 @@
 """Params schemas of the protein stages (one per stage; unknown keys are errors)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import pydantic
 
 from latente.shared.models.config import AutoencoderConfig
@@ -90,6 +92,22 @@ class GenerationParams(StrictParams):
     latent_scales: list[pydantic.PositiveFloat] = [1.0]  # z ~ N(0, scale² I)
 
 
+class InterpolationParams(StrictParams):
+    """The course's latent interpolation: two sequences' codes (member 0's posterior means, the report's
+    latent space) joined by a straight line and decoded at `steps` evenly spaced points, each column
+    its most probable state, so that one reads what the model puts between two members of the family."""
+
+    start: str  # sequence ids of the prepared alignment, e.g. BLAT_ECOLX/24-286
+    end: str
+    steps: int = pydantic.Field(9, ge=2, le=33)
+
+    @pydantic.model_validator(mode="after")
+    def _two_sequences(self) -> "InterpolationParams":
+        if self.start == self.end:
+            raise ValueError("start and end are the same sequence: name two")
+        return self
+
+
 class EvaluateParams(StrictParams):
     mutations: str  # DMS CSV inside data/raw/protein
     mutant_column: str = "mutant"
@@ -100,4 +118,5 @@ class EvaluateParams(StrictParams):
     depth: DepthParams = DepthParams()
     calibration: CalibrationParams = CalibrationParams()
     clusters: int = pydantic.Field(8, ge=2)  # sequence clusters that colour the latent projection
+    interpolation: Optional[InterpolationParams] = None
     seed: int = 0

@@ -11,19 +11,23 @@ described from the saved model folder, so the report names the model that was tr
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
 from latente.domains.protein import DOMAIN
-from latente.domains.protein.data import AMINO_ACIDS, Focus, MutationSet, WeightedAlignment, decode, one_hot
+from latente.domains.protein.data import AMINO_ACIDS, Alignment, Focus, MutationSet, WeightedAlignment, decode, identities, one_hot
 from latente.domains.protein.metrics import spearman
-from latente.domains.protein.model import FamilyEnsemble, latent_means
-from latente.domains.protein.params import EvaluateParams, TrainParams
+from latente.domains.protein.model import FamilyEnsemble, latent_means, most_probable_sequences
+from latente.domains.protein.params import EvaluateParams, InterpolationParams, TrainParams
+from latente.shared.errors import UserError
 from latente.shared.io import write_text
 from latente.shared.models import LoadedModel
+from latente.shared.models.autoencoders import VariationalAutoencoder
 from latente.shared.report import (
     References, check_target, figure_backend, load_references, markdown_table, save_figure, target_table, write_plot_csv,
 )
@@ -83,8 +87,65 @@ def write_report(paths: DomainPaths, params: EvaluateParams, train: TrainParams,
     write_plot_csv(paths.plots / "calibration.csv", calibration)
     write_plot_csv(paths.plots / "generation_sweep.csv", sweep)
     _figures(paths, mutations.scores, scores, histories, points, clusters, generation, curve, calibration, replicates, mutations)
+    path_lines = (interpolation(first.ensemble.first.model, a, params.interpolation, paths.figures, paths.plots)
+                  if params.interpolation else [])
     write_text(paths.report, _markdown(results, data, first.ensemble, mutations, generation, params, train,
-                                       decode(generated[:EXAMPLES]), load_references(DOMAIN), curve, calibration, sweep))
+                                       decode(generated[:EXAMPLES]), load_references(DOMAIN), curve, calibration, sweep, path_lines))
+
+
+def interpolation(model: VariationalAutoencoder, a: Alignment, params: InterpolationParams, figures: Path, plots: Path) -> list[str]:
+    """The decoded path between two sequences' codes: per step the most probable sequence, the share of either end's
+    residues it keeps, and its nearest natural sequence (plots/interpolation.csv, for the site's slider); returns the
+    report's lines. Identities are `data.identities`': matched residues over the first sequence's non-gap columns."""
+    ends = [sequence_index(a, name, f"interpolation.{end}") for end, name in (("start", params.start), ("end", params.end))]
+    means = torch.from_numpy(latent_means(model, a.codes[ends]))
+    t = torch.linspace(0.0, 1.0, params.steps)
+    decoded = most_probable_sequences(model, (1 - t[:, None]) * means[0] + t[:, None] * means[1])
+    to_start, to_end = (next(identities(a.codes[[row]], decoded))[1][0].numpy() for row in ends)
+    between = float(next(identities(a.codes[[ends[0]]], a.codes[[ends[1]]]))[1][0, 0])
+    nearest = [(float(best), a.ids[int(row)]) for _, block in identities(decoded, a.codes) for best, row in zip(*block.max(1))]
+    rows = [{"step": step, "t": round(position, 6), "start": params.start, "end": params.end, "sequence": text,
+             "identity_start": round(float(to_start[step]), 4), "identity_end": round(float(to_end[step]), 4),
+             "nearest": nearest[step][1], "identity_nearest": round(nearest[step][0], 4)}
+            for step, (position, text) in enumerate(zip(t.tolist(), decode(decoded)))]
+    write_plot_csv(plots / "interpolation.csv", rows)
+    _interpolation_figure(rows, figures / "interpolation.png")
+    return [
+        f"The posterior means of `{params.start}` and `{params.end}` under member 0 (the latent space above; the two share "
+        f"{between:.1%} of `{params.start}`'s residues) joined by a straight line and decoded at {params.steps} evenly spaced "
+        "points, each column its most probable state (`plots/interpolation.csv`; the site's slider steps through them). "
+        "Identity is the share of a natural sequence's residues (its non-gap columns) that the decoded sequence matches; "
+        "at t = 0 and 1 it measures how well the mode of the decoder reconstructs the two ends.\n",
+        markdown_table(["step", "t", f"identity to {params.start}", f"identity to {params.end}", "nearest natural sequence", "its identity"],
+                       [[r["step"], r["t"], r["identity_start"], r["identity_end"], f"`{r['nearest']}`", r["identity_nearest"]]
+                        for r in rows]),
+        "\n![interpolation](figures/interpolation.png)\n",
+        "```\n" + "\n".join(f"t={r['t']:<5g} {r['sequence']}" for r in rows) + "\n```\n",
+    ]
+
+
+def sequence_index(a: Alignment, name: str, key: str) -> int:
+    """The alignment row of the sequence `name`, or one error line naming the params key."""
+    if name not in a.ids:
+        raise UserError(f"params.yaml: {DOMAIN}.evaluate.{key}", f"no sequence with id {name!r} in the prepared alignment",
+                        f"name one of its ids, e.g. {a.ids[0]}")
+    return a.ids.index(name)
+
+
+def _interpolation_figure(rows: list[dict], path: Path) -> None:
+    figure_backend()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    t = [r["t"] for r in rows]
+    for column, label, style in (("identity_start", rows[0]["start"], "o-"), ("identity_end", rows[0]["end"], "s-"),
+                                 ("identity_nearest", "nearest natural sequence", "^:")):
+        ax.plot(t, [r[column] for r in rows], style, label=label)
+    ax.set_xlabel("t (0 = start, 1 = end)")
+    ax.set_ylabel("identity of the decoded sequence")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
 
 
 def _focus_numbers(focus: Focus) -> list[int]:
@@ -298,7 +359,7 @@ def _literature(references: References) -> list[str]:
 
 def _markdown(results: Results, data: WeightedAlignment, ensemble: FamilyEnsemble, mutations: MutationSet, generation: dict,
               params: EvaluateParams, train: TrainParams, examples: list[str], references: References, curve: list[dict],
-              calibration: list[dict], sweep: list[dict]) -> str:
+              calibration: list[dict], sweep: list[dict], path_lines: list[str]) -> str:
     info = ensemble.first.info
     model, base = results.find("model"), results.find("site_independent")
     gen, nat = generation["generated"]["metrics"], generation["natural"]["metrics"]
@@ -349,6 +410,7 @@ def _markdown(results: Results, data: WeightedAlignment, ensemble: FamilyEnsembl
         f"(k = {params.clusters}); the headers carry only UniProt species mnemonics, no taxonomy. Points, labels, "
         "mnemonics and sequences: `plots/latent.csv`.\n",
         "![latent projection](figures/latent.png)\n",
+        *(["## Latent interpolation\n", *path_lines] if path_lines else []),
     ]
     if references.anchors:
         lines += ["## References\n", "\n".join(f"- {anchor.label}: {anchor.citation}" for anchor in references.anchors) + "\n"]

@@ -2,17 +2,21 @@
 fetch → evaluate chain through `python -m latente.pipelines.protein`."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from latente.domains.protein import DOMAIN, sources
-from latente.domains.protein.data import load_prepared
+from latente.domains.protein.data import ALPHABET, GAP_CODE, load_prepared
+from latente.domains.protein.model import latent_means, load_family
 from latente.domains.protein.params import EvaluateParams, FetchParams, PrepareParams
 from latente.pipelines.protein import STAGES
 from latente.shared.errors import UserError
@@ -112,6 +116,41 @@ def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny
     assert effects[0] == "mutant,dms,model,model_se,site_independent" and len(effects) == 4808  # 4807 scorable mutants
     assert len((paths.plots / "depth.csv").read_text().splitlines()) == 3  # header, the subsample, the full alignment
     assert_report_follows_references_and_config(report, printed, PROTEIN["train"])
+    assert_interpolation_decodes_the_path(paths, prepared, report)
+    before = paths.metrics.stat().st_mtime_ns
+    bad = {**PROTEIN["evaluate"], "interpolation": {"start": "BLAT_ECOLX/24-286", "end": "up|P00000|NOBODY/1-2"}}
+    with pytest.raises(UserError) as error:
+        STAGE["evaluate"](EvaluateParams.model_validate(bad), paths)
+    assert "protein.evaluate.interpolation.end" in str(error.value) and "NOBODY" in str(error.value)
+    assert paths.metrics.stat().st_mtime_ns == before  # it stopped before any scoring or output
+
+
+def assert_interpolation_decodes_the_path(paths: DomainPaths, prepared, report: str) -> None:
+    """Evenly spaced steps between the two sequences' posterior means under member 0, each decoded to its most
+    probable sequence; the identities recomputed here by hand: matched residues over the natural sequence's non-gap
+    columns, and the nearest natural sequence's over the decoded one's."""
+    path = PROTEIN["evaluate"]["interpolation"]
+    with (paths.plots / "interpolation.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["t"]) for r in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert {(r["start"], r["end"]) for r in rows} == {(path["start"], path["end"])}
+    a = prepared.alignment
+    model = load_family(paths.model).first.model
+    ends = [a.codes[a.ids.index(path[end])] for end in ("start", "end")]
+    means = torch.from_numpy(latent_means(model, np.stack(ends)))
+    for row in rows:
+        t = float(row["t"])
+        with torch.no_grad():
+            logits = model.decode(((1 - t) * means[0] + t * means[1])[None])[0]  # [21, L]
+        decoded = logits.argmax(0).numpy()
+        assert row["sequence"] == "".join(ALPHABET[c] for c in decoded)
+        for end, column in zip(ends, ("identity_start", "identity_end")):
+            residues = end != GAP_CODE
+            assert float(row[column]) == pytest.approx((decoded == end)[residues].mean(), abs=1e-4)
+        shares = ((a.codes == decoded) & (decoded != GAP_CODE)).sum(1) / (decoded != GAP_CODE).sum()
+        assert float(row["identity_nearest"]) == pytest.approx(shares.max(), abs=1e-4)
+        assert shares[a.ids.index(row["nearest"])] == pytest.approx(shares.max(), abs=1e-12)
+    assert "## Latent interpolation" in report and (paths.figures / "interpolation.png").stat().st_size > 1000
 
 
 def assert_report_follows_references_and_config(report: str, metrics: dict, train: dict) -> None:
