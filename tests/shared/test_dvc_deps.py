@@ -101,6 +101,15 @@ def test_publish_deps_are_its_import_closure():
     assert deps == closure("latente.pipelines.publish")
 
 
+def test_publish_depends_on_every_file_the_site_is_built_from():
+    """The templates, scripts and strings beside site/*.py: a changed template must rebuild the site as a changed module does."""
+    deps = set(dvc_file()["stages"]["publish"]["deps"])
+    files = [path.relative_to(REPO).as_posix() for path in (REPO / "site").rglob("*")
+             if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts]
+    assert "site/templates/domain.html" in files  # the walk found them
+    assert [f for f in files if not any(f == dep or f.startswith(dep + "/") for dep in deps)] == []
+
+
 def test_no_stage_depends_on_a_whole_code_folder():
     for name, stage in dvc_file()["stages"].items():
         for dep in stage.get("do", stage)["deps"]:
