@@ -15,6 +15,7 @@ import yaml
 
 from latente.shared.io import atomic_dir, write_json
 from latente.shared.report import LocalText, Target
+from latente.shared.sweep import yaml_value
 from latente.site.content import DomainView, data_script, load_domain
 from latente.site.params import LANGUAGES, PublishParams
 from latente.site.runs import Previous, Revision, git_revision, now, previous_summary
@@ -111,6 +112,10 @@ class Renderer:
         def num(value: Any) -> str:
             return format_number(value, lang)
 
+        def setting(value: Any) -> str:
+            """A params value: a number in the page's language, anything else as `dvc exp run -S` takes it."""
+            return num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else yaml_value(value)
+
         def condition_text(condition: dict[str, Any]) -> str:
             return ", ".join(f"{k} = {num(v)}" for k, v in condition.items()) or t("card.overall")
 
@@ -136,7 +141,7 @@ class Renderer:
             return strings["lang.name"][code]
 
         return self.env.get_template(template).render(
-            **self.common, **context, page=page, lang=lang, t=t, num=num, metric_label=metric_label,
+            **self.common, **context, page=page, lang=lang, t=t, num=num, setting=setting, metric_label=metric_label,
             condition_text=condition_text, change=change, signed=signed, local=local, goal=goal, language_name=language_name,
             link=lambda name: page_file(name, lang))
 
