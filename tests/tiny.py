@@ -33,7 +33,8 @@ MRI = {
     },
     "evaluate": {"noise": [0.03, 0.09], "kind": "rician", "seed": 0, "slices": 4, "mask_threshold": 0.05,
                  "methods": ["noisy", "gaussian", "nlm", "bm3d"], "figure_noise": 0.03, "baseline_sigma": ["total", "added"],
-                 "adapt_volumes": ["MR_Gd.nii.gz"], "adapt": {"steps": 4, "batch_size": 2, "patch_size": 32, "val_patches": 4, "check_every": 2}},
+                 "adapt_volumes": ["MR_Gd.nii.gz"], "adapt": {"steps": 4, "batch_size": 2, "patch_size": 32, "val_patches": 4, "check_every": 2},
+                 "explorer": {"size": 16, "stride": 16, "head": 0.5}},
 }
 
 # Protein: a 96 / 6 / 32-64 family VAE with a small sparse decoder, trained 3 epochs on a cropped copy of the

@@ -34,9 +34,9 @@ from latente.shared.stage import DomainPaths
 from latente.domains.mri import DOMAIN
 from latente.domains.mri.baselines import GAUSSIAN_WIDTHS, SLICE_DENOISERS, best_gaussian, denoise_slices
 from latente.domains.mri.data import TRAINING_ORIENTATION, intrinsic_noise, read_volume, to_orientation, unit_scale
-from latente.domains.mri.metrics import all_metrics
-from latente.domains.mri.model import denoise_values, prepare_for_inference
-from latente.domains.mri.params import AdaptParams, EvaluateParams, TrainParams
+from latente.domains.mri.metrics import all_metrics, psnr
+from latente.domains.mri.model import denoise_values, prepare_for_inference, slice_code
+from latente.domains.mri.params import AdaptParams, EvaluateParams, PatchExplorer, TrainParams
 from latente.domains.mri.report import write_report
 from latente.domains.mri.training import adapt
 
@@ -93,6 +93,12 @@ def noise_seed(seed: int, case_index: int, level_index: int) -> int:
     return int(np.random.SeedSequence([seed, case_index, level_index]).generate_state(1)[0])
 
 
+def noisy_volume(case: Case, kind: str, level: float, seed: int, case_index: int, level_index: int) -> np.ndarray:
+    """The one seeded noisy copy of a case at a level that every method (and the explorer) gets."""
+    generator = torch.Generator().manual_seed(noise_seed(seed, case_index, level_index))
+    return corrupt(torch.from_numpy(case.clean), kind, level, generator).numpy()
+
+
 def evaluate_cases(
     cases: list[Case],
     model: Autoencoder,
@@ -118,13 +124,12 @@ def evaluate_cases(
     outputs = []
     for ci, case in enumerate(cases):
         ref, mask = case.clean[..., case.zs], case.mask[..., case.zs]
-        middle = (case.zs.stop - case.zs.start) // 2
+        middle = middle_slice(case) - case.zs.start
         out = CaseOutputs(ref[..., middle], mask[..., middle])
         slices = case.zs.stop - case.zs.start
         results.add("reference", {"intrinsic_sigma": case.intrinsic}, volume=case.name)
         for li, level in enumerate(levels):
-            generator = torch.Generator().manual_seed(noise_seed(seed, ci, li))
-            noisy = corrupt(torch.from_numpy(case.clean), kind, level, generator).numpy()
+            noisy = noisy_volume(case, kind, level, seed, ci, li)
             out.slices[level] = {}
             runs = [(m, None) for m in every if m != "model_adapted" or case.name in adapt_volumes]
             runs += [(m, sigma) for m in methods if m in SLICE_DENOISERS for sigma in sigmas[1:]]
@@ -165,6 +170,49 @@ def evaluate_cases(
     return outputs
 
 
+@dataclass
+class PatchCodes:
+    """The explorer's points: a row per patch and noise level (clean first), its code, and its clean, noisy and
+    denoised voxels [3, size, size] on the reference's [0, 1] scale."""
+
+    rows: list[dict]
+    codes: np.ndarray  # [rows, latent channels]
+    images: list[np.ndarray]
+
+
+def middle_slice(case: Case) -> int:
+    """The middle evaluated axial slice: the report's panels and the explorer's patches."""
+    return case.zs.start + (case.zs.stop - case.zs.start) // 2
+
+
+def patch_codes(model: Autoencoder, cases: list[Case], levels: tuple[float, ...], kind: str, seed: int,
+                explorer: PatchExplorer) -> PatchCodes:
+    """The code of every explorer patch, clean and at every level: the model's code map of the slice (the noisy
+    volume min–max scaled, as `denoise_values` feeds it) averaged over the latent cells that cover the patch."""
+    size, step = explorer.size, model.config.downsampling
+    rows, codes, images = [], [], []
+    for ci, case in enumerate(cases):
+        z = middle_slice(case)
+        mask, clean = case.mask[..., z], case.clean[..., z]
+        corners = [(x, y) for x in range(0, mask.shape[0] - size + 1, explorer.stride)
+                   for y in range(0, mask.shape[1] - size + 1, explorer.stride) if mask[x : x + size, y : y + size].mean() >= explorer.head]
+        for li, level in enumerate((0.0, *levels)):
+            noisy = case.clean if level == 0 else noisy_volume(case, kind, level, seed, ci, li - 1)
+            code_map = slice_code(model, unit_scale(noisy)[0], z)
+            denoised = denoise_values(model, noisy, slice(z, z + 1))[..., 0]
+            for x, y in corners:
+                box = (slice(x, x + size), slice(y, y + size))
+                cells = (slice(None), slice(x // step, -(-(x + size) // step)), slice(y // step, -(-(y + size) // step)))
+                codes.append(code_map[cells].mean((1, 2)))
+                images.append(np.stack([clean[box], noisy[..., z][box], denoised[box]]))
+                rows.append({"patch": f"{case.name.split('.')[0]} ({x}, {y}) {'clean' if level == 0 else f'{100 * level:g} %'}",
+                             "volume": case.name, "slice": z, "x": x, "y": y, "noise": "clean" if level == 0 else f"{100 * level:g} %",
+                             "sigma": level, "intensity": round(float(clean[box].mean()), 5),
+                             "psnr_noisy": round(psnr(noisy[..., z][box], clean[box]), 3) if level else None,
+                             "psnr_model": round(psnr(denoised[box], clean[box]), 3)})
+    return PatchCodes(rows, np.stack(codes), images)
+
+
 def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     """Score the trained model and the baselines on the test volumes; write metrics.json and the report.
 
@@ -183,10 +231,11 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     results = Results(DOMAIN, f"{paths.raw} (test volumes; the model trained on {', '.join(data['train_volumes'])})", names)
     outputs = evaluate_cases(cases, model, params.noise, params.kind, params.seed, params.methods, results,
                              params.baseline_sigma, params.adapt, params.adapt_volumes)
+    patches = patch_codes(model, cases, params.noise, params.kind, params.seed, params.explorer) if params.explorer else None
     whole_volume = time_whole_volume(model, cases[0].clean, params.adapt)
     params_file = paths.root / PARAMS_FILE
     train = stage_params(DOMAIN, "train", TrainParams, params_file)
-    write_report(paths, params, train, load_references(DOMAIN, params_file), results, cases, outputs, loaded, whole_volume)
+    write_report(paths, params, train, load_references(DOMAIN, params_file), results, cases, outputs, loaded, whole_volume, patches)
     results.write(paths.metrics)
 
 

@@ -50,6 +50,25 @@ def prepare_for_inference(model: Autoencoder) -> Autoencoder:
     return model.eval().to(memory_format=torch.channels_last)
 
 
+def axial_slices(volume: np.ndarray) -> torch.Tensor:
+    """An [X, Y, Z] volume as [Z, X, Y] float32: axial slices first."""
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume, -1, 0), dtype=np.float32))
+
+
+def slice_stacks(axial: torch.Tensor, centres: torch.Tensor, context: int) -> torch.Tensor:
+    """The model's input for each centre slice of [Z, X, Y] slices: [B, 2·context + 1, X, Y], edges repeated, channels-last."""
+    index = (centres[:, None] + torch.arange(-context, context + 1)).clamp(0, axial.shape[0] - 1)
+    return axial[index].contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def slice_code(model: Autoencoder, volume: np.ndarray, z: int) -> np.ndarray:
+    """The code map [latent channels, X / s, Y / s] (s the model's downsampling) that the model forms of axial slice `z`
+    of an [X, Y, Z] volume on a [0, 1] scale: what its decoder sees when it denoises that slice."""
+    stack = slice_stacks(axial_slices(volume), torch.tensor([z]), context_slices(model.config))
+    return model.encode(stack)[0].float().numpy()
+
+
 @torch.inference_mode()
 def denoise_unit(
     model: Autoencoder,
@@ -63,18 +82,13 @@ def denoise_unit(
     Each slice is the centre of a stack of `2·context + 1` neighbours (edges repeated);
     returns [X, Y, len(zs)].
     """
-    context = context_slices(model.config)
-    axial = torch.from_numpy(np.ascontiguousarray(np.moveaxis(volume, -1, 0), dtype=np.float32))  # [Z, X, Y]
-    depth = axial.shape[0]
-    centres = list(range(depth))[zs or slice(None)]
-    offsets = torch.arange(-context, context + 1)
+    axial = axial_slices(volume)
+    centres = list(range(axial.shape[0]))[zs or slice(None)]
     out = np.empty((len(centres), *axial.shape[1:]), dtype=np.float32)
     bar = tqdm(total=len(centres), desc="denoising slices", unit="slice", file=sys.stderr, disable=not progress)
     for start in range(0, len(centres), batch):
         chunk = torch.tensor(centres[start : start + batch])
-        index = (chunk[:, None] + offsets).clamp(0, depth - 1)
-        stacks = axial[index].contiguous(memory_format=torch.channels_last)  # [B, 2c+1, X, Y]
-        recon = model(stacks).recon[:, 0]
+        recon = model(slice_stacks(axial, chunk, context_slices(model.config))).recon[:, 0]
         out[start : start + len(chunk)] = recon.float().numpy()
         bar.update(len(chunk))
     bar.close()

@@ -1,7 +1,7 @@
 """One params schema per stage of the MRI pipeline (the `mri:` section of params.yaml)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
 import pydantic
 
@@ -82,6 +82,17 @@ class AdaptParams(StrictParams):
     seed: int = 0
 
 
+class PatchExplorer(StrictParams):
+    """The patches whose codes the explorer shows: a grid of `size` × `size` voxel patches, `stride` apart, over the
+    middle evaluated axial slice of each test volume (the report's panels' slice), those with at least a share `head`
+    of their voxels in the mask; each seen clean and at every evaluation noise level, in the very noisy volumes the
+    methods are scored on."""
+
+    size: int = pydantic.Field(24, ge=4)
+    stride: int = pydantic.Field(24, ge=1)
+    head: float = pydantic.Field(0.5, gt=0.0, le=1.0)
+
+
 # what the classical denoisers are told: the added noise σ, or the total σ (the volume's own noise ⊕ the added)
 BASELINE_SIGMAS = ("total", "added")
 
@@ -98,6 +109,7 @@ class EvaluateParams(StrictParams):
     baseline_sigma: tuple[Literal["total", "added"], ...] = BASELINE_SIGMAS
     adapt: AdaptParams = AdaptParams()
     adapt_volumes: tuple[str, ...] = ()  # test volumes also scored after `adapt` (method model_adapted)
+    explorer: Optional[PatchExplorer] = None  # the latent explorer's patch codes (plots/patches.csv)
 
     @pydantic.field_validator("baseline_sigma")
     @classmethod

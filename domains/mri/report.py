@@ -6,6 +6,7 @@ report of an experiment describes and judges what was actually run.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from latente.shared.io import write_text
-from latente.shared.report import References, check_target, figure_backend, markdown_table, save_figure, target_table, write_plot_csv
+from latente.shared.io import write_bytes, write_text
+from latente.shared.report import (
+    References, check_target, figure_backend, markdown_table, projection, save_figure, target_table, write_plot_csv,
+)
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
 
@@ -23,7 +26,7 @@ from latente.domains.mri.baselines import NLM_SETTINGS, SLICE_DENOISERS
 from latente.domains.mri.params import EvaluateParams, TrainParams
 
 if TYPE_CHECKING:
-    from latente.domains.mri.evaluation import Case, CaseOutputs
+    from latente.domains.mri.evaluation import Case, CaseOutputs, PatchCodes
     from latente.shared.models import AutoencoderConfig, LoadedModel
 
 LABELS = {"model": "model (DAE)", "model_adapted": "model + adapt", "noisy": "noisy", "gaussian": "Gaussian 3-D",
@@ -102,6 +105,55 @@ def _panel(case: Case, out: CaseOutputs, level: float, methods: tuple[str, ...],
     name = f"panels_{case.name.split('.')[0]}_{round(level * 100)}pct.png"
     save_figure(fig, paths.figures / name)
     return f"figures/{name}"
+
+
+PATCH_ZOOM = 4  # each voxel of an explorer image drawn as 4 × 4 pixels
+
+
+def _patch_codes(paths: DomainPaths, params: EvaluateParams, patches: PatchCodes) -> list[str]:
+    """The explorer's CSV (`plots/patches.csv`: both projections, noise level, tissue intensity, in-patch PSNR), one
+    image per point (reference | noisy | denoised, as the report's panels orient a slice) and the figure."""
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+
+    points = projection(patches.codes)
+    rows = []
+    for i, (row, image) in enumerate(zip(patches.rows, patches.images)):
+        name = f"patches/{i:04d}.png"
+        gap = np.ones((image.shape[2], 1))
+        strip = np.hstack([part for panel in image for part in (np.rot90(panel), gap)][:-1])
+        buffer = io.BytesIO()
+        matplotlib.image.imsave(buffer, np.kron(strip, np.ones((PATCH_ZOOM, PATCH_ZOOM))), cmap="gray", vmin=0, vmax=1, format="png")
+        write_bytes(paths.figures / name, buffer.getvalue())
+        rows.append({**{f"{view}_{axis + 1}": round(float(points[view][i, axis]), 5) for view in ("tsne", "pca") for axis in (0, 1)},
+                     **row, "image": name})
+    write_plot_csv(paths.plots / "patches.csv", rows)
+    noise = [row["noise"] for row in rows]
+    levels = list(dict.fromkeys(noise))
+    intensity = np.array([row["intensity"] for row in rows])
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    for ax, view, colour in ((axes[0], "pca", "noise"), (axes[1], "tsne", "noise"), (axes[2], "pca", "intensity")):
+        if colour == "noise":
+            for k, level in enumerate(levels):
+                keep = np.array(noise) == level
+                ax.scatter(points[view][keep, 0], points[view][keep, 1], s=8, alpha=0.7, color=plt.cm.viridis(k / max(1, len(levels) - 1)),
+                           label=f"{level} ({int(keep.sum())})")
+            ax.legend(title="noise σ", fontsize=7)
+        else:
+            drawn = ax.scatter(points[view][:, 0], points[view][:, 1], s=8, alpha=0.7, c=intensity, cmap="magma")
+            fig.colorbar(drawn, ax=ax, label="mean reference intensity in the patch")
+        ax.set_title(f"{'PCA' if view == 'pca' else 't-SNE'}, coloured by {'noise level' if colour == 'noise' else 'tissue intensity'}")
+    save_figure(fig, paths.figures / "patch_codes.png")
+    e = params.explorer
+    volumes = list(dict.fromkeys(row["volume"] for row in rows))
+    return [f"{len(rows) // len(levels)} patches of {e.size} × {e.size} voxels ({e.stride} apart, at least {e.head:.0%} in the "
+            f"mask) from the middle evaluated axial slice of {' and '.join(volumes)}, each seen {' and at '.join([levels[0], ', '.join(levels[1:])])}: "
+            f"{len(rows)} points. A patch's code is the model's code map of the slice ({patches.codes.shape[1]} channels) "
+            "averaged over the latent cells that cover the patch, as the decoder receives it when it denoises that slice; "
+            "projected by PCA and t-SNE. `plots/patches.csv` holds both projections, the noise level, the patch's mean "
+            "reference intensity and its PSNR noisy and denoised; `figures/patches/` one image per point (reference | noisy | "
+            "denoised); the site's explorer shows them.\n",
+            "![patch codes](figures/patch_codes.png)\n"]
 
 
 def _adapt_paragraph(params: EvaluateParams, results: Results) -> str:
@@ -187,6 +239,7 @@ def write_report(
     outputs: list[CaseOutputs],
     loaded: LoadedModel,
     whole_volume: dict,
+    patches: PatchCodes | None = None,
 ) -> None:
     figure_backend()
     levels = params.noise
@@ -238,6 +291,8 @@ def write_report(
         ]
         for level in sorted({params.figure_noise, max(levels)} & set(levels)):
             parts.append(f"\n![{case.name} at {level * 100:g}% noise]({_panel(case, out, level, params.methods, results, paths)})\n")
+    if patches is not None:
+        parts += ["\n## Patch codes\n", *_patch_codes(paths, params, patches)]
     depth = cases[0].clean.shape[2]
     methods = [m for m in ("model", *params.methods) if m != "noisy"]  # the fine-tune is timed on the whole volume
     time_rows = [[LABELS[m], results.find(m)["seconds"], results.find(m)["seconds"] * depth] for m in methods]

@@ -9,6 +9,7 @@ import shutil
 import tarfile
 import zipfile
 
+import numpy as np
 import pytest
 import yaml
 
@@ -177,3 +178,65 @@ def test_canonical_archives_are_unpacked(mirror, http_mirror, tmp_path, monkeypa
         assert (tmp_path / "raw" / name).read_bytes() == (mirror / "mri" / name).read_bytes()
     with pytest.raises(UserError, match="no canonical source"):
         download_canonical(["other.nii.gz"], tmp_path / "raw")
+
+
+@pytest.mark.slow
+def test_patch_explorer_rows_match_their_volume_noise_and_a_fresh_encoding(small_pipeline, mri_crops):
+    """plots/patches.csv against its sources: the grid of patches over the middle evaluated slice with enough head in
+    them, each clean and at every level; the PCA of codes recomputed here from the model's own encoder (up to each
+    axis's sign), the in-patch PSNR of a fresh denoising, and each point's image (reference | noisy | denoised)."""
+    import csv
+
+    import matplotlib.image
+    import torch
+
+    from latente.domains.mri.data import unit_scale
+    from latente.domains.mri.evaluation import load_case, noise_seed
+    from latente.domains.mri.metrics import psnr
+    from latente.domains.mri.model import denoise_values
+    from latente.shared.noise import corrupt
+    from sklearn.decomposition import PCA
+
+    evaluate, explorer = SMALL_PARAMS["evaluate"], SMALL_PARAMS["evaluate"]["explorer"]
+    with (small_pipeline / "reports/mri/plots/patches.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    model = load_model(small_pipeline / "models/mri", domain="mri").model.eval()
+    size, levels, step = explorer["size"], [0.0, *evaluate["noise"]], model.config.downsampling
+    expected, codes = [], []
+    for ci, name in enumerate((TEST, REAL)):
+        case = load_case(small_pipeline / "data/raw/mri" / name, evaluate["slices"], evaluate["mask_threshold"])
+        z = case.zs.start + (case.zs.stop - case.zs.start) // 2
+        corners = [(x, y) for x in range(0, case.clean.shape[0] - size + 1, explorer["stride"])
+                   for y in range(0, case.clean.shape[1] - size + 1, explorer["stride"])
+                   if case.mask[x : x + size, y : y + size, z].mean() >= explorer["head"]]
+        assert corners
+        for li, level in enumerate(levels):
+            noisy = case.clean if level == 0 else corrupt(torch.from_numpy(case.clean), evaluate["kind"], level,
+                                                          torch.Generator().manual_seed(noise_seed(evaluate["seed"], ci, li - 1))).numpy()
+            scaled = unit_scale(noisy)[0]
+            stack = torch.from_numpy(np.stack([scaled[..., min(max(z + k, 0), scaled.shape[2] - 1)] for k in (-1, 0, 1)])[None].astype(np.float32))
+            with torch.no_grad():
+                code_map = model.encode(stack)[0].numpy()
+            denoised = denoise_values(model, noisy, slice(z, z + 1))[..., 0]
+            for x, y in corners:
+                expected.append((name, z, x, y, level, noisy[x : x + size, y : y + size, z], denoised[x : x + size, y : y + size],
+                                 case.clean[x : x + size, y : y + size, z]))
+                codes.append(code_map[:, x // step : (x + size + step - 1) // step, y // step : (y + size + step - 1) // step].mean((1, 2)))
+    assert [(r["volume"], int(r["slice"]), int(r["x"]), int(r["y"]), float(r["sigma"])) for r in rows] == [e[:5] for e in expected]
+    pca = PCA(2, random_state=0).fit_transform(np.stack(codes))
+    for axis in (0, 1):
+        written = np.array([float(r[f"pca_{axis + 1}"]) for r in rows])
+        assert min(np.abs(written - pca[:, axis]).max(), np.abs(written + pca[:, axis]).max()) < 1e-3
+    for row, (_, _, _, _, level, noisy, denoised, clean) in zip(rows, expected):
+        assert row["noise"] == ("clean" if level == 0 else f"{100 * level:g} %")
+        assert float(row["intensity"]) == pytest.approx(clean.mean(), abs=1e-5)
+        assert float(row["psnr_model"]) == pytest.approx(psnr(denoised, clean), abs=1e-3)
+        assert (row["psnr_noisy"] == "") == (level == 0)
+    image = matplotlib.image.imread(small_pipeline / "reports/mri/figures" / rows[-1]["image"])[..., 0]  # gray: R = G = B
+    assert image.shape == (4 * size, 4 * (3 * size + 2))
+    _, _, _, _, _, noisy, denoised, clean = expected[-1]
+    for k, part in enumerate((clean, noisy, denoised)):
+        shown = image[::4, 4 * k * (size + 1) : 4 * (k * (size + 1) + size) : 4]
+        assert np.abs(shown - np.clip(np.rot90(part), 0, 1)).max() <= 2 / 255  # 256 gray levels, then 8-bit PNG
+    report = (small_pipeline / "reports/mri/report.md").read_text()
+    assert "## Patch codes" in report and (small_pipeline / "reports/mri/figures/patch_codes.png").stat().st_size > 1000
