@@ -4,8 +4,10 @@
 sampler proposes values for the keys of `space`; each trial runs
 `dvc exp run --temp -n <name>-<k> -S key=value ... <target>`, so `dvc exp show` lists it with
 its params and metrics and `dvc exp apply <name>-<k>` restores it; nothing trains outside DVC.
-The objective is one key of a DVC metrics file the target writes (`reports/<domain>/summary.json`,
-as `dvc exp show` names its columns), read back from the experiment through DVC.
+The objective is one key of a metrics file the target writes, as `dvc exp show` names its columns:
+a flat key of `reports/<domain>/summary.json` (`model/accuracy`), or a nested one joined by dots, as
+in the train stage's DVCLive `reports/<domain>/training/metrics.json` (`val.loss`); it is read back
+from the experiment through DVC.
 
 The study lives in `reports/sweeps/<name>/study.db`, so a stopped search resumes where it
 stopped; `trials` bounds the whole search and `minutes` each invocation (a running trial
@@ -96,6 +98,17 @@ def has_key(params: dict[str, Any], dotted: str) -> bool:
     return True
 
 
+def metric_names(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A metrics file's values by the names `dvc exp show` gives them: nested keys joined by dots."""
+    named: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            named |= metric_names(value, f"{prefix}{key}.")
+        else:
+            named[f"{prefix}{key}"] = value
+    return named
+
+
 def check_spec(spec: SweepSpec, params: dict[str, Any], name: str, root: Path) -> None:
     """Everything that can be wrong before the first trial: keys, overlap, target, objective."""
     where = f"{PARAMS_FILE}: {SECTION}.{name}"
@@ -115,7 +128,7 @@ def check_spec(spec: SweepSpec, params: dict[str, Any], name: str, root: Path) -
     if not metrics_file.is_file():
         raise UserError(f"{where}.objective.file", f"{spec.objective.file} not found",
                         f"run `dvc repro {spec.target}` once, so that the metric names can be checked")
-    known = read_json(metrics_file)
+    known = metric_names(read_json(metrics_file))
     if spec.objective.metric not in known:
         close = [k for k in known if spec.objective.metric.split("/")[-1] in k][:3]
         raise UserError(f"{where}.objective.metric", f"{spec.objective.file} has no metric {spec.objective.metric!r}",
@@ -167,7 +180,7 @@ def objective_value(spec: SweepSpec, experiment: str, root: Path) -> float:
     import dvc.api
 
     metrics = dvc.api.metrics_show(spec.objective.file, repo=str(root), rev=experiment_rev(experiment, root))
-    return float(metrics[spec.objective.metric])
+    return float(metric_names(metrics)[spec.objective.metric])
 
 
 def run_trial(spec: SweepSpec, experiment: str, values: dict[str, Any], root: Path) -> bool:

@@ -13,15 +13,17 @@ import pytest
 import yaml
 
 from latente.shared.params import PARAMS_FILE, load_params, validate
-from latente.shared.sweep import SECTION, SweepSpec, has_key, main, yaml_value
+from latente.shared.sweep import SECTION, SweepSpec, has_key, load_spec, main, metric_names, objective_value, yaml_value
 
 # A toy project: one stage whose score is −(x − 3)², so every trial's value can be checked by hand.
+# It also writes a DVCLive-shaped training log, whose nested `val.loss` is (x − 3)².
 STAGE = {"cmd": "python score.py", "deps": ["score.py"], "params": ["toy"],
-         "metrics": ["reports/toy/summary.json"]}
+         "metrics": ["reports/toy/summary.json"], "plots": ["reports/toy/training"]}
 SCORE = """import json, os, yaml
 x = yaml.safe_load(open("params.yaml"))["toy"]["train"]["x"]
-os.makedirs("reports/toy", exist_ok=True)
+os.makedirs("reports/toy/training", exist_ok=True)
 json.dump({"model/score": -(x - 3.0) ** 2}, open("reports/toy/summary.json", "w"))
+json.dump({"step": 2, "val": {"loss": (x - 3.0) ** 2}}, open("reports/toy/training/metrics.json", "w"))
 """
 SPEC = {"target": "evaluate", "objective": {"file": "reports/toy/summary.json", "metric": "model/score", "direction": "maximize"},
         "space": {"toy.train.x": {"low": 0.0, "high": 6.0}}, "fixed": {"toy.train.epochs": 2}, "trials": 3, "minutes": 10}
@@ -96,13 +98,24 @@ def test_an_unknown_sweep_a_folder_without_dvc_and_bad_limits_are_one_line(tmp_p
     assert "--minutes: must be > 0" in error_line(root, capsys, "--minutes", "-1")
 
 
+def test_nested_metrics_are_named_as_dvc_exp_show_names_them(tmp_path):
+    """A DVCLive metrics file nests its values: its objective is `val.loss`; flat keys keep their own dots."""
+    assert metric_names({"lr": 0.1, "val": {"loss": 2.0, "parts": {"kl": 0.5}}, "model/accuracy/snr_db=10.0": 0.7}) == {
+        "lr": 0.1, "val.loss": 2.0, "val.parts.kl": 0.5, "model/accuracy/snr_db=10.0": 0.7}
+    nested = {**SPEC, "objective": {"file": "reports/toy/training/metrics.json", "metric": "val.loss", "direction": "minimize"}}
+    root = project(tmp_path, nested)
+    (root / "reports/toy/training").mkdir()
+    (root / "reports/toy/training/metrics.json").write_text(json.dumps({"step": 3, "val": {"loss": 4.0}}))
+    assert load_spec("toy", root).objective.metric == "val.loss"
+
+
 @pytest.mark.parametrize("value", [1e-5, 0.001, 2.5, 1e20, -2.5e-7, True, False, 7, "conv_ae", None, ["jackson", "lucas"], [0.5, 1e-5]])
 def test_values_reach_params_yaml_as_the_same_value(value):
     assert yaml.safe_load(yaml_value(value)) == value
 
 
 @pytest.mark.slow  # three `dvc exp run --temp` in a throw-away repository
-def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path):
+def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkeypatch):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     root = tmp_path / "repo"
@@ -134,6 +147,11 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path):
         assert params == {"x": pytest.approx(t["params"]["toy.train.x"]), "epochs": 2}  # fixed values applied too
         assert data["metrics"]["reports/toy/summary.json"]["data"]["model/score"] == pytest.approx(t["value"])
     assert yaml.safe_load((root / "params.yaml").read_text())["toy"]["train"] == {"x": 1.0, "epochs": 5}  # workspace untouched
+    nested = SweepSpec.model_validate({**SPEC, "objective": {"file": "reports/toy/training/metrics.json", "metric": "val.loss",
+                                                             "direction": "minimize"}})
+    monkeypatch.chdir(root)  # DVC reads a metrics path from the working directory, as the sweep runs: from the root
+    for t in trials["trials"]:  # a nested objective is read back from the experiment too
+        assert objective_value(nested, t["experiment"], root) == pytest.approx(-t["value"])
 
     run([*sweep, "--trials", "4"], root, env)  # resumes: one more trial, the first three kept
     again = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
@@ -143,14 +161,16 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path):
 
 def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
     """The committed specs as the search would read them, short of the metric names (a fresh clone has no reports):
-    every key exists, belongs to the target's domain, and the objective is that domain's summary."""
+    every key exists, belongs to the target's domain, and the objective is the metrics its target writes: evaluate's
+    summary, or train's DVCLive log."""
     params = load_params(repo_root / PARAMS_FILE)
     stages = run(["dvc", "stage", "list", "--name-only"], repo_root).split()
-    assert set(params[SECTION]) >= {"speech", "anomaly", "protein"}
+    assert set(params[SECTION]) >= {"speech", "anomaly", "protein", "mri"}
     for name, section in params[SECTION].items():
         spec = validate(SweepSpec, section, f"{SECTION}.{name}")
         domain = spec.target.partition("@")[2]
         assert spec.target in stages, name
-        assert spec.objective.file == f"reports/{domain}/summary.json", name
+        written = {"evaluate": f"reports/{domain}/summary.json", "train": f"reports/{domain}/training/metrics.json"}
+        assert spec.objective.file == written[spec.target.partition("@")[0]], name
         keys = [*spec.space, *spec.fixed]
         assert [key for key in keys if not (has_key(params, key) and key.startswith(f"{domain}."))] == [], name
