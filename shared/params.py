@@ -83,6 +83,8 @@ class TrainerConfig(StrictParams):
     patience: int | None = 10
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = True
+    # bf16 autocast on CUDA (the CPU never autocasts). Off unless asked: on an H200 every domain's model trained at
+    # 0.73–0.95× its fp32 speed at its own batch size, being too small to be bound by arithmetic (`python -m bench.gpu`)
+    bf16: bool = False
     threads: int | None = None
     ema_decay: float | None = pydantic.Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights
