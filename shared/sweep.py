@@ -17,6 +17,7 @@ metric the target does not write) stops with one `error:` line before any trial 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
+import yaml
 
 from latente.shared.errors import UserError, exit_on_user_error
 from latente.shared.io import read_json, write_json
@@ -31,6 +33,7 @@ from latente.shared.params import PARAMS_FILE, StrictParams, load_params, valida
 
 SECTION = "sweeps"
 OUTPUT = Path("reports/sweeps")
+BARE = re.compile(r"[A-Za-z0-9_.+/|@%-]+")  # characters Hydra reads the same unquoted
 
 
 class Range(StrictParams):
@@ -73,10 +76,14 @@ class Objective(StrictParams):
 
 
 class SweepSpec(StrictParams):
+    """`fixed` sets keys in every trial; `drop` removes keys from every trial's params (`-S ~key`, Hydra's deletion),
+    e.g. the models a validation protocol does not need (a mapping cannot be set to fewer entries: `-S` merges)."""
+
     target: str
     objective: Objective
     space: dict[str, Range]
     fixed: dict[str, Any] = {}
+    drop: list[str] = []
     trials: int = pydantic.Field(ge=1)
     minutes: float = pydantic.Field(gt=0)
     seed: int = 0
@@ -112,13 +119,17 @@ def metric_names(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def check_spec(spec: SweepSpec, params: dict[str, Any], name: str, root: Path) -> None:
     """Everything that can be wrong before the first trial: keys, overlap, target, objective."""
     where = f"{PARAMS_FILE}: {SECTION}.{name}"
-    for group in ("space", "fixed"):
+    for group in ("space", "fixed", "drop"):
         for key in getattr(spec, group):
             if not has_key(params, key):
                 raise UserError(f"{where}.{group}.{key}", f"{PARAMS_FILE} has no such key", "sweep only keys params.yaml lists")
     both = sorted(set(spec.space) & set(spec.fixed))
     if both:
         raise UserError(f"{where}.fixed.{both[0]}", "is also in space")
+    for dropped in spec.drop:
+        under = [key for key in [*spec.space, *spec.fixed] if f"{key}.".startswith(f"{dropped}.") or f"{dropped}.".startswith(f"{key}.")]
+        if under:
+            raise UserError(f"{where}.drop.{dropped}", f"overlaps {under[0]}, which the sweep sets", "drop only keys no trial sets")
     listed = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=root, capture_output=True, text=True)
     if listed.returncode != 0:
         raise UserError(root.resolve(), "not a DVC project", "run the sweep from the repository root")
@@ -146,9 +157,11 @@ def load_spec(name: str, root: Path) -> SweepSpec:
 
 
 def yaml_value(value: Any) -> str:
-    """A value as `dvc exp run -S key=value` and YAML 1.1 (PyYAML) read it back: null, booleans in
-    lower case, lists in flow style, and floats with a dot in the mantissa (YAML 1.1 reads `1e-05`
-    as a string)."""
+    """A value as `dvc exp run -S key=value` reads it back (Hydra's override grammar, then YAML into
+    params.yaml): null, booleans in lower case, lists in flow style, floats with a dot in the mantissa
+    (YAML 1.1 reads `1e-05` as a string), and a string bare only where it can be nothing else: one
+    that would read as a number, boolean or null (`'100'`, a record) or holds other characters is
+    quoted, its quotes escaped as Hydra escapes them."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -159,7 +172,18 @@ def yaml_value(value: Any) -> str:
         text = repr(value)
         mantissa, e, exponent = text.partition("e")
         return f"{mantissa if '.' in mantissa else mantissa + '.0'}{e}{exponent}" if e else text
+    if isinstance(value, str) and not (BARE.fullmatch(value) and yaml.safe_load(value) == value and not _number(value)):
+        return "'" + value.replace("'", "\\'") + "'"
     return str(value)
+
+
+def _number(text: str) -> bool:
+    """Whether Hydra would read `text` as a number (YAML 1.1 keeps `1e-5` a string; Hydra does not)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def experiment_rev(name: str, root: Path) -> str:
@@ -184,7 +208,7 @@ def objective_value(spec: SweepSpec, experiment: str, root: Path) -> float:
 
 
 def run_trial(spec: SweepSpec, experiment: str, values: dict[str, Any], root: Path) -> bool:
-    settings = [f"-S{key}={yaml_value(value)}" for key, value in {**spec.fixed, **values}.items()]
+    settings = [f"-S~{key}" for key in spec.drop] + [f"-S{key}={yaml_value(value)}" for key, value in {**spec.fixed, **values}.items()]
     print(f"{experiment}: {' '.join(s[2:] for s in settings)}", file=sys.stderr, flush=True)
     return subprocess.run(["dvc", "exp", "run", "--temp", "-n", experiment, *settings, spec.target], cwd=root).returncode == 0
 
@@ -223,7 +247,8 @@ def summarise(study: Any, spec: SweepSpec) -> dict[str, Any]:
     rows = [{"experiment": t.user_attrs["experiment"], "params": t.params, "state": t.state.name, "value": t.value} for t in study.trials]
     top = study.best_trial if any(t.value is not None for t in study.trials) else None
     best = None if top is None else {"experiment": top.user_attrs["experiment"], "params": top.params, "value": top.value}
-    return {"target": spec.target, "objective": spec.objective.model_dump(), "fixed": spec.fixed, "trials": rows, "best": best}
+    return {"target": spec.target, "objective": spec.objective.model_dump(), "fixed": spec.fixed, "drop": spec.drop, "trials": rows,
+            "best": best}
 
 
 @exit_on_user_error

@@ -50,6 +50,7 @@ class Trials(pydantic.BaseModel):
     target: str
     objective: Objective
     fixed: dict[str, Any]
+    drop: list[str] = []  # absent from the trials.json of searches run before `drop` existed
     trials: list[Trial]
     best: Optional[Best]
 
@@ -105,7 +106,7 @@ def _read_trials(path: Path, spec: SweepSpec, name: str) -> Trials:
         raise UserError(f"{path}: {where}" if where else path,
                         f"{problem} (not the trials.json that `python -m latente.shared.sweep` writes)") from None
     hint = f"the search ran with another spec of {SECTION}.{name}: remove {path.parent} and run `python -m latente.shared.sweep {name}`"
-    for key in ("target", "objective", "fixed"):
+    for key in ("target", "objective", "fixed", "drop"):
         if getattr(trials, key) != getattr(spec, key):
             raise UserError(f"{path}: {key}", f"differs from {PARAMS_FILE} {SECTION}.{name}.{key}", hint)
     searched = [(f"trials[{index}]", trial.params) for index, trial in enumerate(trials.trials)]

@@ -26,7 +26,9 @@ json.dump({"model/score": -(x - 3.0) ** 2}, open("reports/toy/summary.json", "w"
 json.dump({"step": 2, "val": {"loss": (x - 3.0) ** 2}}, open("reports/toy/training/metrics.json", "w"))
 """
 SPEC = {"target": "evaluate", "objective": {"file": "reports/toy/summary.json", "metric": "model/score", "direction": "maximize"},
-        "space": {"toy.train.x": {"low": 0.0, "high": 6.0}}, "fixed": {"toy.train.epochs": 2}, "trials": 3, "minutes": 10}
+        "space": {"toy.train.x": {"low": 0.0, "high": 6.0}}, "fixed": {"toy.train.epochs": 2}, "drop": ["toy.report"], "trials": 3,
+        "minutes": 10}
+TOY_PARAMS = {"toy": {"train": {"x": 1.0, "epochs": 5}, "report": {"figures": True}}}
 
 
 def run(cmd: list[str], root: Path, env: dict | None = None) -> str:
@@ -38,7 +40,7 @@ def run(cmd: list[str], root: Path, env: dict | None = None) -> str:
 def project(root: Path, spec: dict, name: str = "toy") -> Path:
     """A DVC project (no git needed to check a spec) with the toy stage and its last metrics."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"train": {"x": 1.0, "epochs": 5}}, "sweeps": {name: spec}}))
+    (root / "params.yaml").write_text(yaml.safe_dump({**TOY_PARAMS, "sweeps": {name: spec}}))
     (root / "score.py").write_text(SCORE)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": STAGE}}))
     (root / "reports/toy").mkdir(parents=True, exist_ok=True)
@@ -69,6 +71,9 @@ BAD_SPECS = [  # (what changes in the spec, words of the one error line)
     ({"space": {"toy.train.x": {"low": 0}}}, ["give choice, or both low and high"]),
     ({"space": {}}, ["sweeps.toy.space", "at least one key"]),
     ({"fixed": {"toy.train.x": 1}}, ["sweeps.toy.fixed.toy.train.x", "also in space"]),
+    ({"drop": ["toy.reprot"]}, ["sweeps.toy.drop.toy.reprot", "no such key"]),
+    ({"drop": ["toy.train"]}, ["sweeps.toy.drop.toy.train", "overlaps toy.train.x"]),
+    ({"drop": ["toy.train.epochs"]}, ["sweeps.toy.drop.toy.train.epochs", "overlaps toy.train.epochs, which the sweep sets"]),
     ({"objective": {**SPEC["objective"], "metric": "model/scor"}}, ["objective.metric", "no metric 'model/scor'", "model/score"]),
     ({"objective": {**SPEC["objective"], "file": "reports/toy/other.json"}}, ["objective.file", "not found", "dvc repro evaluate"]),
     ({"objective": {**SPEC["objective"], "direction": "up"}}, ["sweeps.toy.objective.direction"]),
@@ -114,13 +119,29 @@ def test_values_reach_params_yaml_as_the_same_value(value):
     assert yaml.safe_load(yaml_value(value)) == value
 
 
+STRINGS = ["conv_ae", "3_theo_0.wav", "up|P00807|BLAC_STAAU/22-281", "100", ["102", "104"], "true", "null", "1e-5", "inf", "it's",
+           "a: b", "x,y", "[a]", "two words"]
+
+
+@pytest.mark.parametrize("value", STRINGS, ids=[str(i) for i in range(len(STRINGS))])
+def test_strings_reach_params_yaml_as_the_same_strings_through_dvc(tmp_path, value):
+    """`-S` is parsed by Hydra's override grammar (DVC's own `apply_overrides`), then written into params.yaml:
+    a record name must stay the string it is, whatever it looks like."""
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / PARAMS_FILE
+    params.write_text(yaml.safe_dump({"toy": {"key": "before"}}))
+    apply_overrides(str(params), [f"toy.key={yaml_value(value)}"])
+    assert load_params(params)["toy"]["key"] == value
+
+
 @pytest.mark.slow  # three `dvc exp run --temp` in a throw-away repository
 def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkeypatch):
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     root = tmp_path / "repo"
     root.mkdir()
-    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {"train": {"x": 1.0, "epochs": 5}}, "sweeps": {"toy": SPEC}}))
+    (root / "params.yaml").write_text(yaml.safe_dump({**TOY_PARAMS, "sweeps": {"toy": SPEC}}))
     (root / "score.py").write_text(SCORE)
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": STAGE}}))
     (root / ".gitignore").write_text("/reports/\n")
@@ -143,10 +164,10 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     assert set(experiments) == {"toy-0", "toy-1", "toy-2"}
     for t in trials["trials"]:
         data = experiments[t["experiment"]]
-        params = data["params"]["params.yaml"]["data"]["toy"]["train"]
-        assert params == {"x": pytest.approx(t["params"]["toy.train.x"]), "epochs": 2}  # fixed values applied too
+        params = data["params"]["params.yaml"]["data"]["toy"]
+        assert params == {"train": {"x": pytest.approx(t["params"]["toy.train.x"]), "epochs": 2}}  # fixed values applied, dropped keys gone
         assert data["metrics"]["reports/toy/summary.json"]["data"]["model/score"] == pytest.approx(t["value"])
-    assert yaml.safe_load((root / "params.yaml").read_text())["toy"]["train"] == {"x": 1.0, "epochs": 5}  # workspace untouched
+    assert yaml.safe_load((root / "params.yaml").read_text())["toy"] == TOY_PARAMS["toy"]  # workspace untouched
     nested = SweepSpec.model_validate({**SPEC, "objective": {"file": "reports/toy/training/metrics.json", "metric": "val.loss",
                                                              "direction": "minimize"}})
     monkeypatch.chdir(root)  # DVC reads a metrics path from the working directory, as the sweep runs: from the root
@@ -165,12 +186,12 @@ def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
     summary, or train's DVCLive log."""
     params = load_params(repo_root / PARAMS_FILE)
     stages = run(["dvc", "stage", "list", "--name-only"], repo_root).split()
-    assert set(params[SECTION]) >= {"speech", "anomaly", "protein", "mri"}
+    assert set(params[SECTION]) >= {"ecg", "speech", "anomaly", "protein", "mri"}
     for name, section in params[SECTION].items():
         spec = validate(SweepSpec, section, f"{SECTION}.{name}")
         domain = spec.target.partition("@")[2]
         assert spec.target in stages, name
         written = {"evaluate": f"reports/{domain}/summary.json", "train": f"reports/{domain}/training/metrics.json"}
         assert spec.objective.file == written[spec.target.partition("@")[0]], name
-        keys = [*spec.space, *spec.fixed]
+        keys = [*spec.space, *spec.fixed, *spec.drop]
         assert [key for key in keys if not (has_key(params, key) and key.startswith(f"{domain}."))] == [], name

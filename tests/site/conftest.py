@@ -200,7 +200,8 @@ SITE_SWEEPS = {  # speech's two sweeps (the first searched, the second not yet);
     "speech-latent": {"target": "evaluate@speech", "objective": SPEECH_OBJECTIVE, "trials": 3, "minutes": 5,
                       "space": {"speech.train.model.latent_dim": {"choice": [16, 32, 64]},
                                 "speech.train.trainer.lr": {"low": 0.0001, "high": 0.01, "log": True}},
-                      "fixed": {"speech.train.trainer.epochs": 4, "speech.train.test_speakers": ["lucas"]}},
+                      "fixed": {"speech.train.trainer.epochs": 4, "speech.train.test_speakers": ["lucas"]},
+                      "drop": ["speech.evaluate.interpolation"]},
     "speech-weight": {"target": "evaluate@speech", "objective": SPEECH_OBJECTIVE, "trials": 4, "minutes": 5,
                       "space": {"speech.train.supervision.digit_weight": {"low": 0, "high": 300}}},
 }
@@ -234,7 +235,7 @@ def write_trials(root: Path, name: str, spec: dict, trials: list[dict], best: in
     path = root / "reports" / "sweeps" / name / "trials.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"target": spec["target"], "objective": spec["objective"], "fixed": spec.get("fixed", {}),
-                                "trials": trials, "best": top}))
+                                "drop": spec.get("drop", []), "trials": trials, "best": top}))
     return path
 
 

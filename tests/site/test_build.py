@@ -509,7 +509,9 @@ def test_sweeps_page_shows_each_sweep_its_trials_and_the_best_against_the_defaul
         assert _table_rows(searched, "space") == [["speech.train.model.latent_dim", "16, 32, 64"],
                                                   ["speech.train.trainer.lr", {"en": "from 0.0001 to 0.01", "pt-BR": "de 0,0001 a 0,01"}[lang] + f", {log}"]]
         assert fixed in searched
-        assert _table_rows(searched, "fixed") == [["speech.train.trainer.epochs", "4"], ["speech.train.test_speakers", "[lucas]"]]
+        dropped = {"en": "removed from the params of every trial", "pt-BR": "removida dos parâmetros de todas as tentativas"}[lang]
+        assert _table_rows(searched, "fixed") == [["speech.train.trainer.epochs", "4"], ["speech.train.test_speakers", "[lucas]"],
+                                                  ["speech.evaluate.interpolation", dropped]]
         point = {"en": ".", "pt-BR": ","}[lang]
         assert _table_rows(searched, "trials") == [
             ["speech-latent-0", "16", f"0{point}0005", "COMPLETE", f"0{point}625"],
