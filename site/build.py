@@ -113,7 +113,10 @@ class Renderer:
             return format_number(value, lang)
 
         def setting(value: Any) -> str:
-            """A params value: a number in the page's language, anything else as `dvc exp run -S` takes it."""
+            """A params value: a number in the page's language, a string as it is, anything else (a list, a boolean,
+            null) as `dvc exp run -S` takes it."""
+            if isinstance(value, str):
+                return value
             return num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else yaml_value(value)
 
         def condition_text(condition: dict[str, Any]) -> str:
