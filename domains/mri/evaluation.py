@@ -200,15 +200,15 @@ def patch_codes(model: Autoencoder, cases: list[Case], levels: tuple[float, ...]
             noisy = case.clean if level == 0 else noisy_volume(case, kind, level, seed, ci, li - 1)
             code_map = slice_code(model, unit_scale(noisy)[0], z)
             denoised = denoise_values(model, noisy, slice(z, z + 1))[..., 0]
+            noisy_slice, noise = noisy[..., z], "clean" if level == 0 else f"{100 * level:g} %"
             for x, y in corners:
                 box = (slice(x, x + size), slice(y, y + size))
                 cells = (slice(None), slice(x // step, -(-(x + size) // step)), slice(y // step, -(-(y + size) // step)))
                 codes.append(code_map[cells].mean((1, 2)))
-                images.append(np.stack([clean[box], noisy[..., z][box], denoised[box]]))
-                rows.append({"patch": f"{case.name.split('.')[0]} ({x}, {y}) {'clean' if level == 0 else f'{100 * level:g} %'}",
-                             "volume": case.name, "slice": z, "x": x, "y": y, "noise": "clean" if level == 0 else f"{100 * level:g} %",
-                             "sigma": level, "intensity": round(float(clean[box].mean()), 5),
-                             "psnr_noisy": round(psnr(noisy[..., z][box], clean[box]), 3) if level else None,
+                images.append(np.stack([clean[box], noisy_slice[box], denoised[box]]))
+                rows.append({"patch": f"{case.name.split('.')[0]} ({x}, {y}) {noise}", "volume": case.name, "slice": z, "x": x, "y": y,
+                             "noise": noise, "sigma": level, "intensity": round(float(clean[box].mean()), 5),
+                             "psnr_noisy": round(psnr(noisy_slice[box], clean[box]), 3) if level else None,
                              "psnr_model": round(psnr(denoised[box], clean[box]), 3)})
     return PatchCodes(rows, np.stack(codes), images)
 
