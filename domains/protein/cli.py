@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from latente.domains.protein import DOMAIN
+from latente.domains.protein import BOUNDS, DOMAIN
 from latente.shared.cli import (
     epochs_option, float_option, force_option, input_file, int_option, json_option, model_folder, model_option,
     output_file, output_folder, project_path, seed_option,
@@ -16,19 +17,28 @@ from latente.shared.cli import (
 
 DEFAULT_MODEL = Path("models") / DOMAIN
 DEFAULT_PARAMS = Path("params.yaml")
-SAMPLES_MAX = 10_000  # ELBO samples per sequence: the pipeline uses 100; the cost grows linearly (mutants × samples)
+SAMPLES_MAX = 10_000  # latent draws per sequence: the pipeline uses 100; the cost grows linearly (mutants × samples)
 MEMBERS_MAX = 50  # as the params schema allows
 SEQUENCES_MAX = 10_000  # `sample -n`: the decoder holds n × 21 × L probabilities at once; run again with another --seed for more
 
-app = typer.Typer(no_args_is_help=True, help="Protein family VAE: mutation effects (ΔELBO) and sequence generation.")
+app = typer.Typer(no_args_is_help=True, help="Protein family VAE: mutation effects (Δ log p(x) bound) and sequence generation.")
 
 ALIGNMENT_HELP = "family alignment: A2M/A3M FASTA or Stockholm; the first sequence is the focus unless --focus names one"
 MUTATIONS_HELP = "DMS CSV with a mutant column (A23V, multi-mutants joined by ':') and a score column"
 
 
 def _samples_option():
-    return int_option(100, "--samples", low=1, high=SAMPLES_MAX, help="ELBO samples per sequence",
+    return int_option(100, "--samples", low=1, high=SAMPLES_MAX, help="latent draws per sequence",
                       why="the run time grows linearly with it")
+
+
+BoundChoice = Enum("BoundChoice", {bound: bound for bound in BOUNDS}, type=str)  # --bound's choices, as typer takes them
+
+
+def _bound_option():
+    return typer.Option(BOUNDS[0], "--bound",
+                        help="bound on log p(x) whose difference mutant − wild type scores a mutant: importance-weighted "
+                             "(tighter) or the ELBO")
 
 
 def _theta_option(help: str):
@@ -56,16 +66,17 @@ def score_command(
     score_column: str = typer.Option("score", help="column holding the measured effect"),
     focus: Optional[str] = typer.Option(None, help="id of the focus sequence (default: the first)"),
     samples: int = _samples_option(),
+    bound: BoundChoice = _bound_option(),
     seed: int = seed_option("seed of the latent draws"),
     theta: float = _theta_option("sequence-weight identity threshold 1 - theta (site-independent baseline)"),
     out: Optional[Path] = typer.Option(None, help="also write per-mutant predictions to this CSV"),
     force: bool = force_option("--out"),
     json_output: bool = json_option(),
 ) -> None:
-    """Spearman ρ of the model's ΔELBO and of the site-independent baseline against a DMS.
+    """Spearman ρ of the model's Δ bound (--bound) and of the site-independent baseline against a DMS.
 
-    An ensemble folder (the train stage's, or `evaluate --model-out`) averages its members' ΔELBOs;
-    `--out` writes each mutant's ΔELBO with its Monte Carlo standard error (`model_se`).
+    An ensemble folder (the train stage's, or `evaluate --model-out`) averages its members' differences;
+    `--out` writes each mutant's difference with its Monte Carlo standard error (`model_se`).
     """
     from latente.domains.protein.data import read_mutations, weigh
     from latente.domains.protein.evaluation import add_rows, check_same_focus, score
@@ -79,7 +90,7 @@ def score_command(
     check_same_focus(ensemble, data.alignment.focus, str(alignment))
     mset = read_mutations(mutations, data.alignment.focus, mutant_column, score_column)
     print(f"scoring {len(mset.mutants)} mutants × {samples} samples × {len(ensemble.members)} members", file=sys.stderr)
-    scores = score(ensemble.models, data, mset, samples, seed, pseudocount=1.0)
+    scores = score(ensemble.models, data, mset, samples, seed, pseudocount=1.0, bound=bound.value)
     results = _results(alignment, mutations)
     add_rows(results, scores, mset, samples)
     if out is not None:
@@ -103,6 +114,7 @@ def evaluate_command(
                                         help="override the profile's ensemble size (quick runs: 1)",
                                         why="each member is a whole training"),
     samples: int = _samples_option(),
+    bound: BoundChoice = _bound_option(),
     seed: int = seed_option("seed of the latent draws"),
     theta: float = _theta_option("sequence-weight identity threshold 1 - theta"),
     model_out: Optional[Path] = typer.Option(None, help="save the trained model folder here"),
@@ -137,7 +149,7 @@ def evaluate_command(
         members = train_ensemble(data.alignment.codes, data.weights, params, checkpoint,
                                  fingerprint={"params": params.model_dump(mode="json")})
     models = [trained.model.plain() for trained in members]
-    scores = score(models, data, mset, samples, seed, pseudocount=1.0)
+    scores = score(models, data, mset, samples, seed, pseudocount=1.0, bound=bound.value)
     results = _results(alignment, mutations)
     add_rows(results, scores, mset, samples)
     results.add("model", {"seconds": sum(t.fit.seconds for t in members), "cpu_seconds": sum(t.fit.cpu_seconds for t in members),

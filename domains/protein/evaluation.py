@@ -1,6 +1,7 @@
-"""The evaluation protocol: the ensemble's ΔELBO and the site-independent baseline against a DMS
+"""The evaluation protocol: the ensemble's difference of a bound on log p(x) (IWAE or ELBO) and the
+site-independent baseline against a DMS
 (Spearman ρ) for every replicate procedure, the ensemble size against the validation ELBO, the
-alignment-depth curve, the calibration of the ΔELBO standard error, and sequences generated from
+alignment-depth curve, the calibration of the score's standard error, and sequences generated from
 the prior against the natural family."""
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from latente.domains.protein import DOMAIN
 from latente.domains.protein.baselines import baseline_effects
 from latente.domains.protein.data import Focus, MutationSet, WeightedAlignment, encode, load_prepared, read_mutations, subsample
 from latente.domains.protein.metrics import compare_with_natural, frequency_agreement, spearman
-from latente.domains.protein.model import Effects, FamilyEnsemble, elbo_draws, ensemble_effects, load_family, log_mean_exp, sample_sequences
+from latente.domains.protein.model import (
+    Effects, FamilyEnsemble, ensemble_effects, load_family, log_mean_exp, sample_sequences, sequence_draws,
+)
 from latente.domains.protein.params import EvaluateParams, TrainParams
 from latente.domains.protein.report import sequence_index, write_report
 from latente.domains.protein.training import split, steps_matched, train_ensemble
@@ -35,9 +38,15 @@ def check_same_focus(ensemble: FamilyEnsemble, focus: Focus, where: str) -> None
 
 @dataclass
 class Scores:
-    effects: Effects  # the ensemble's ΔELBO, its standard error, each member's
+    by_bound: dict[str, Effects]  # the ensemble's difference of each bound, from the same draws
+    bound: str  # the bound that scores
     baseline: np.ndarray
     seconds: float
+
+    @property
+    def effects(self) -> Effects:
+        """The scoring bound's differences, their standard errors, each member's."""
+        return self.by_bound[self.bound]
 
     @property
     def model(self) -> np.ndarray:
@@ -45,15 +54,16 @@ class Scores:
 
 
 def score(models: list[VariationalAutoencoder], data: WeightedAlignment, mutations: MutationSet, samples: int, seed: int,
-          pseudocount: float) -> Scores:
-    """The ensemble's ΔELBO of every mutant (with its standard error) and the site-independent baseline's."""
+          pseudocount: float, bound: str) -> Scores:
+    """The ensemble's difference of `bound` for every mutant (with its standard error; the other bound's beside it)
+    and the site-independent baseline's."""
     warning = mutations.warning()
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     started = time.perf_counter()
     effects = ensemble_effects(models, encode(data.alignment.focus.sequence), mutations.codes, samples, seed)
     seconds = time.perf_counter() - started
-    return Scores(effects, baseline_effects(data, mutations, pseudocount), seconds)
+    return Scores(effects, bound, baseline_effects(data, mutations, pseudocount), seconds)
 
 
 def add_rows(results: Results, scores: Scores, mutations: MutationSet, samples: int, replicate_rhos: list[float] = ()) -> None:
@@ -91,8 +101,8 @@ class Replicate:
 
 
 def replicate_rows(results: Results, replicates: list[Replicate], mutations: MutationSet) -> None:
-    """Per replicate, its ensemble's ρ; per ensemble size k (the first k members), the ρ and the
-    held-out bound log mean_k exp(ELBO_k), each averaged over the replicates.
+    """Per replicate, its ensemble's ρ; per bound, the ρ of its differences; per ensemble size k (the
+    first k members), the ρ and the held-out bound log mean_k exp(ELBO_k); each averaged over the replicates.
 
     The bound is a lower bound on the log-likelihood of the held-out sequences under the mixture of
     the k members (each ELBO bounds its member's log p): it is the validation figure that justifies
@@ -101,6 +111,10 @@ def replicate_rows(results: Results, replicates: list[Replicate], mutations: Mut
     for rep in replicates:
         results.add("model", {"spearman": spearman(rep.scores.model, mutations.scores), "members": len(rep.ensemble.members)},
                     seed=rep.seed)
+    for bound in replicates[0].scores.by_bound:
+        rhos = [spearman(rep.scores.by_bound[bound].mean, mutations.scores) for rep in replicates]
+        results.add("model", {"spearman": float(np.mean(rhos)), "spearman_sd": _sd(rhos), "replicates": len(replicates)},
+                    bound=bound)
     for k in range(1, min(len(rep.ensemble.members) for rep in replicates) + 1):
         rhos = [spearman(rep.scores.effects.members[:k].mean(0), mutations.scores) for rep in replicates]
         bounds = [float(rep.validation_weights @ log_mean_exp(rep.validation[:k])) for rep in replicates]
@@ -117,7 +131,7 @@ def held_out_elbo(ensemble: FamilyEnsemble, data: WeightedAlignment, train: Trai
     """[members, held-out] ELBOs of the sequences the procedure with `seed` held out, and their normalised weights."""
     _, held_out = split(data.alignment.shape[0], train.val_fraction, seed)
     codes = data.alignment.codes[held_out]
-    values = np.stack([elbo_draws(model, codes, samples, draw_seed).mean(1) for model in ensemble.models])
+    values = np.stack([sequence_draws(model, codes, samples, draw_seed).elbo.mean(1) for model in ensemble.models])
     weights = data.weights[held_out]
     return values, weights / weights.sum()
 
@@ -143,7 +157,8 @@ def depth_rows(results: Results, data: WeightedAlignment, mutations: MutationSet
             models = [trained.model.plain() for trained in members]
         else:
             shallow, repeat, seconds, models = data, 1, float("nan"), full.ensemble.models[: depth.members]
-        effects = ensemble_effects(models, encode(data.alignment.focus.sequence), mutations.codes, params.samples, params.seed)
+        effects = ensemble_effects(models, encode(data.alignment.focus.sequence), mutations.codes, params.samples,
+                                   params.seed)[params.bound]
         point = {"sequences": n, "neff": shallow.neff, "repeat": repeat, "seconds": seconds,
                  "model": spearman(effects.mean, mutations.scores),
                  "site_independent": spearman(baseline_effects(shallow, mutations, params.pseudocount), mutations.scores)}
@@ -160,7 +175,7 @@ def calibration_rows(results: Results, ensemble: FamilyEnsemble, data: WeightedA
                      params: EvaluateParams) -> list[dict]:
     """The standard error each estimate states against the spread of independent estimates.
 
-    For each number of samples S, `repeats` estimates of the ΔELBO of the same mutants with fresh
+    For each number of samples S, `repeats` estimates of the scoring bound's difference for the same mutants with fresh
     draws: the stated error (root mean square over repeats and mutants) should match the standard
     deviation of the estimates across repeats (root mean square over mutants), and both shrink as 1/√S.
     """
@@ -170,7 +185,7 @@ def calibration_rows(results: Results, ensemble: FamilyEnsemble, data: WeightedA
     wild_type = encode(data.alignment.focus.sequence)
     rows = []
     for samples in c.samples:
-        runs = [ensemble_effects(ensemble.models, wild_type, mutations.codes[chosen], samples, params.seed + 1 + r)
+        runs = [ensemble_effects(ensemble.models, wild_type, mutations.codes[chosen], samples, params.seed + 1 + r)[params.bound]
                 for r in range(c.repeats)]
         stated = float(np.sqrt(np.mean([run.se ** 2 for run in runs])))
         spread = float(np.sqrt(np.mean(np.var([run.mean for run in runs], axis=0, ddof=1))))
@@ -224,7 +239,7 @@ def evaluate(params: EvaluateParams, paths: DomainPaths) -> None:
     mutations = read_mutations(paths.raw / params.mutations, data.alignment.focus, params.mutant_column, params.score_column)
     replicates = []
     for seed, ensemble in [(headline.seed, headline), *((s, load_family(f)) for s, f in sorted(headline.replicates.items()))]:
-        scores = score(ensemble.models, data, mutations, params.samples, params.seed, params.pseudocount)
+        scores = score(ensemble.models, data, mutations, params.samples, params.seed, params.pseudocount, params.bound)
         validation, weights = held_out_elbo(ensemble, data, train, seed, params.samples, params.seed)
         replicates.append(Replicate(seed, ensemble, scores, validation, weights))
         print(f"seed {seed}: ρ {spearman(scores.model, mutations.scores):.4f} ({len(ensemble.members)} members, "

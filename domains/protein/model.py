@@ -178,9 +178,19 @@ class FamilyVAE(VariationalAutoencoder):
         return model.eval()
 
 
+@dataclass(frozen=True)
+class Draws:
+    """Per sequence [M] and latent draw z_s = μ + σ·ε_s [S], the terms of both bounds on log p(x) from the same
+    decoder passes: the ELBO is the mean of `elbo` over the draws, the importance-weighted bound (IWAE, Burda et
+    al. 2016) the log of the mean of exp(`log_weight`), never below the ELBO in expectation and tighter as S grows."""
+
+    elbo: np.ndarray  # log p(x|z_s) − KL(q(z|x) ‖ p(z)), the KL in closed form
+    log_weight: np.ndarray  # log p(x|z_s) + log p(z_s) − log q(z_s|x)
+
+
 @torch.no_grad()
-def elbo_draws(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: int = 0, rows: int = 4096) -> np.ndarray:
-    """ELBO of each sequence [M, L] under each of `samples` draws z = μ + σ·ε: an [M, samples] array.
+def sequence_draws(model: VariationalAutoencoder, codes: np.ndarray, samples: int, seed: int = 0, rows: int = 4096) -> Draws:
+    """Both bounds' terms for each sequence [M, L] under each of `samples` draws: [M, samples] arrays.
 
     The same draws ε are used for every sequence (common random numbers), so differences
     between a mutant and the wild type carry far less sampling noise than independent draws.
@@ -190,52 +200,104 @@ def elbo_draws(model: VariationalAutoencoder, codes: np.ndarray, samples: int, s
     latent = model.config.latent_dim
     eps = torch.randn(samples, latent, generator=torch.Generator().manual_seed(seed))
     per_batch = max(1, rows // samples)
-    out = np.empty((len(codes), samples), dtype=np.float64)
+    elbo = np.empty((len(codes), samples), dtype=np.float64)
+    log_weight = np.empty_like(elbo)
     for lo in range(0, len(codes), per_batch):
         block = torch.as_tensor(codes[lo : lo + per_batch], dtype=torch.long)
         mu, logvar = model.encoder(torch.from_numpy(one_hot(codes[lo : lo + per_batch]))).chunk(2, dim=1)
         logvar = logvar.clamp(-30.0, 20.0)  # as in the shared VariationalAutoencoder
         kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(1)
-        z = (mu[:, None] + eps[None] * torch.exp(0.5 * logvar)[:, None]).reshape(-1, latent)
-        log_p = F.log_softmax(model.decode(z), dim=1)  # [b·S, 21, L]
+        z = mu[:, None] + eps[None] * torch.exp(0.5 * logvar)[:, None]  # [b, S, latent]
+        # log N(z; 0, I) − log N(z; μ, σ²): the 2π terms cancel, and (z − μ)/σ is ε
+        log_prior_ratio = 0.5 * (logvar[:, None] + eps[None] ** 2 - z ** 2).sum(2)
+        log_p = F.log_softmax(model.decode(z.reshape(-1, latent)), dim=1)  # [b·S, 21, L]
         index = block.repeat_interleave(samples, dim=0)[:, None]  # the sequence's state per column
-        recon = log_p.gather(1, index).sum((1, 2)).reshape(len(block), samples)
-        out[lo : lo + len(block)] = (recon - kl[:, None]).double().numpy()
-    return out
+        recon = log_p.gather(1, index).sum((1, 2)).reshape(len(block), samples).double()
+        elbo[lo : lo + len(block)] = (recon - kl[:, None].double()).numpy()
+        log_weight[lo : lo + len(block)] = (recon + log_prior_ratio.double()).numpy()
+    return Draws(elbo, log_weight)
+
 
 
 @dataclass(frozen=True)
 class Effects:
-    """ΔELBO of each mutant under an ensemble: the mean over members of each member's mean over draws,
-    its Monte Carlo standard error, and each member's own mean ([members, mutants])."""
+    """A bound's difference mutant − wild type under an ensemble: the mean over members of each member's
+    estimate, its Monte Carlo standard error, and each member's own estimate ([members, mutants])."""
 
     mean: np.ndarray
     se: np.ndarray
     members: np.ndarray
 
 
-def combine_members(deltas: list[np.ndarray]) -> Effects:
-    """The ensemble's ΔELBO from each member's [mutants, draws] differences d_ks.
+def elbo_effect(elbo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ΔELBO of rows 1… against row 0 (the wild type) from [M, S] draws, and the variance of that estimate.
 
-    Per member the mean m_k over S draws has variance var(d_k)/S. The members are independent, so
-    the ensemble's mean Σ m_k / K has the standard error √(Σ_k var(d_k)/S) / K: the error of the
-    finite number of draws, which shrinks as 1/√S (the spread between members is what the ensemble
-    averages, not an error of the estimate). With one draw there is no spread to measure: NaN.
+    With common draws the paired differences d_s are what is averaged: the mean over S draws has
+    variance var(d)/S. With one draw there is no spread to measure: NaN.
     """
-    means = np.stack([d.mean(1) for d in deltas])
-    variances = np.stack([d.var(1, ddof=1) / d.shape[1] if d.shape[1] > 1 else np.full(len(d), np.nan) for d in deltas])
-    return Effects(means.mean(0), np.sqrt(variances.sum(0)) / len(deltas), means)
+    d = elbo[1:] - elbo[:1]
+    samples = d.shape[1]
+    return d.mean(1), (d.var(1, ddof=1) / samples if samples > 1 else np.full(len(d), np.nan))
+
+
+def iwae_effect(log_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ΔIWAE of rows 1… against row 0 from [M, S] log importance weights, and its jackknife variance.
+
+    The estimate is log mean_s w_s(mutant) − log mean_s w_s(wild type). A log of a mean has no
+    per-draw terms to take the variance of, so the draws are left out one at a time (the same draw
+    from both sequences, as they share it): var = (S − 1)/S · Σ_s (θ₋ₛ − mean θ₋)². One draw: NaN.
+    """
+    full = log_mean_exp(log_weight, axis=1)
+    delta = full[1:] - full[:1]
+    samples = log_weight.shape[1]
+    if samples == 1:
+        return delta, np.full(len(delta), np.nan)
+    left_out = leave_one_out_log_mean_exp(log_weight)
+    d = left_out[1:] - left_out[:1]
+    return delta, (samples - 1) / samples * ((d - d.mean(1, keepdims=True)) ** 2).sum(1)
+
+
+def leave_one_out_log_mean_exp(values: np.ndarray) -> np.ndarray:
+    """[M, S] → [M, S]: log of the mean of exp over each row's other S − 1 values.
+
+    Each row's exponentials are scaled by its largest; leaving out any other value subtracts at most
+    an equal term from a sum ≥ 1, and the largest's own left-out sum is summed afresh, so no
+    difference of nearly equal sums loses the small ones.
+    """
+    top = values.max(1, keepdims=True)
+    scaled = np.exp(values - top)
+    rest = scaled.sum(1, keepdims=True) - scaled
+    largest = values.argmax(1)
+    rows = np.arange(len(values))
+    without_largest = scaled.copy()
+    without_largest[rows, largest] = 0.0
+    rest[rows, largest] = without_largest.sum(1)
+    with np.errstate(divide="ignore"):
+        return top + np.log(rest / (values.shape[1] - 1))
+
+
+EFFECTS = {"iwae": lambda draws: iwae_effect(draws.log_weight), "elbo": lambda draws: elbo_effect(draws.elbo)}  # by BOUNDS
+
+
+def combine_members(members: list[tuple[np.ndarray, np.ndarray]]) -> Effects:
+    """The ensemble's effect from each member's (estimate, variance of the estimate).
+
+    The members are independent, so the ensemble's mean Σ m_k / K has the standard error
+    √(Σ_k var_k) / K: the error of the finite number of draws, which shrinks as 1/√S (the spread
+    between members is what the ensemble averages, not an error of the estimate).
+    """
+    means = np.stack([mean for mean, _ in members])
+    variances = np.stack([variance for _, variance in members])
+    return Effects(means.mean(0), np.sqrt(variances.sum(0)) / len(members), means)
 
 
 def ensemble_effects(models: list[VariationalAutoencoder], wild_type: np.ndarray, mutants: np.ndarray, samples: int,
-                     seed: int = 0) -> Effects:
-    """ELBO(mutant) − ELBO(wild type) under every member, each with the same `samples` draws for all sequences."""
+                     seed: int = 0) -> dict[str, Effects]:
+    """Every bound's difference mutant − wild type under every member, each member with the same `samples`
+    draws for all sequences and both bounds from the same draws: {bound: Effects}."""
     codes = np.concatenate([wild_type[None], mutants])
-    deltas = []
-    for model in models:
-        draws = elbo_draws(model, codes, samples, seed)
-        deltas.append(draws[1:] - draws[:1])
-    return combine_members(deltas)
+    draws = [sequence_draws(model, codes, samples, seed) for model in models]
+    return {bound: combine_members([effect(d) for d in draws]) for bound, effect in EFFECTS.items()}
 
 
 def log_mean_exp(values: np.ndarray, axis: int = 0) -> np.ndarray:

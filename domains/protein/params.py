@@ -1,10 +1,11 @@
 """Params schemas of the protein stages (one per stage; unknown keys are errors)."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import pydantic
 
+from latente.domains.protein import BOUNDS
 from latente.shared.models.config import AutoencoderConfig
 from latente.shared.params import StrictParams
 from latente.shared.sources import SourceParams
@@ -112,7 +113,10 @@ class EvaluateParams(StrictParams):
     mutations: str  # DMS CSV inside data/raw/protein
     mutant_column: str = "mutant"
     score_column: str = "score"
-    samples: int = pydantic.Field(100, ge=1)  # ELBO samples per sequence
+    samples: int = pydantic.Field(100, ge=1)  # latent draws per sequence
+    # the bound whose difference scores a mutant, fixed before any DMS figure was seen: the importance-weighted
+    # one is the tighter bound on the log p(x) that the difference approximates; the other is reported beside it
+    bound: Literal[BOUNDS] = BOUNDS[0]
     pseudocount: float = pydantic.Field(1.0, gt=0.0)  # site-independent baseline
     generation: GenerationParams = GenerationParams()
     depth: DepthParams = DepthParams()

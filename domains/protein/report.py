@@ -158,7 +158,8 @@ def _figures(paths: DomainPaths, measured, scores: Scores, histories, points, cl
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, values, title in ((axes[0], scores.model, "VAE ensemble ΔELBO"), (axes[1], scores.baseline, "site-independent")):
+    for ax, values, title in ((axes[0], scores.model, f"VAE ensemble Δ{scores.bound.upper()}"),
+                              (axes[1], scores.baseline, "site-independent")):
         ax.scatter(values, measured, s=3, alpha=0.4)
         ax.set_xlabel(f"predicted effect ({title})")
         ax.set_title(f"{title}: ρ = {spearman(values, measured):.3f}")
@@ -200,8 +201,8 @@ def _figures(paths: DomainPaths, measured, scores: Scores, histories, points, cl
     samples = [row["samples"] for row in calibration]
     ax.loglog(samples, [row["se_stated"] for row in calibration], "o-", label="stated standard error")
     ax.loglog(samples, [row["se_observed"] for row in calibration], "s--", label="spread of repeated estimates")
-    ax.set_xlabel("ELBO samples per sequence")
-    ax.set_ylabel("ΔELBO error (nats)")
+    ax.set_xlabel("latent draws per sequence")
+    ax.set_ylabel(f"Δ{scores.bound.upper()} error (nats)")
     ax.legend()
     save_figure(fig, paths.figures / "calibration.png")
 
@@ -232,7 +233,7 @@ def _model_text(loaded: LoadedModel) -> str:
     assert config.input_size is not None
     decoder_hidden = config.decoder_hidden if config.decoder_hidden is not None else config.hidden[::-1]
     dropout = f", dropout {config.dropout:g} after each hidden layer" if config.dropout else ""
-    beta = (f" The latent KL is weighted β = {config.beta:g} in training; scoring uses the ELBO (β = 1)."
+    beta = (f" The latent KL is weighted β = {config.beta:g} in training; both scoring bounds use β = 1."
             if config.beta != 1 else "")
     return (f"`{config.name}` (shared): one-hot [{config.in_channels}, {config.input_size[0]}] input, encoder "
             f"{'-'.join(map(str, config.hidden))}, latent {config.latent_dim}, decoder {'-'.join(map(str, decoder_hidden))}, "
@@ -268,6 +269,30 @@ def _training_text(ensemble: FamilyEnsemble, train: TrainParams, samples: int, m
             f"scoring {model['n']} mutants × {samples} samples × {len(fits)} members took {model['seconds']:.1f} s wall.\n")
 
 
+ERROR_METHOD = {  # how a member's standard error is computed, by bound (the number of draws goes in)
+    "elbo": "the variance of the {} draws' paired differences mutant − wild type over the number of draws",
+    "iwae": "the jackknife over the {} draws (each left out of mutant and wild type at once)",
+}
+
+
+def _bound_section(results: Results, params: EvaluateParams) -> list[str]:
+    rows = [row for row in results.rows if row["method"] == "model" and set(row["condition"]) == {"bound"}]
+    return [
+        "## Which bound scores a mutant\n",
+        "A mutant's score approximates log p(mutant) − log p(wild type) under the model. Each member gives two bounds on "
+        "log p(x) from the same latent draws z_s ~ q(z|x): the ELBO, mean_s [log p(x|z_s)] − KL(q(z|x) ‖ p(z)), and the "
+        "importance-weighted bound (IWAE, Burda et al. 2016), log mean_s [p(x|z_s) p(z_s) / q(z_s|x)], which is never below "
+        f"the ELBO in expectation and nears log p(x) as the draws grow. `{DOMAIN}.evaluate.bound` scores with "
+        f"**{params.bound.upper()}**; the choice was fixed before any DMS figure was seen, and both rows below come from "
+        "the same draws of the same procedures (mean and sd over the procedures).\n",
+        markdown_table(["bound", "ρ (mean over procedures)", "sd", "procedures"],
+                       [[row["condition"]["bound"].upper() + (" (scores)" if row["condition"]["bound"] == params.bound else ""),
+                         row["metrics"]["spearman"], row["metrics"]["spearman_sd"], row["metrics"]["replicates"]]
+                        for row in rows]),
+        "",
+    ]
+
+
 def _ensemble_section(results: Results, train: TrainParams) -> list[str]:
     rows = sorted((row for row in results.rows if row["method"] == "model" and set(row["condition"]) == {"members"}),
                   key=lambda row: row["condition"]["members"])
@@ -275,7 +300,7 @@ def _ensemble_section(results: Results, train: TrainParams) -> list[str]:
                    key=lambda row: row["condition"]["seed"])
     return [
         "## Seeds and ensemble size\n",
-        f"The procedure trains {train.members} VAEs and averages their ΔELBOs (the ensemble size of DeepSequence's and "
+        f"The procedure trains {train.members} VAEs and averages their scores (the ensemble size of DeepSequence's and "
         f"ProteinGym's ensembles, fixed before any run); it was repeated with {len(seeds)} seeds. Per ensemble size k "
         "(the first k members of each procedure), the ρ against the DMS and the validation figure: the held-out bound "
         "log mean_k exp(ELBO_k), a lower bound on the log-likelihood of the held-out sequences under the mixture of the "
@@ -314,9 +339,9 @@ def _calibration_section(calibration: list[dict], params: EvaluateParams, model:
                  for key in ("se_stated", "se_observed"))
     trend = "both shrink at every step as the samples grow" if shrink else "they do not both shrink at every step"
     return [
-        "## Uncertainty of each ΔELBO\n",
-        f"Every score carries a Monte Carlo standard error: per member, the variance of the {model['samples']} draws' "
-        "differences over the number of draws; for the ensemble, √(Σ_k SE_k²) / K (`plots/effects.csv`, "
+        "## Uncertainty of each score\n",
+        f"Every score carries a Monte Carlo standard error: per member, {ERROR_METHOD[params.bound].format(model['samples'])}; "
+        "for the ensemble, √(Σ_k SE_k²) / K (`plots/effects.csv`, "
         f"`latente {DOMAIN} score --out`; median here {model['se_median']:.3g} nats). Calibration: "
         f"{params.calibration.repeats} independent estimates of {params.calibration.mutants} mutants per number of samples; "
         "the stated error (root mean square) against the spread of the estimates (root mean square of their standard "
@@ -376,7 +401,8 @@ def _markdown(results: Results, data: WeightedAlignment, ensemble: FamilyEnsembl
         "## Mutation effect (Spearman ρ against the DMS)\n",
         markdown_table(["method", "ρ", "sd over seeds", "n", "how"], [
             [f"**latente VAE ensemble (this run, mean of {model['replicates']} procedures)**", model["spearman"],
-             model["spearman_sd"], model["n"], f"ΔELBO averaged over {model['members']} members, {params.samples} samples each"],
+             model["spearman_sd"], model["n"],
+             f"Δ{params.bound.upper()} averaged over {model['members']} members, {params.samples} latent draws each"],
             ["site-independent (this run)", base["spearman"], "", base["n"], f"weighted profile, pseudo-count {params.pseudocount}"],
         ]),
         *_literature(references),
@@ -384,6 +410,7 @@ def _markdown(results: Results, data: WeightedAlignment, ensemble: FamilyEnsembl
         "## Targets\n",
         target_table([check_target(results, target) for target in references.targets]) if references.targets
         else f"No targets are set (`references.{DOMAIN}.targets` of params.yaml).\n",
+        *_bound_section(results, params),
         *_ensemble_section(results, train),
         *_depth_section(curve, params),
         *_calibration_section(calibration, params, model),
