@@ -37,8 +37,8 @@ BoundChoice = Enum("BoundChoice", {bound: bound for bound in BOUNDS}, type=str) 
 
 def _bound_option():
     return typer.Option(BOUNDS[0], "--bound",
-                        help="bound on log p(x) whose difference mutant − wild type scores a mutant: importance-weighted "
-                             "(tighter) or the ELBO")
+                        help="bound on log p(x) whose difference mutant − wild type scores a mutant: the ELBO, or the "
+                             "importance-weighted bound (tighter, but a noisier estimate at the same draws)")
 
 
 def _theta_option(help: str):

@@ -114,8 +114,9 @@ class EvaluateParams(StrictParams):
     mutant_column: str = "mutant"
     score_column: str = "score"
     samples: int = pydantic.Field(100, ge=1)  # latent draws per sequence
-    # the bound whose difference scores a mutant, fixed before any DMS figure was seen: the importance-weighted
-    # one is the tighter bound on the log p(x) that the difference approximates; the other is reported beside it
+    # the bound whose difference scores a mutant; the other is reported beside it. The ELBO: at the draws a score
+    # can afford, the importance-weighted bound's Monte Carlo error is several times larger and shrinks far slower
+    # than 1/√S (its weights are heavy-tailed), which the report's calibration shows for either bound
     bound: Literal[BOUNDS] = BOUNDS[0]
     pseudocount: float = pydantic.Field(1.0, gt=0.0)  # site-independent baseline
     generation: GenerationParams = GenerationParams()

@@ -282,9 +282,10 @@ def _bound_section(results: Results, params: EvaluateParams) -> list[str]:
         "A mutant's score approximates log p(mutant) − log p(wild type) under the model. Each member gives two bounds on "
         "log p(x) from the same latent draws z_s ~ q(z|x): the ELBO, mean_s [log p(x|z_s)] − KL(q(z|x) ‖ p(z)), and the "
         "importance-weighted bound (IWAE, Burda et al. 2016), log mean_s [p(x|z_s) p(z_s) / q(z_s|x)], which is never below "
-        f"the ELBO in expectation and nears log p(x) as the draws grow. `{DOMAIN}.evaluate.bound` scores with "
-        f"**{params.bound.upper()}**; the choice was fixed before any DMS figure was seen, and both rows below come from "
-        "the same draws of the same procedures (mean and sd over the procedures).\n",
+        "the ELBO in expectation and nears log p(x) as the draws grow, but whose estimate from a few heavy-tailed weights "
+        f"is the noisier (the calibration below is of the bound that scores). `{DOMAIN}.evaluate.bound` scores with "
+        f"**{params.bound.upper()}**; both rows below come from the same draws of the same procedures (mean and sd over "
+        "the procedures).\n",
         markdown_table(["bound", "ρ (mean over procedures)", "sd", "procedures"],
                        [[row["condition"]["bound"].upper() + (" (scores)" if row["condition"]["bound"] == params.bound else ""),
                          row["metrics"]["spearman"], row["metrics"]["spearman_sd"], row["metrics"]["replicates"]]

@@ -20,7 +20,7 @@ CASES = [
     case("theta_inf", S + " --theta inf", "--theta", "inf is not a finite number"),
     case("theta_0", S + " --theta 0", "--theta", "0 is out of range"),
     # --bound: one of the two bounds by name
-    case("bound_unknown", S + " --bound elbow", "--bound", "'elbow' is not one of 'iwae', 'elbo'"),
+    case("bound_unknown", S + " --bound elbow", "--bound", "'elbow' is not one of 'elbo', 'iwae'"),
     case("theta_1", S + " --theta 1", "--theta", "1 is out of range"),
     case("theta_text", S + " --theta abc", "--theta", "'abc' is not a number"),
     case("evaluate_theta_nan", EV + " --theta nan", "--theta", "nan is not a finite number"),

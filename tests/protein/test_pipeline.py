@@ -16,7 +16,7 @@ import yaml
 
 from latente.domains.protein import BOUNDS, DOMAIN, sources
 from latente.domains.protein.data import ALPHABET, GAP_CODE, encode, load_prepared, read_mutations
-from latente.domains.protein.model import latent_means, load_family, log_mean_exp, sequence_draws
+from latente.domains.protein.model import latent_means, load_family, sequence_draws
 from latente.domains.protein.params import EvaluateParams, FetchParams, PrepareParams
 from latente.pipelines.protein import STAGES
 from latente.shared.errors import UserError
@@ -92,11 +92,11 @@ def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny
     overall = rows[("model", "{}")]
     assert overall["replicates"] == 1 and overall["members"] == members
     assert overall["spearman"] == rows[("model", '{"seed": 0}')]["spearman"] == rows[("model", f'{{"members": {members}}}')]["spearman"]
-    # the headline scores with the importance-weighted bound, the params' default; the ELBO's row is beside it
-    assert evaluate.bound == "iwae"
+    # the headline scores with the ELBO, the params' default; the importance-weighted bound's row is beside it
+    assert evaluate.bound == "elbo"
     by_bound = {bound: rows[("model", json.dumps({"bound": bound}))] for bound in BOUNDS}
-    assert by_bound["iwae"]["spearman"] == overall["spearman"] != by_bound["elbo"]["spearman"]
-    assert assert_scores_are_the_members_mean_iwae(paths, prepared, evaluate) == 3
+    assert by_bound["elbo"]["spearman"] == overall["spearman"] != by_bound["iwae"]["spearman"]
+    assert assert_scores_are_the_members_mean_elbo(paths, prepared, evaluate) == 3
     assert "## Which bound scores a mutant" in paths.report.read_text()
     # the full-depth point is the headline ensemble's first depth.members members, scored the same way
     assert rows[("model", f'{{"sequences": {n}}}')]["spearman"] == rows[("model", '{"members": 1}')]["spearman"]
@@ -131,16 +131,16 @@ def test_prepare_and_evaluate_write_the_report(cropped_alignment, blat_dms, tiny
     assert paths.metrics.stat().st_mtime_ns == before  # it stopped before any scoring or output
 
 
-def assert_scores_are_the_members_mean_iwae(paths: DomainPaths, prepared, evaluate: EvaluateParams) -> int:
-    """The first mutants' scores in plots/effects.csv, recomputed from the saved members: per member the log of the
-    mean importance weight over the params' draws, mutant minus wild type, then the mean over members."""
+def assert_scores_are_the_members_mean_elbo(paths: DomainPaths, prepared, evaluate: EvaluateParams) -> int:
+    """The first mutants' scores in plots/effects.csv, recomputed from the saved members: per member the mean ELBO
+    over the params' draws, mutant minus wild type, then the mean over members."""
     mutations = read_mutations(paths.raw / evaluate.mutations, prepared.alignment.focus, evaluate.mutant_column,
                                evaluate.score_column)
     codes = np.concatenate([encode(prepared.alignment.focus.sequence)[None], mutations.codes[:3]])
     per_member = []
     for model in load_family(paths.model).models:
-        bound = log_mean_exp(sequence_draws(model, codes, evaluate.samples, evaluate.seed).log_weight, axis=1)
-        per_member.append(bound[1:] - bound[0])
+        elbo = sequence_draws(model, codes, evaluate.samples, evaluate.seed).elbo.mean(1)
+        per_member.append(elbo[1:] - elbo[0])
     with (paths.plots / "effects.csv").open() as f:
         written = [row for _, row in zip(range(3), csv.DictReader(f))]
     assert [row["mutant"] for row in written] == mutations.mutants[:3]
