@@ -25,7 +25,7 @@ import torch
 
 from latente.domains.protein.baselines import profile, site_independent_effects
 from latente.domains.protein.data import encode, read_alignment, sequence_weights, sequence_weights_loop
-from latente.domains.protein.model import FamilyVAE, sequence_draws, model_config
+from latente.domains.protein.model import FamilyVAE, model_config, sequence_draws
 from latente.domains.protein.params import EvaluateParams, PrepareParams, TrainParams
 from latente.domains.protein.sources import ALIGNMENT
 from latente.domains.protein.training import OneHotSequences
@@ -100,7 +100,8 @@ def main() -> None:
     mutants = np.repeat(wild_type[None], args.mutants, axis=0)
     mutants[np.arange(args.mutants), rng.integers(0, length, args.mutants)] = rng.integers(0, 20, args.mutants)
     scorer = family.plain()
-    score_s, _ = cpu_seconds_and_value(lambda: sequence_draws(scorer, np.concatenate([wild_type[None], mutants]), evaluate.samples).elbo)
+    sequences = np.concatenate([wild_type[None], mutants])
+    score_s, _ = cpu_seconds_and_value(lambda: sequence_draws(scorer, sequences, evaluate.samples))
     profile_s, log_profile = cpu_seconds_and_value(lambda: profile(codes, fast, evaluate.pseudocount))
     baseline_s = min(cpu_seconds_and_value(lambda: site_independent_effects(log_profile, wild_type, mutants))[0] for _ in range(5))
     training = measure(real_case("protein", mirror.parent), machine, args).result()

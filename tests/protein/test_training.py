@@ -7,7 +7,7 @@ from latente.domains.protein.data import read_alignment, read_mutations
 from latente.domains.protein.data import encode
 from latente.domains.protein.metrics import spearman
 from latente.domains.protein import BOUNDS
-from latente.domains.protein.model import sequence_draws, ensemble_effects, load_family
+from latente.domains.protein.model import ensemble_effects, load_family, sequence_draws
 from tests.tiny import PROTEIN
 
 
