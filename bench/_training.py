@@ -17,8 +17,8 @@ and its fraction is of the peak that `bench.machine.ceiling` measured in the sam
 
 The committed setting is what the train stage runs today: the shared trainer's own
 `Training.train_epoch` (a DataLoader fetching and collating one sample at a time, a progress bar,
-and the loss read back with `.item()` every step), torch's CPU AdamW (the for-loop
-implementation), and params.yaml's batch size and thread count. Each candidate changes one thing;
+and the loss read back with `.item()` every step), and params.yaml's AdamW implementation, batch
+size and thread count. Each candidate changes one thing;
 `combined` then takes every candidate that beat the committed setting by `WIN` or more (on a
 conflict, the faster one's value), all but the batch size, which `combined_batch` adds on top.
 
@@ -40,7 +40,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from latente.shared.report import markdown_table
-from latente.shared.trainer import DistributedContext, Training, WeightAverage, epoch_order, forward, seed_everything
+from latente.shared.params import ADAMW_KERNELS
+from latente.shared.trainer import DistributedContext, Training, WeightAverage, adamw, epoch_order, forward, seed_everything
 
 from bench._cases import TrainingCase
 from bench.machine import ALL_CORES, fraction, with_threads
@@ -56,7 +57,7 @@ class Setting:
     loop: "trainer" is the shared trainer's `train_epoch`; "in_memory" stacks the samples once and
     gathers each batch by index, with the loss summed on-tensor and read once per epoch; "worker" is
     that lean loop fed by a persistent DataLoader with one worker process.
-    optimizer: the AdamW implementation, "for-loop" (torch's CPU default), "foreach" or "fused".
+    optimizer: the AdamW implementation, one of `TrainerConfig.adamw_kernel`'s ("default" is torch's for-loop on the CPU).
     compile: "" (eager), "inductor" (torch.compile), or "inductor_eager_rng" (torch.compile with inductor's
     `fallback_random`: random numbers from the eager generator, without which compiled training cannot keep
     the weights of eager training in models that draw noise).
@@ -65,7 +66,7 @@ class Setting:
     threads: int
     batch_size: int
     lr: float
-    optimizer: str = "for-loop"
+    optimizer: str = "default"
     channels_last: bool = False
     loop: str = "trainer"
     compile: str = ""
@@ -95,7 +96,8 @@ def committed_setting(case: TrainingCase) -> Setting:
     """params.yaml's setting; a trainer without `threads` runs with torch's default, all cores."""
     probe = case.new_model()
     trainer = case.trainer
-    return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, channels_last=_is_channels_last(probe))
+    return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, optimizer=trainer.adamw_kernel,
+                   channels_last=_is_channels_last(probe))
 
 
 def _is_channels_last(model: nn.Module) -> bool:
@@ -115,8 +117,8 @@ def candidates(case: TrainingCase, committed: Setting) -> list[Candidate]:
         Candidate("in_memory", "samples stacked once, batches gathered by index, loss read once per epoch (no DataLoader, no per-step .item())",
                   replace(committed, loop="in_memory")),
         Candidate("loader_worker", "lean loop fed by a persistent DataLoader with 1 worker process", replace(committed, loop="worker")),
-        Candidate("foreach_adamw", "AdamW(foreach=True)", replace(committed, optimizer="foreach")),
-        Candidate("fused_adamw", "AdamW(fused=True)", replace(committed, optimizer="fused")),
+        *(Candidate(f"{kernel}_adamw", f"AdamW implementation {kernel!r}", replace(committed, optimizer=kernel))
+          for kernel in ADAMW_KERNELS if kernel != committed.optimizer),
         Candidate(f"threads_{other_threads}", f"torch.set_num_threads({other_threads})", replace(committed, threads=other_threads)),
         Candidate(f"batch_x{scale}", f"batch {committed.batch_size * scale}, lr × {scale} (linear scaling)",
                   replace(committed, batch_size=committed.batch_size * scale, lr=committed.lr * scale)),
@@ -184,11 +186,6 @@ class WorkerLoader:
         return iter(self.loader)
 
 
-def _adamw(model: nn.Module, setting: Setting, weight_decay: float) -> torch.optim.Optimizer:
-    kind = {"for-loop": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}[setting.optimizer]
-    return torch.optim.AdamW(model.parameters(), lr=setting.lr, weight_decay=weight_decay, **kind)
-
-
 def training_samples(case: TrainingCase, batch_size: int, steps: int) -> tuple[Dataset, torch.Tensor | None]:
     """The first `steps × batch_size` samples of the trainer's epoch-0 order (wrapping round a smaller set), and their weights."""
     order = epoch_order(len(case.train_set), case.trainer.seed, 0, case.sample_weights, DistributedContext())
@@ -219,7 +216,8 @@ def train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights
 
 
 def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
-    trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr, "device": "cpu"})
+    trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr, "device": "cpu",
+                                              "adamw_kernel": setting.optimizer})
     seed_everything(trainer.seed)
     model = case.new_model().to(memory_format=torch.channels_last if setting.channels_last else torch.contiguous_format)
     net = torch.compile(model) if setting.compile else model
@@ -227,8 +225,6 @@ def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weight
     if setting.loop == "trainer":
         with tempfile.TemporaryDirectory(prefix="latente-bench-") as tmp:
             training = Training(model, trainer, Path(tmp), fingerprint={})
-            if setting.optimizer != "for-loop":
-                training.optimizer = _adamw(model, setting, trainer.weight_decay)
             training.resume()
             for epoch in range(epochs):
                 started = time.perf_counter()
@@ -236,7 +232,7 @@ def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weight
                 seconds.append(time.perf_counter() - started)
         return Timed(seconds, model.state_dict())
 
-    optimizer = _adamw(model, setting, trainer.weight_decay)
+    optimizer = adamw(model.parameters(), trainer)
     average = WeightAverage(model, trainer.ema_decay) if trainer.ema_decay is not None else None
     source = InMemory(samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(samples, setting.batch_size)
     device = torch.device("cpu")
@@ -429,7 +425,7 @@ def _ensemble_seconds(bench: Bench, members: int) -> list[float]:
         return functional_call(base, (p, b), (x,)).loss
 
     step_grads = vmap(grad_and_value(loss), randomness="different")
-    optimizer = torch.optim.AdamW(params.values(), lr=setting.lr, weight_decay=case.trainer.weight_decay)
+    optimizer = adamw(params.values(), case.trainer.model_copy(update={"lr": setting.lr}))
     samples, _ = training_samples(case, setting.batch_size, steps)
     stacked = default_collate([samples[i] for i in range(len(samples))])
     seconds = []

@@ -4,7 +4,7 @@ For each domain's model (params.yaml's model and trainer, on random inputs of th
 bench/_cases.py `synthetic_case`, so no dataset is needed on the GPU machine):
 - training throughput in fp32 and in bf16 autocast (the shared trainer's `bf16` path), at the
   committed batch size and at larger ones (`--scales`), each step on one batch already on the GPU
-  (the model's step alone, no data loading), with torch's default AdamW on CUDA (foreach);
+  (the model's step alone, no data loading), with the trainer's AdamW (`adamw_kernel`; torch's default on CUDA is foreach);
 - counted FLOPs per step (FlopCounterMode, forward + backward) and the MFU: achieved FLOP/s over
   the nominal peak named in the output (H200: ~989 TFLOP/s dense bf16, NVIDIA's figure without
   sparsity; `--peak-tflops` for another card), for both precisions;
@@ -36,7 +36,7 @@ import torch
 
 from latente.shared.io import read_json, write_json
 from latente.shared.report import markdown_table
-from latente.shared.trainer import fit, forward, seed_everything
+from latente.shared.trainer import adamw, fit, forward, seed_everything
 
 from bench._cases import DOMAINS, synthetic_case
 from bench._training import NO_AUTOCAST, count_step_flops
@@ -66,7 +66,7 @@ def train_throughput(case, device: torch.device, bf16: bool, batch_size: int, st
     batch = step_batch(case, batch_size, device)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
     flops = count_step_flops(model, batch, device, autocast)["step"]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=case.trainer.lr, weight_decay=case.trainer.weight_decay)
+    optimizer = adamw(model.parameters(), case.trainer)
 
     def step() -> None:
         out, _ = forward(model, batch, device, autocast)
@@ -98,7 +98,7 @@ def forward_difference(case, device: torch.device, batch_size: int) -> dict:
     seed_everything(case.trainer.seed)
     model = case.new_model()
     batch = step_batch(case, batch_size, torch.device("cpu"))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=case.trainer.lr)
+    optimizer = adamw(model.parameters(), case.trainer)
     forward(model.train(), batch, torch.device("cpu"), NO_AUTOCAST)[0].loss.backward()
     optimizer.step()
     model.eval()

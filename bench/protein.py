@@ -31,8 +31,9 @@ from latente.domains.protein.sources import ALIGNMENT
 from latente.domains.protein.training import OneHotSequences
 from latente.shared.io import write_json
 from latente.shared.models import build_model
-from latente.shared.params import stage_params
+from latente.shared.params import TrainerConfig, stage_params
 from latente.shared.report import markdown_table
+from latente.shared.trainer import adamw
 from bench._cases import real_case
 from bench._training import add_arguments, measure, table
 from bench.machine import ceiling
@@ -47,10 +48,10 @@ def cpu_seconds_and_value(func) -> tuple[float, object]:
     return time.process_time() - started, value
 
 
-def steps_per_second(model: torch.nn.Module, batch: torch.Tensor, steps: int) -> float:
-    """Optimizer steps per CPU second, as the shared trainer takes them (AdamW, no clipping)."""
+def steps_per_second(model: torch.nn.Module, batch: torch.Tensor, steps: int, trainer: TrainerConfig) -> float:
+    """Optimizer steps per CPU second, as the shared trainer takes them (its AdamW, no clipping)."""
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = adamw(model.parameters(), trainer)
 
     def step() -> None:
         out = model(batch)
@@ -90,8 +91,8 @@ def main() -> None:
     batch = torch.stack([OneHotSequences(codes)[int(i)] for i in rows])
     torch.manual_seed(0)
     family = FamilyVAE(config, train.decoder, neff=float(fast.sum()))
-    family_sps = steps_per_second(family, batch, args.steps)
-    plain_sps = steps_per_second(build_model(config), batch, args.steps)
+    family_sps = steps_per_second(family, batch, args.steps, train.trainer)
+    plain_sps = steps_per_second(build_model(config), batch, args.steps, train.trainer)
     steps_per_epoch = int(np.ceil(len(codes) * (1 - train.val_fraction) / batch_size))
     projected = train.members * train.trainer.epochs * steps_per_epoch / family_sps  # the whole procedure
 

@@ -69,6 +69,9 @@ def stage_params(domain: str, stage: str, schema: type[M], file: str | Path = PA
     return validate(schema, section, f"{domain}.{stage}", file)
 
 
+ADAMW_KERNELS = ("default", "foreach", "fused")
+
+
 class TrainerConfig(StrictParams):
     """The shared trainer's settings (`<domain>.train.trainer`); here, not in the trainer, so that params
     validate without importing torch."""
@@ -87,4 +90,25 @@ class TrainerConfig(StrictParams):
     # 0.73–0.95× its fp32 speed at its own batch size, being too small to be bound by arithmetic (`python -m bench.gpu`)
     bf16: bool = False
     threads: int | None = None
+    # AdamW's implementation (`shared.trainer.ADAMW_KERNELS`): torch's own choice ("default": a for-loop over the
+    # parameters on the CPU, foreach on CUDA), one multi-tensor pass ("foreach"), or one fused kernel ("fused").
+    # They differ in float rounding only; `python -m bench.<domain>` times each beside the domain's setting.
+    adamw_kernel: Literal[ADAMW_KERNELS] = "default"
     ema_decay: float | None = pydantic.Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights
+
+
+class InterpolationParams(StrictParams):
+    """The course's latent interpolation ("interpolação no espaço latente"): two items' codes joined by a
+    straight line and decoded at `steps` evenly spaced points, so that one sees (and the site's slider
+    shows) what the model puts between them. An item is named as its domain names one: a clip file
+    (speech, `3_theo_0.wav`) or a sequence id of the prepared alignment (protein, `BLAT_ECOLX/24-286`)."""
+
+    start: str
+    end: str
+    steps: int = pydantic.Field(9, ge=2, le=33)
+
+    @pydantic.model_validator(mode="after")
+    def _two_items(self) -> "InterpolationParams":
+        if self.start == self.end:
+            raise ValueError("start and end are the same item: name two")
+        return self

@@ -119,6 +119,15 @@ def init_distributed(device: torch.device) -> DistributedContext:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+# the keyword each `TrainerConfig.adamw_kernel` gives torch.optim.AdamW
+ADAMW_KEYWORDS: dict[str, dict[str, bool]] = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+def adamw(parameters, config: TrainerConfig) -> torch.optim.AdamW:
+    """The one optimiser every domain trains with, in the implementation `config` names."""
+    return torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay, **ADAMW_KEYWORDS[config.adamw_kernel])
+
+
 def learning_rate(config: TrainerConfig, epoch: int) -> float:
     """Learning rate for a 0-based epoch: linear warm-up, then constant or cosine decay."""
     if epoch < config.warmup_epochs:
@@ -261,7 +270,7 @@ class Training:
         self.ctx = init_distributed(device)
         self.device = torch.device("cuda", self.ctx.local_rank) if device.type == "cuda" else device
         self.model, self.config = model.to(self.device), config
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = adamw(model.parameters(), config)
         self.fingerprint = json.loads(json.dumps({**fingerprint, "trainer": config.model_dump(mode="json"), "world": self.ctx.world}))
         self.checkpoint = Checkpoint(checkpoint_dir)
         self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda" and config.bf16)

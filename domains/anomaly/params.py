@@ -55,7 +55,7 @@ class DetectorConfig(CalibrationRule):
     )
     trainer: TrainerConfig = TrainerConfig(
         epochs=100, batch_size=32, lr=1e-3, patience=5, scheduler="constant", grad_clip=None, seed=0, device="cpu",
-        bf16=False, threads=2,
+        bf16=False, threads=2, adamw_kernel="fused",
     )
 
     def with_trainer(self, **changes) -> "DetectorConfig":

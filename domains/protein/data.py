@@ -292,7 +292,6 @@ class WeightedAlignment:
     alignment: Alignment
     weights: np.ndarray
     theta: float
-    weight_seconds: float
 
     @property
     def neff(self) -> float:
@@ -302,9 +301,7 @@ class WeightedAlignment:
 def weigh(path: str | Path, focus: str | None, theta: float) -> WeightedAlignment:
     """Parse an alignment and compute its sequence weights."""
     alignment = read_alignment(path, focus)
-    started = time.perf_counter()
-    weights = sequence_weights(alignment.codes, theta)
-    return WeightedAlignment(alignment, weights, theta, time.perf_counter() - started)
+    return WeightedAlignment(alignment, sequence_weights(alignment.codes, theta), theta)
 
 
 def subsample(data: WeightedAlignment, n: int, seed: int) -> WeightedAlignment:
@@ -323,9 +320,7 @@ def subsample(data: WeightedAlignment, n: int, seed: int) -> WeightedAlignment:
     rows = np.concatenate([[0], np.sort(picked)])
     shallow = Alignment(ids=[a.ids[i] for i in rows], codes=a.codes[rows], focus=a.focus, n_removed=a.n_removed,
                         source=f"{a.source} (subsample of {n}, seed {seed})")
-    started = time.perf_counter()
-    weights = sequence_weights(shallow.codes, data.theta)
-    return WeightedAlignment(shallow, weights, data.theta, time.perf_counter() - started)
+    return WeightedAlignment(shallow, sequence_weights(shallow.codes, data.theta), data.theta)
 
 
 def save_prepared(data: WeightedAlignment, folder: Path) -> None:
@@ -334,7 +329,7 @@ def save_prepared(data: WeightedAlignment, folder: Path) -> None:
         save_file({"codes": torch.from_numpy(a.codes), "weights": torch.from_numpy(data.weights)}, str(tmp / TENSORS))
         write_json(tmp / META, {
             "source": a.source, "ids": a.ids, "focus": a.focus.to_dict(), "n_removed": a.n_removed,
-            "theta": data.theta, "neff": data.neff, "weight_seconds": data.weight_seconds,
+            "theta": data.theta, "neff": data.neff,
         })
 
 
@@ -345,7 +340,7 @@ def load_prepared(folder: Path) -> WeightedAlignment:
     meta = read_json(folder / META)
     alignment = Alignment(ids=meta["ids"], codes=tensors["codes"].numpy(), focus=Focus.from_dict(meta["focus"]),
                           n_removed=meta["n_removed"], source=meta["source"])
-    return WeightedAlignment(alignment, tensors["weights"].numpy(), meta["theta"], meta["weight_seconds"])
+    return WeightedAlignment(alignment, tensors["weights"].numpy(), meta["theta"])
 
 
 # --- DMS tables ---
@@ -460,9 +455,12 @@ def _apply(subs: list[Substitution], focus: Focus, wild_type: np.ndarray) -> tup
 
 
 def prepare(params: PrepareParams, paths: DomainPaths) -> None:
-    """The prepare stage: the raw alignment → focus-column codes and sequence weights."""
+    """The prepare stage: the raw alignment → focus-column codes and sequence weights. The weighing's time goes
+    to the log only: in the prepared data it would change their hash on every re-run, and train would look stale."""
+    started = time.perf_counter()
     data = weigh(paths.raw / params.alignment, params.focus, params.theta)
+    weight_seconds = time.perf_counter() - started
     save_prepared(data, paths.prepared)
     n, length = data.alignment.shape
     print(f"{n} sequences × {length} focus columns ({data.alignment.n_removed} removed for non-standard residues); "
-          f"Neff {data.neff:.1f} (θ = {params.theta}), weights in {data.weight_seconds:.1f} s")
+          f"Neff {data.neff:.1f} (θ = {params.theta}), weighed in {weight_seconds:.1f} s")

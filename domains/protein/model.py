@@ -276,7 +276,7 @@ def leave_one_out_log_mean_exp(values: np.ndarray) -> np.ndarray:
         return top + np.log(rest / (values.shape[1] - 1))
 
 
-EFFECTS = {"iwae": lambda draws: iwae_effect(draws.log_weight), "elbo": lambda draws: elbo_effect(draws.elbo)}  # by BOUNDS
+EFFECTS = {"elbo": lambda draws: elbo_effect(draws.elbo), "iwae": lambda draws: iwae_effect(draws.log_weight)}  # by BOUNDS
 
 
 def combine_members(members: list[tuple[np.ndarray, np.ndarray]]) -> Effects:

@@ -7,9 +7,8 @@ import pydantic
 
 from latente.domains.protein import BOUNDS
 from latente.shared.models.config import AutoencoderConfig
-from latente.shared.params import StrictParams
+from latente.shared.params import InterpolationParams, StrictParams, TrainerConfig
 from latente.shared.sources import SourceParams
-from latente.shared.params import TrainerConfig
 
 # the model's fields that the alignment sets (`model.model_config`): never params
 ALIGNMENT_FIELDS = ("spatial_dims", "in_channels", "input_size")
@@ -91,22 +90,6 @@ class GenerationParams(StrictParams):
     sequences: int = pydantic.Field(1000, ge=1)
     temperatures: list[pydantic.PositiveFloat] = [1.0]  # the decoder's logits are divided by it
     latent_scales: list[pydantic.PositiveFloat] = [1.0]  # z ~ N(0, scale² I)
-
-
-class InterpolationParams(StrictParams):
-    """The course's latent interpolation: two sequences' codes (member 0's posterior means, the report's
-    latent space) joined by a straight line and decoded at `steps` evenly spaced points, each column
-    its most probable state, so that one reads what the model puts between two members of the family."""
-
-    start: str  # sequence ids of the prepared alignment, e.g. BLAT_ECOLX/24-286
-    end: str
-    steps: int = pydantic.Field(9, ge=2, le=33)
-
-    @pydantic.model_validator(mode="after")
-    def _two_sequences(self) -> "InterpolationParams":
-        if self.start == self.end:
-            raise ValueError("start and end are the same sequence: name two")
-        return self
 
 
 class EvaluateParams(StrictParams):

@@ -23,11 +23,12 @@ from latente.domains.protein import DOMAIN
 from latente.domains.protein.data import AMINO_ACIDS, Alignment, Focus, MutationSet, WeightedAlignment, decode, identities, one_hot
 from latente.domains.protein.metrics import spearman
 from latente.domains.protein.model import FamilyEnsemble, latent_means, most_probable_sequences
-from latente.domains.protein.params import EvaluateParams, InterpolationParams, TrainParams
+from latente.domains.protein.params import EvaluateParams, TrainParams
 from latente.shared.errors import UserError
 from latente.shared.io import write_text
 from latente.shared.models import LoadedModel
 from latente.shared.models.autoencoders import VariationalAutoencoder
+from latente.shared.params import InterpolationParams
 from latente.shared.report import (
     References, check_target, figure_backend, load_references, markdown_table, save_figure, target_table, write_plot_csv,
 )
@@ -96,7 +97,7 @@ def write_report(paths: DomainPaths, params: EvaluateParams, train: TrainParams,
 def interpolation(model: VariationalAutoencoder, a: Alignment, params: InterpolationParams, figures: Path, plots: Path) -> list[str]:
     """The decoded path between two sequences' codes: per step the most probable sequence, the share of either end's
     residues it keeps, and its nearest natural sequence (plots/interpolation.csv, for the site's slider); returns the
-    report's lines. Identities are `data.identities`': matched residues over the first sequence's non-gap columns."""
+    report's lines. Identities are `data.identities`' own: matched residues over the first sequence's non-gap columns."""
     ends = [sequence_index(a, name, f"interpolation.{end}") for end, name in (("start", params.start), ("end", params.end))]
     means = torch.from_numpy(latent_means(model, a.codes[ends]))
     t = torch.linspace(0.0, 1.0, params.steps)

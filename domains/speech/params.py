@@ -9,9 +9,8 @@ import pydantic
 
 from latente.domains.speech import DOMAIN
 from latente.shared.models.config import AutoencoderConfig
-from latente.shared.params import StrictParams
+from latente.shared.params import InterpolationParams, StrictParams, TrainerConfig
 from latente.shared.sources import SourceParams
-from latente.shared.params import TrainerConfig
 
 FSDD_SPEAKERS = ("jackson", "nicolas", "theo", "yweweler", "lucas")
 FSDD_PATTERN = r"(?P<label>[0-9])_(?P<speaker>[A-Za-z]+)_(?P<index>[0-9]+)\.wav"
@@ -195,21 +194,6 @@ class MfccParams(StrictParams):
     @property
     def dims(self) -> int:
         return 6 * self.n_mfcc
-
-
-class InterpolationParams(StrictParams):
-    """The course's latent interpolation: two clips' codes joined by a straight line and decoded at
-    `steps` evenly spaced points, so that one hears (and the site's slider shows) what lies between them."""
-
-    start: str  # clip file names of the corpus, e.g. 3_theo_0.wav
-    end: str
-    steps: int = pydantic.Field(9, ge=2, le=33)
-
-    @pydantic.model_validator(mode="after")
-    def _two_clips(self) -> "InterpolationParams":
-        if self.start == self.end:
-            raise ValueError("start and end are the same clip: name two")
-        return self
 
 
 class EvaluateParams(StrictParams):

@@ -13,9 +13,10 @@ from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import Corpus, GriffinLimInverter, fix_duration, noisy
 from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
-from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, InterpolationParams
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams
 from latente.shared.errors import UserError
 from latente.shared.io import write_bytes
+from latente.shared.params import InterpolationParams
 from latente.shared.report import (
     Anchor, References, check_target, figure_backend, markdown_table, projection, save_figure, target_table, write_plot_csv,
 )

@@ -155,7 +155,7 @@ def _clustered_alignment() -> WeightedAlignment:
 def weigh_codes(alignment: Alignment) -> WeightedAlignment:
     from latente.domains.protein.data import sequence_weights
 
-    return WeightedAlignment(alignment, sequence_weights(alignment.codes, 0.2), 0.2, 0.0)
+    return WeightedAlignment(alignment, sequence_weights(alignment.codes, 0.2), 0.2)
 
 
 def test_subsample_is_seeded_keeps_the_focus_and_draws_by_weight():

@@ -68,6 +68,35 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert len(lines) == 1 + 4
 
 
+@pytest.mark.parametrize("kernel", ["foreach", "fused"])
+def test_every_adamw_kernel_is_deterministic_and_resumes_exactly(tmp_path, kernel):
+    full, _ = train(tmp_path / "full", adamw_kernel=kernel)
+    again, _ = train(tmp_path / "again", adamw_kernel=kernel)
+    with pytest.raises(Interrupted):
+        train(tmp_path / "cut", stop_after=1, adamw_kernel=kernel)
+    resumed, result = train(tmp_path / "cut", adamw_kernel=kernel)
+    assert result.resumed_from_epoch == 2
+    assert same(weights(full), weights(again)) and same(weights(full), weights(resumed))
+
+
+def test_every_adamw_kernel_takes_adamw_s_first_step_by_hand():
+    """Adam's first step is lr · g / (|g| + eps) (bias-corrected moments of one gradient), after the decay p · (1 − lr · wd)."""
+    from latente.shared.params import ADAMW_KERNELS
+
+    assert tuple(trainer.ADAMW_KEYWORDS) == ADAMW_KERNELS
+    start, grad = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, -0.25, 1e-3])
+    lr, wd, eps = 0.1, 0.01, 1e-8
+    expected = start * (1 - lr * wd) - lr * grad / (grad.abs() + eps)
+    for kernel in ADAMW_KERNELS:
+        p = torch.nn.Parameter(start.clone())
+        optimizer = trainer.adamw([p], TrainerConfig(adamw_kernel=kernel, lr=lr, weight_decay=wd))
+        assert (optimizer.defaults["foreach"], optimizer.defaults["fused"]) == {"default": (None, None), "foreach": (True, None),
+                                                                              "fused": (None, True)}[kernel]
+        p.grad = grad.clone()
+        optimizer.step()
+        torch.testing.assert_close(p.detach(), expected, rtol=0, atol=1e-6)
+
+
 def test_same_seed_gives_identical_weights_and_history_with_averaging_and_early_stopping(tmp_path):
     a, result_a = train(tmp_path / "a", epochs=30, patience=1, ema_decay=0.9)
     b, result_b = train(tmp_path / "b", epochs=30, patience=1, ema_decay=0.9)
