@@ -224,7 +224,10 @@ def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes:
     folder.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}", load_if_exists=True,
-                                direction=spec.objective.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed))
+                                direction=spec.objective.direction)
+    # seeded by the trials already told, so that a resumed search does not replay the suggestions it started with
+    # (the sampler's random stream restarts with the process); a search run without a stop is seeded by `seed` alone
+    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + len(study.trials))
     for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):  # an interrupted run's trial
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
     started = time.monotonic()

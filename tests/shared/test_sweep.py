@@ -178,6 +178,8 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     again = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
     assert [t["experiment"] for t in again["trials"]] == ["toy-0", "toy-1", "toy-2", "toy-3"]
     assert again["trials"][:3] == trials["trials"]
+    # a resumed sampler does not replay its first draws: toy-3's x is none of the first three's
+    assert again["trials"][3]["params"]["toy.train.x"] not in [t["params"]["toy.train.x"] for t in trials["trials"]]
 
 
 def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
