@@ -90,8 +90,9 @@ class TrainerConfig(StrictParams):
     # 0.73–0.95× its fp32 speed at its own batch size, being too small to be bound by arithmetic (`python -m bench.gpu`)
     bf16: bool = False
     threads: int | None = None
-    # AdamW's implementation (`shared.trainer.ADAMW_KERNELS`): torch's own choice ("default": a for-loop over the
-    # parameters on the CPU, foreach on CUDA), one multi-tensor pass ("foreach"), or one fused kernel ("fused").
+    # AdamW's implementation (`shared.trainer.ADAMW_KEYWORDS` gives each its keyword): torch's own choice ("default":
+    # a for-loop over the parameters on the CPU, foreach on CUDA), one multi-tensor pass ("foreach"), or one fused
+    # kernel ("fused").
     # They differ in float rounding only; `python -m bench.<domain>` times each beside the domain's setting.
     adamw_kernel: Literal[ADAMW_KERNELS] = "default"
     ema_decay: float | None = pydantic.Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights
