@@ -57,7 +57,7 @@ class Setting:
     loop: "trainer" is the shared trainer's `train_epoch`; "in_memory" stacks the samples once and
     gathers each batch by index, with the loss summed on-tensor and read once per epoch; "worker" is
     that lean loop fed by a persistent DataLoader with one worker process.
-    optimizer: the AdamW implementation, one of `TrainerConfig.adamw_kernel`'s ("default" is torch's for-loop on the CPU).
+    adamw_kernel: the AdamW implementation, as `TrainerConfig.adamw_kernel` names it ("default" is torch's for-loop on the CPU).
     compile: "" (eager), "inductor" (torch.compile), or "inductor_eager_rng" (torch.compile with inductor's
     `fallback_random`: random numbers from the eager generator, without which compiled training cannot keep
     the weights of eager training in models that draw noise).
@@ -66,7 +66,7 @@ class Setting:
     threads: int
     batch_size: int
     lr: float
-    optimizer: str = "default"
+    adamw_kernel: str = "default"
     channels_last: bool = False
     loop: str = "trainer"
     compile: str = ""
@@ -96,7 +96,7 @@ def committed_setting(case: TrainingCase) -> Setting:
     """params.yaml's setting; a trainer without `threads` runs with torch's default, all cores."""
     probe = case.new_model()
     trainer = case.trainer
-    return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, optimizer=trainer.adamw_kernel,
+    return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, adamw_kernel=trainer.adamw_kernel,
                    channels_last=_is_channels_last(probe))
 
 
@@ -117,8 +117,8 @@ def candidates(case: TrainingCase, committed: Setting) -> list[Candidate]:
         Candidate("in_memory", "samples stacked once, batches gathered by index, loss read once per epoch (no DataLoader, no per-step .item())",
                   replace(committed, loop="in_memory")),
         Candidate("loader_worker", "lean loop fed by a persistent DataLoader with 1 worker process", replace(committed, loop="worker")),
-        *(Candidate(f"{kernel}_adamw", f"AdamW implementation {kernel!r}", replace(committed, optimizer=kernel))
-          for kernel in ADAMW_KERNELS if kernel != committed.optimizer),
+        *(Candidate(f"{kernel}_adamw", f"AdamW implementation {kernel!r}", replace(committed, adamw_kernel=kernel))
+          for kernel in ADAMW_KERNELS if kernel != committed.adamw_kernel),
         Candidate(f"threads_{other_threads}", f"torch.set_num_threads({other_threads})", replace(committed, threads=other_threads)),
         Candidate(f"batch_x{scale}", f"batch {committed.batch_size * scale}, lr × {scale} (linear scaling)",
                   replace(committed, batch_size=committed.batch_size * scale, lr=committed.lr * scale)),
@@ -217,7 +217,7 @@ def train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights
 
 def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
     trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr, "device": "cpu",
-                                              "adamw_kernel": setting.optimizer})
+                                              "adamw_kernel": setting.adamw_kernel})
     seed_everything(trainer.seed)
     model = case.new_model().to(memory_format=torch.channels_last if setting.channels_last else torch.contiguous_format)
     net = torch.compile(model) if setting.compile else model
