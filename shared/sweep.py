@@ -9,30 +9,36 @@ a flat key of `reports/<domain>/summary.json` (`model/accuracy`), or a nested on
 in the train stage's DVCLive `reports/<domain>/training/metrics.json` (`val.loss`); it is read back
 from the experiment through DVC.
 
-The study lives in `reports/sweeps/<name>/study.db`, so a stopped search resumes where it
-stopped; `trials` bounds the whole search and `minutes` each invocation (a running trial
-finishes). Every spec problem (a key params.yaml does not have, an empty or inverted range, a
+The search's record is `sweeps/<name>.json`, committed to git: its trials (params, state,
+objective) and the best one, rewritten as each trial starts and ends. A record is a result
+the project keeps, unlike the pipeline's outputs, which `dvc repro` rebuilds: a search costs
+hours, and its experiments live only in the git refs of the repository that ran them. A
+stopped search, in this clone or another, resumes from the record (the trial that was running
+counts as failed); `trials` bounds the whole search and `minutes` each invocation (a running
+trial finishes). Every spec problem (a key params.yaml does not have, an empty or inverted range, a
 metric the target does not write) stops with one `error:` line before any trial starts.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 import pydantic
 import yaml
 
 from latente.shared.errors import UserError, exit_on_user_error
 from latente.shared.io import read_json, write_json
-from latente.shared.params import PARAMS_FILE, StrictParams, load_params, validate
+from latente.shared.params import PARAMS_FILE, StrictParams, first_problem, load_params, validate
 
 SECTION = "sweeps"
-OUTPUT = Path("reports/sweeps")
+RECORDS = Path("sweeps")  # committed: sweeps/<name>.json
+COMPLETE, RUNNING, FAIL = "COMPLETE", "RUNNING", "FAIL"  # Optuna's names of a trial's states
 BARE = re.compile(r"[A-Za-z0-9_.+/|@%-]+")  # characters Hydra reads the same unquoted
 
 
@@ -61,12 +67,20 @@ class Range(StrictParams):
             raise ValueError("a log range needs low > 0")
         return self
 
-    def suggest(self, trial: Any, key: str) -> Any:
+    def distribution(self) -> Any:
+        """Optuna's distribution of the key: what the sampler draws from, and what a recorded value is checked against."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
         if self.choice is not None:
-            return trial.suggest_categorical(key, list(self.choice))
+            return CategoricalDistribution(list(self.choice))
         if self.integer:
-            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(key, self.low, self.high, log=self.log)
+            return IntDistribution(int(self.low), int(self.high), log=self.log)
+        return FloatDistribution(self.low, self.high, log=self.log)
+
+    def holds(self, value: Any) -> bool:
+        if self.choice is not None:
+            return value in self.choice
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and self.low <= value <= self.high
 
 
 class Objective(StrictParams):
@@ -94,6 +108,64 @@ class SweepSpec(StrictParams):
         if not value:
             raise ValueError("name at least one key to search")
         return value
+
+
+class Trial(pydantic.BaseModel):
+    experiment: str
+    params: dict[str, Any]
+    state: Literal["COMPLETE", "RUNNING", "FAIL"]
+    value: Optional[float] = pydantic.Field(allow_inf_nan=False)  # the site's JSON has no NaN
+
+    @pydantic.model_validator(mode="after")
+    def _complete_has_value(self) -> "Trial":
+        if (self.state == COMPLETE) != (self.value is not None):
+            raise ValueError(f"a {COMPLETE} trial needs a value, and only a {COMPLETE} trial has one")
+        return self
+
+
+class Best(pydantic.BaseModel):
+    experiment: str
+    params: dict[str, Any]
+    value: float = pydantic.Field(allow_inf_nan=False)
+
+
+class Record(pydantic.BaseModel):
+    """sweeps/<name>.json: the spec's target, objective, fixed and dropped keys, then every trial in order."""
+
+    target: str
+    objective: Objective
+    fixed: dict[str, Any]
+    drop: list[str]
+    trials: list[Trial]
+    best: Optional[Best]
+
+
+def record_file(name: str) -> Path:
+    return RECORDS / f"{name}.json"
+
+
+def read_record(path: Path, spec: SweepSpec, name: str) -> Record:
+    """A record, checked to be a search of this spec: its trials are resumed, and drawn on the spec's axes."""
+    try:
+        record = Record.model_validate(read_json(path))
+    except pydantic.ValidationError as err:
+        loc, problem = first_problem(err)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        raise UserError(f"{path}: {where}" if where else path,
+                        f"{problem} (not the record that `python -m latente.shared.sweep` writes)") from None
+    hint = f"the search ran with another spec of {SECTION}.{name}: move {path} away to start a new search"
+    for key in ("target", "objective", "fixed", "drop"):
+        if getattr(record, key) != getattr(spec, key):
+            raise UserError(f"{path}: {key}", f"differs from {PARAMS_FILE} {SECTION}.{name}.{key}", hint)
+    searched = [(f"trials[{index}]", trial.params) for index, trial in enumerate(record.trials)]
+    for where, params in searched + ([("best", record.best.params)] if record.best else []):
+        if set(params) != set(spec.space):
+            raise UserError(f"{path}: {where}.params", f"has the keys {', '.join(sorted(params))}, not the searched "
+                            f"{', '.join(sorted(spec.space))}", hint)
+        for key, value in params.items():
+            if not spec.space[key].holds(value):
+                raise UserError(f"{path}: {where}.params.{key}", f"{value!r} is outside the searched space", hint)
+    return record
 
 
 def has_key(params: dict[str, Any], dotted: str) -> bool:
@@ -213,45 +285,46 @@ def run_trial(spec: SweepSpec, experiment: str, values: dict[str, Any], root: Pa
     return subprocess.run(["dvc", "exp", "run", "--temp", "-n", experiment, *settings, spec.target], cwd=root).returncode == 0
 
 
-def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes: float | None = None) -> dict[str, Any]:
-    """Run (or resume) the sweep; returns and writes `reports/sweeps/<name>/trials.json`."""
+def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes: float | None = None) -> Record:
+    """Run (or resume) the search; its record, `sweeps/<name>.json`, is rewritten as each trial starts and ends."""
     import optuna
 
     spec = load_spec(name, root)
     trials = trials or spec.trials
     budget = 60.0 * (minutes or spec.minutes)
-    folder = root / OUTPUT / name
-    folder.mkdir(parents=True, exist_ok=True)
+    path = root / record_file(name)
+    done = read_record(path, spec, name).trials if path.is_file() else []
+    distributions = {key: space.distribution() for key, space in spec.space.items()}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}", load_if_exists=True,
-                                direction=spec.objective.direction)
-    # seeded by the trials already told, so that a resumed search does not replay the suggestions it started with
+    # seeded by the trials already recorded, so that a resumed search does not replay the suggestions it started with
     # (the sampler's random stream restarts with the process); a search run without a stop is seeded by `seed` alone
-    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + len(study.trials))
-    for stale in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):  # an interrupted run's trial
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)
+    study = optuna.create_study(direction=spec.objective.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed + len(done)))
+    for trial in done:  # a trial still running when the last invocation stopped has failed
+        study.add_trial(optuna.trial.create_trial(
+            params=trial.params, distributions=distributions, value=trial.value, user_attrs={"experiment": trial.experiment},
+            state=optuna.trial.TrialState[FAIL if trial.state == RUNNING else trial.state]))
     started = time.monotonic()
     while len(study.trials) < trials and time.monotonic() - started < budget:
-        trial = study.ask()
-        values = {key: space.suggest(trial, key) for key, space in spec.space.items()}
+        trial = study.ask(distributions)
         experiment = f"{name}-{trial.number}"
         trial.set_user_attr("experiment", experiment)
-        if not run_trial(spec, experiment, values, root):
-            print(f"{experiment}: the experiment failed; the search goes on", file=sys.stderr)
+        write_json(path, summarise(study, spec).model_dump(mode="json"))  # the trial is RUNNING in the record until it ends
+        value = objective_value(spec, experiment, root) if run_trial(spec, experiment, trial.params, root) else None
+        if value is None or not math.isfinite(value):
+            print(f"{experiment}: the experiment failed (objective {value}); the search goes on", file=sys.stderr)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        study.tell(trial, objective_value(spec, experiment, root))
-    summary = summarise(study, spec)
-    write_json(folder / "trials.json", summary)
-    return summary
+        else:
+            study.tell(trial, value)
+        write_json(path, summarise(study, spec).model_dump(mode="json"))
+    return summarise(study, spec)
 
 
-def summarise(study: Any, spec: SweepSpec) -> dict[str, Any]:
-    rows = [{"experiment": t.user_attrs["experiment"], "params": t.params, "state": t.state.name, "value": t.value} for t in study.trials]
-    top = study.best_trial if any(t.value is not None for t in study.trials) else None
-    best = None if top is None else {"experiment": top.user_attrs["experiment"], "params": top.params, "value": top.value}
-    return {"target": spec.target, "objective": spec.objective.model_dump(), "fixed": spec.fixed, "drop": spec.drop, "trials": rows,
-            "best": best}
+def summarise(study: Any, spec: SweepSpec) -> Record:
+    rows = [Trial(experiment=t.user_attrs["experiment"], params=t.params, state=t.state.name, value=t.value) for t in study.trials]
+    finished = [row for row in rows if row.state == COMPLETE]
+    top = (max if spec.objective.direction == "maximize" else min)(finished, key=lambda row: row.value) if finished else None
+    best = None if top is None else Best(experiment=top.experiment, params=top.params, value=top.value)
+    return Record(target=spec.target, objective=spec.objective, fixed=spec.fixed, drop=spec.drop, trials=rows, best=best)
 
 
 @exit_on_user_error
@@ -265,13 +338,13 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--trials", "must be at least 1")
     if args.minutes is not None and not args.minutes > 0:
         raise UserError("--minutes", "must be > 0")
-    summary = sweep(args.name, Path("."), args.trials, args.minutes)
-    best = summary["best"]
+    record = sweep(args.name, Path("."), args.trials, args.minutes)
+    best = record.best
     if best is None:
         print(f"{args.name}: no trial finished", file=sys.stderr)
         return
-    print(f"best: {best['experiment']} {summary['objective']['metric']} = {best['value']:.4g} ({best['params']}); "
-          f"restore it with `dvc exp apply {best['experiment']}`")
+    print(f"best: {best.experiment} {record.objective.metric} = {best.value:.4g} ({best.params}); "
+          f"restore it with `dvc exp apply {best.experiment}`; the record is {record_file(args.name)}, to commit")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Built only from report files (reports/<domain>/metrics.json, report.md, figures/, plots/),
 the `publish:` params, each domain's `references:` (anchors and targets) and the `sweeps:` in
-params.yaml, with the trials of reports/sweeps/<name>/trials.json where a search has run;
+params.yaml, with the trials of sweeps/<name>.json (the committed records) where a search has run;
 nothing here imports `latente.domains` or `latente.pipelines`.
 """
 from latente.site.build import SITE, SUMMARY, build_site

@@ -88,7 +88,7 @@ def test_a_bad_spec_stops_with_one_line_before_any_trial(tmp_path, capsys, chang
     root = project(tmp_path, {**SPEC, **change})
     line = error_line(root, capsys)
     assert all(w in line for w in words), line
-    assert not (root / "reports/sweeps").exists()  # nothing started
+    assert not (root / "sweeps").exists()  # nothing started
 
 
 def test_an_unknown_sweep_a_folder_without_dvc_and_bad_limits_are_one_line(tmp_path, capsys):
@@ -150,7 +150,7 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     sweep = [sys.executable, "-m", "latente.shared.sweep", "toy"]
     out = run(sweep, root, env)
 
-    trials = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
+    trials = json.loads((root / "sweeps/toy.json").read_text())
     assert [t["experiment"] for t in trials["trials"]] == ["toy-0", "toy-1", "toy-2"]
     assert all(t["state"] == "COMPLETE" for t in trials["trials"])
     for t in trials["trials"]:  # the value is the stage's own, for the x the trial ran with
@@ -175,11 +175,51 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
         assert objective_value(nested, t["experiment"], root) == pytest.approx(-t["value"])
 
     run([*sweep, "--trials", "4"], root, env)  # resumes: one more trial, the first three kept
-    again = json.loads((root / "reports/sweeps/toy/trials.json").read_text())
+    again = json.loads((root / "sweeps/toy.json").read_text())
     assert [t["experiment"] for t in again["trials"]] == ["toy-0", "toy-1", "toy-2", "toy-3"]
     assert again["trials"][:3] == trials["trials"]
     # a resumed sampler does not replay its first draws: toy-3's x is none of the first three's
     assert again["trials"][3]["params"]["toy.train.x"] not in [t["params"]["toy.train.x"] for t in trials["trials"]]
+
+    # a search stopped during toy-3 left it RUNNING in the record; resumed in a fresh clone of the commit that holds the
+    # record (the experiments stay behind), it counts toy-3 as failed and goes on from toy-4
+    again["trials"][3] |= {"state": "RUNNING", "value": None}
+    again["best"] = {key: max(again["trials"][:3], key=lambda t: t["value"])[key] for key in ("experiment", "params", "value")}
+    (root / "sweeps/toy.json").write_text(json.dumps(again))
+    run(["git", "add", "sweeps/toy.json"], root, env)
+    run(["git", "commit", "-qm", "the record"], root, env)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
+    (clone / "reports/toy").mkdir(parents=True)
+    (clone / "reports/toy/summary.json").write_text((root / "reports/toy/summary.json").read_text())  # the spec check reads it
+    run([*sweep, "--trials", "5"], clone, env)
+    resumed = json.loads((clone / "sweeps/toy.json").read_text())
+    assert [(t["experiment"], t["state"]) for t in resumed["trials"]] == [
+        ("toy-0", "COMPLETE"), ("toy-1", "COMPLETE"), ("toy-2", "COMPLETE"), ("toy-3", "FAIL"), ("toy-4", "COMPLETE")]
+    assert resumed["trials"][4]["value"] == pytest.approx(-(resumed["trials"][4]["params"]["toy.train.x"] - 3.0) ** 2)
+    finished = [t for t in resumed["trials"] if t["state"] == "COMPLETE"]
+    assert resumed["best"]["value"] == max(t["value"] for t in finished)
+
+
+RECORD = {"target": SPEC["target"], "objective": SPEC["objective"], "fixed": SPEC["fixed"], "drop": SPEC["drop"],
+          "trials": [{"experiment": "toy-0", "params": {"toy.train.x": 2.0}, "state": "COMPLETE", "value": -1.0}],
+          "best": {"experiment": "toy-0", "params": {"toy.train.x": 2.0}, "value": -1.0}}
+BAD_RECORDS = [
+    ({"fixed": {"toy.train.epochs": 3}}, "sweeps/toy.json: fixed: differs from params.yaml sweeps.toy.fixed"),
+    ({"trials": [{**RECORD["trials"][0], "params": {"toy.train.x": 9.0}}]}, "sweeps/toy.json: trials[0].params.toy.train.x: 9.0 is outside"),
+    ({"trials": [{**RECORD["trials"][0], "state": "DONE"}]}, "sweeps/toy.json: trials[0].state"),
+    ({"trials": [{**RECORD["trials"][0], "value": None}]}, "a COMPLETE trial needs a value"),
+]
+
+
+@pytest.mark.parametrize("change, words", BAD_RECORDS, ids=[str(i) for i in range(len(BAD_RECORDS))])
+def test_a_record_of_another_search_stops_the_resume_with_one_line(tmp_path, capsys, change, words):
+    root = project(tmp_path, SPEC)
+    (root / "sweeps").mkdir()
+    (root / "sweeps/toy.json").write_text(json.dumps({**RECORD, **change}))
+    line = error_line(root, capsys)
+    assert words in line and line.startswith("error: "), line
+    assert json.loads((root / "sweeps/toy.json").read_text()) == {**RECORD, **change}  # left as it was
 
 
 def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):

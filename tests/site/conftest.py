@@ -230,10 +230,10 @@ def set_sweeps(params_file: Path, sweeps: dict, defaults: dict) -> None:
 
 
 def write_trials(root: Path, name: str, spec: dict, trials: list[dict], best: int | None) -> Path:
-    """reports/sweeps/<name>/trials.json as `latente.shared.sweep` writes it; `best` indexes `trials`."""
+    """sweeps/<name>.json, the record `latente.shared.sweep` writes; `best` indexes `trials`."""
     top = None if best is None else {key: trials[best][key] for key in ("experiment", "params", "value")}
-    path = root / "reports" / "sweeps" / name / "trials.json"
-    path.parent.mkdir(parents=True)
+    path = root / "sweeps" / f"{name}.json"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"target": spec["target"], "objective": spec["objective"], "fixed": spec.get("fixed", {}),
                                 "drop": spec.get("drop", []), "trials": trials, "best": top}))
     return path
@@ -247,7 +247,7 @@ def sweeps_in_params():
 
 @pytest.fixture(scope="session")
 def trials_json():
-    """trials_json(root, name, spec, trials, best) → the path of the trials.json written for sweep `name`."""
+    """trials_json(root, name, spec, trials, best) → the path of the record written for sweep `name`."""
     return write_trials
 
 

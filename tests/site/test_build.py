@@ -524,7 +524,7 @@ def test_sweeps_page_shows_each_sweep_its_trials_and_the_best_against_the_defaul
         assert "<code>dvc exp apply speech-latent-2</code>" in searched and 'class="sweep-plot" data-sweep="0"' in searched
         waiting = _section(page, "sweep-2")
         assert "<code>python -m latente.shared.sweep speech-weight</code>" in waiting
-        assert "<code>reports/sweeps/speech-weight/trials.json</code>" in waiting
+        assert "<code>sweeps/speech-weight.json</code>" in waiting
         assert "sweep-plot" not in waiting and "<table class=\"metrics trials\">" not in waiting and "best-default" not in waiting
         assert f'href="{page_file("sweeps-speech", lang)}"' in (site / page_file("speech", lang)).read_text()
         for domain in ("ecg", "protein"):  # no sweep: no page, no link
@@ -549,16 +549,16 @@ ACCURACY = {"file": "reports/speech/summary.json", "metric": "model/accuracy", "
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{not json", "trials.json: not valid JSON"),
-    (json.dumps({"target": "evaluate@speech", "objective": ACCURACY, "fixed": {}, "best": None}), "trials.json: trials: required key is missing"),
+    ("{not json", "latent.json: not valid JSON"),
+    (json.dumps({"target": "evaluate@speech", "objective": ACCURACY, "fixed": {}, "drop": [], "best": None}), "latent.json: trials: required key is missing"),
 ])
 def test_malformed_trials_json_is_one_line_error_naming_the_file(copy_reports, tmp_path, publish_params, sweeps_in_params, text, message):
     root = copy_reports(tmp_path / "repo", ("speech",))
     spec = {"target": "evaluate@speech", "objective": ACCURACY, "trials": 2, "minutes": 1,
             "space": {"speech.train.model.latent_dim": {"choice": [16, 32]}}}
     sweeps_in_params(root / "params.yaml", {"latent": spec}, {})
-    trials = root / "reports/sweeps/latent/trials.json"
-    trials.parent.mkdir(parents=True)
+    trials = root / "sweeps/latent.json"
+    trials.parent.mkdir()
     trials.write_text(text)
     with pytest.raises(UserError) as error:
         build_site(publish_params, root)
