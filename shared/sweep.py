@@ -15,12 +15,14 @@ the project keeps, unlike the pipeline's outputs, which `dvc repro` rebuilds: a 
 hours, and its experiments live only in the git refs of the repository that ran them. A
 stopped search, in this clone or another, resumes from the record (the trial that was running
 counts as failed); `trials` bounds the whole search and `minutes` each invocation (a running
-trial finishes). Every spec problem (a key params.yaml does not have, an empty or inverted range, a
+trial finishes). The first trial runs params.yaml's own values of the searched keys, where the space
+holds them, so that every record says whether the search beat what the project ships. Every spec problem (a key params.yaml does not have, an empty or inverted range, a
 metric the target does not write) stops with one `error:` line before any trial starts.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import re
 import subprocess
@@ -177,6 +179,14 @@ def has_key(params: dict[str, Any], dotted: str) -> bool:
     return True
 
 
+def shipped_values(spec: SweepSpec, params: dict[str, Any], where: str) -> dict[str, Any]:
+    """Each searched key's value in params.yaml: the default the search is measured against."""
+    for key in spec.space:
+        if not has_key(params, key):
+            raise UserError(f"{where}.space.{key}", f"{PARAMS_FILE} has no such key", "sweep only keys params.yaml lists")
+    return {key: functools.reduce(lambda node, part: node[part], key.split("."), params) for key in spec.space}
+
+
 def metric_names(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A metrics file's values by the names `dvc exp show` gives them: nested keys joined by dots."""
     named: dict[str, Any] = {}
@@ -303,6 +313,9 @@ def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes:
         study.add_trial(optuna.trial.create_trial(
             params=trial.params, distributions=distributions, value=trial.value, user_attrs={"experiment": trial.experiment},
             state=optuna.trial.TrialState[FAIL if trial.state == RUNNING else trial.state]))
+    shipped = shipped_values(spec, load_params(root / PARAMS_FILE), f"{PARAMS_FILE}: {SECTION}.{name}")
+    if all(spec.space[key].holds(value) for key, value in shipped.items()) and all(trial.params != shipped for trial in done):
+        study.enqueue_trial(shipped)  # the next trial the study is asked for runs the defaults
     started = time.monotonic()
     while len(study.trials) < trials and time.monotonic() - started < budget:
         trial = study.ask(distributions)

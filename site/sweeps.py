@@ -8,7 +8,6 @@ are the searched keys' values in params.yaml when the site is built.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from latente.shared.errors import UserError
 from latente.shared.params import PARAMS_FILE, load_params, validate
-from latente.shared.sweep import COMPLETE, SECTION, Record, SweepSpec, Trial, has_key, read_record, record_file
+from latente.shared.sweep import COMPLETE, SECTION, Record, SweepSpec, Trial, read_record, record_file, shipped_values
 
 
 @dataclass
@@ -31,6 +30,11 @@ class SweepView:
     def complete(self) -> list[Trial]:
         """The trials with a value: the lines of the plot."""
         return [trial for trial in self.record.trials if trial.state == COMPLETE] if self.record else []
+
+    @property
+    def default_trial(self) -> Optional[Trial]:
+        """The finished trial that ran today's defaults (a search's first trial), if any: the value the best is measured against."""
+        return next((trial for trial in self.complete if trial.params == self.defaults), None)
 
 
 def load_sweeps(root: Path, domain: str) -> list[SweepView]:
@@ -47,17 +51,11 @@ def load_sweeps(root: Path, domain: str) -> list[SweepView]:
     for name, spec in specs.items():
         if spec.target.partition("@")[2] != domain:
             continue
-        defaults = {key: _default(params, key, f"{PARAMS_FILE}: {SECTION}.{name}.space.{key}") for key in spec.space}
+        defaults = shipped_values(spec, params, f"{PARAMS_FILE}: {SECTION}.{name}")
         relative = record_file(name)
         record = read_record(root / relative, spec, name) if (root / relative).is_file() else None
         views.append(SweepView(name, spec, defaults, relative.as_posix(), record))
     return views
-
-
-def _default(params: dict[str, Any], key: str, where: str) -> Any:
-    if not has_key(params, key):
-        raise UserError(where, f"{PARAMS_FILE} has no such key", "sweep only keys params.yaml lists")
-    return functools.reduce(lambda node, part: node[part], key.split("."), params)
 
 
 def plot_data(sweeps: list[SweepView], number: Callable[[Any], str]) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     trials = json.loads((root / "sweeps/toy.json").read_text())
     assert [t["experiment"] for t in trials["trials"]] == ["toy-0", "toy-1", "toy-2"]
     assert all(t["state"] == "COMPLETE" for t in trials["trials"])
+    assert (trials["trials"][0]["params"], trials["trials"][0]["value"]) == ({"toy.train.x": 1.0}, -4.0)  # the defaults first
     for t in trials["trials"]:  # the value is the stage's own, for the x the trial ran with
         assert t["value"] == pytest.approx(-(t["params"]["toy.train.x"] - 3.0) ** 2)
     best = max(trials["trials"], key=lambda t: t["value"])

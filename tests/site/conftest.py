@@ -205,7 +205,8 @@ SITE_SWEEPS = {  # speech's two sweeps (the first searched, the second not yet);
     "speech-weight": {"target": "evaluate@speech", "objective": SPEECH_OBJECTIVE, "trials": 4, "minutes": 5,
                       "space": {"speech.train.supervision.digit_weight": {"low": 0, "high": 300}}},
 }
-SWEEP_DEFAULTS = {"speech.train.model.latent_dim": 32, "speech.train.trainer.lr": 0.002, "speech.train.supervision.digit_weight": 100.0}
+# speech-latent-0 ran these defaults, as a search's first trial does
+SWEEP_DEFAULTS = {"speech.train.model.latent_dim": 16, "speech.train.trainer.lr": 0.0005, "speech.train.supervision.digit_weight": 100.0}
 SWEEP_TRIALS = [  # speech-latent's: two finished, one failed between them; the last is the best
     {"experiment": "speech-latent-0", "params": {"speech.train.model.latent_dim": 16, "speech.train.trainer.lr": 0.0005},
      "state": "COMPLETE", "value": 0.625},

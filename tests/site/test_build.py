@@ -501,7 +501,8 @@ def test_publish_ignores_the_dvc_lock_that_its_own_run_writes(tmp_path):
 def test_sweeps_page_shows_each_sweep_its_trials_and_the_best_against_the_defaults(built_site):
     # built_site's SITE_SWEEPS: speech-latent with three trials (the middle one failed, the last the best), speech-weight not run
     site = built_site / "reports" / "site"
-    for lang, log, fixed in (("en", "log-uniform", "Fixed in every trial"), ("pt-BR", "log-uniforme", "Fixos em todas as tentativas")):
+    for lang, log, fixed, defaults in (("en", "log-uniform", "Fixed in every trial", "the defaults"),
+                                       ("pt-BR", "log-uniforme", "Fixos em todas as tentativas", "valores padrão")):
         page = site / page_file("sweeps-speech", lang)
         searched = _section(page, "sweep-1")
         assert "<code>speech-latent</code>" in searched and "<code>evaluate@speech</code>" in searched
@@ -514,13 +515,15 @@ def test_sweeps_page_shows_each_sweep_its_trials_and_the_best_against_the_defaul
                                                   ["speech.evaluate.interpolation", dropped]]
         point = {"en": ".", "pt-BR": ","}[lang]
         assert _table_rows(searched, "trials") == [
-            ["speech-latent-0", "16", f"0{point}0005", "COMPLETE", f"0{point}625"],
+            [f"speech-latent-0 ({defaults})", "16", f"0{point}0005", "COMPLETE", f"0{point}625"],
             ["speech-latent-1", "64", f"0{point}003", "FAIL", "–"],
             ["speech-latent-2", "64", f"0{point}0012", "COMPLETE", f"0{point}75"],
         ]
-        # the best trial's values beside the defaults set in built_site's params.yaml (32 and 0.002)
-        assert _table_rows(searched, "best-default") == [["speech.train.model.latent_dim", "64", "32"],
-                                                         ["speech.train.trainer.lr", f"0{point}0012", f"0{point}002"]]
+        # the best trial's values and objective beside the defaults set in built_site's params.yaml (16 and 0.0005), which
+        # speech-latent-0 ran
+        assert _table_rows(searched, "best-default") == [["speech.train.model.latent_dim", "64", "16"],
+                                                         ["speech.train.trainer.lr", f"0{point}0012", f"0{point}0005"],
+                                                         ["model/accuracy", f"0{point}75", f"0{point}625 (speech-latent-0)"]]
         assert "<code>dvc exp apply speech-latent-2</code>" in searched and 'class="sweep-plot" data-sweep="0"' in searched
         waiting = _section(page, "sweep-2")
         assert "<code>python -m latente.shared.sweep speech-weight</code>" in waiting
@@ -546,6 +549,21 @@ def test_sweeps_plot_data_has_a_line_per_finished_trial(built_site):
 
 
 ACCURACY = {"file": "reports/speech/summary.json", "metric": "model/accuracy", "direction": "maximize"}
+
+
+def test_a_search_that_did_not_run_the_defaults_says_so_beside_the_best(copy_reports, tmp_path, publish_params, sweeps_in_params,
+                                                                         trials_json):
+    root = copy_reports(tmp_path / "repo", ("speech",))
+    spec = {"target": "evaluate@speech", "objective": ACCURACY, "trials": 2, "minutes": 1,
+            "space": {"speech.train.model.latent_dim": {"choice": [16, 32]}}}
+    sweeps_in_params(root / "params.yaml", {"latent": spec}, {"speech.train.model.latent_dim": 64})  # outside the space
+    trials_json(root, "latent", spec, [{"experiment": "latent-0", "params": {"speech.train.model.latent_dim": 32},
+                                        "state": "COMPLETE", "value": 0.5}], best=0)
+    build_site(publish_params, root)
+    searched = _section(root / "reports/site" / page_file("sweeps-speech", "en"), "sweep-1")
+    assert _table_rows(searched, "best-default") == [["speech.train.model.latent_dim", "32", "64"],
+                                                     ["model/accuracy", "0.5", "not among the finished trials"]]
+    assert _table_rows(searched, "trials") == [["latent-0", "32", "COMPLETE", "0.5"]]
 
 
 @pytest.mark.parametrize("text, message", [
