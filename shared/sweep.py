@@ -314,10 +314,12 @@ def sweep(name: str, root: Path = Path("."), trials: int | None = None, minutes:
             params=trial.params, distributions=distributions, value=trial.value, user_attrs={"experiment": trial.experiment},
             state=optuna.trial.TrialState[FAIL if trial.state == RUNNING else trial.state]))
     shipped = shipped_values(spec, load_params(root / PARAMS_FILE), f"{PARAMS_FILE}: {SECTION}.{name}")
-    if all(spec.space[key].holds(value) for key, value in shipped.items()) and all(trial.params != shipped for trial in done):
-        study.enqueue_trial(shipped)  # the next trial the study is asked for runs the defaults
+    run_shipped = all(spec.space[key].holds(value) for key, value in shipped.items()) and all(t.params != shipped for t in done)
     started = time.monotonic()
     while len(study.trials) < trials and time.monotonic() - started < budget:
+        if run_shipped:  # queued just before the ask that takes it, so that it never counts as a trial before it runs
+            study.enqueue_trial(shipped)
+            run_shipped = False
         trial = study.ask(distributions)
         experiment = f"{name}-{trial.number}"
         trial.set_user_attr("experiment", experiment)

@@ -183,11 +183,13 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     assert again["trials"][3]["params"]["toy.train.x"] not in [t["params"]["toy.train.x"] for t in trials["trials"]]
 
     # a search stopped during toy-3 left it RUNNING in the record; resumed in a fresh clone of the commit that holds the
-    # record (the experiments stay behind), it counts toy-3 as failed and goes on from toy-4
+    # record (the experiments stay behind), it counts toy-3 as failed and goes on from toy-4, which runs the defaults,
+    # changed since (x 5): no recorded trial ran them
     again["trials"][3] |= {"state": "RUNNING", "value": None}
     again["best"] = {key: max(again["trials"][:3], key=lambda t: t["value"])[key] for key in ("experiment", "params", "value")}
     (root / "sweeps/toy.json").write_text(json.dumps(again))
-    run(["git", "add", "sweeps/toy.json"], root, env)
+    (root / "params.yaml").write_text(yaml.safe_dump({"toy": {**TOY_PARAMS["toy"], "train": {"x": 5.0, "epochs": 5}}, "sweeps": {"toy": SPEC}}))
+    run(["git", "add", "sweeps/toy.json", "params.yaml"], root, env)
     run(["git", "commit", "-qm", "the record"], root, env)
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(root), str(clone)], tmp_path, env)
@@ -197,7 +199,7 @@ def test_every_trial_is_a_dvc_experiment_and_the_search_resumes(tmp_path, monkey
     resumed = json.loads((clone / "sweeps/toy.json").read_text())
     assert [(t["experiment"], t["state"]) for t in resumed["trials"]] == [
         ("toy-0", "COMPLETE"), ("toy-1", "COMPLETE"), ("toy-2", "COMPLETE"), ("toy-3", "FAIL"), ("toy-4", "COMPLETE")]
-    assert resumed["trials"][4]["value"] == pytest.approx(-(resumed["trials"][4]["params"]["toy.train.x"] - 3.0) ** 2)
+    assert (resumed["trials"][4]["params"], resumed["trials"][4]["value"]) == ({"toy.train.x": 5.0}, -4.0)
     finished = [t for t in resumed["trials"] if t["state"] == "COMPLETE"]
     assert resumed["best"]["value"] == max(t["value"] for t in finished)
 
