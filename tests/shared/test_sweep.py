@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from latente.shared.params import PARAMS_FILE, load_params, validate
-from latente.shared.sweep import SECTION, SweepSpec, has_key, load_spec, main, metric_names, objective_value, yaml_value
+from latente.shared.sweep import (COMPLETE, RECORDS, SECTION, SweepSpec, has_key, load_spec, main, metric_names, objective_value,
+                                  read_record, yaml_value)
 
 # A toy project: one stage whose score is −(x − 3)², so every trial's value can be checked by hand.
 # It also writes a DVCLive-shaped training log, whose nested `val.loss` is (x − 3)².
@@ -240,3 +241,17 @@ def test_the_sweeps_of_params_yaml_search_their_own_domains_keys(repo_root):
         assert spec.objective.file == written[spec.target.partition("@")[0]], name
         keys = [*spec.space, *spec.fixed, *spec.drop]
         assert [key for key in keys if not (has_key(params, key) and key.startswith(f"{domain}."))] == [], name
+
+
+def test_every_committed_record_is_a_search_of_the_spec_params_yaml_has(repo_root):
+    """sweeps/<name>.json as publish reads it: a spec change that orphans a record fails here, not in `dvc repro publish`."""
+    params = load_params(repo_root / PARAMS_FILE)
+    records = sorted((repo_root / RECORDS).glob("*.json"))
+    assert records, "no committed record"
+    for path in records:
+        assert path.stem in params[SECTION], path
+        spec = validate(SweepSpec, params[SECTION][path.stem], f"{SECTION}.{path.stem}")
+        record = read_record(path, spec, path.stem)
+        finished = [trial for trial in record.trials if trial.state == COMPLETE]
+        assert [trial.experiment for trial in record.trials] == [f"{path.stem}-{k}" for k in range(len(record.trials))], path
+        assert record.best.value == (max if spec.objective.direction == "maximize" else min)(t.value for t in finished), path
