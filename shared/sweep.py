@@ -16,8 +16,10 @@ hours, and its experiments live only in the git refs of the repository that ran 
 stopped search, in this clone or another, resumes from the record (the trial that was running
 counts as failed); `trials` bounds the whole search and `minutes` each invocation (a running
 trial finishes). The first trial runs params.yaml's own values of the searched keys, where the space
-holds them, so that every record says whether the search beat what the project ships. Every spec problem (a key params.yaml does not have, an empty or inverted range, a
-metric the target does not write) stops with one `error:` line before any trial starts.
+holds them, so that every record says whether the search beat what the project ships (a record
+without them gets them as its next trial). Every spec problem (a key params.yaml does not have, an
+empty or inverted range, a metric the target does not write) stops with one `error:` line before
+any trial starts.
 """
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ class SweepView:
 
     @property
     def default_trial(self) -> Optional[Trial]:
-        """The finished trial that ran today's defaults (a search's first trial), if any: the value the best is measured against."""
+        """The finished trial that ran today's defaults, if any (a search runs them first, or next when resumed): the
+        value the best is measured against."""
         return next((trial for trial in self.complete if trial.params == self.defaults), None)
 
 
