@@ -31,11 +31,14 @@ class SweepView:
         """The trials with a value: the lines of the plot."""
         return [trial for trial in self.record.trials if trial.state == COMPLETE] if self.record else []
 
+    def ran_defaults(self, trial: Trial) -> bool:
+        """Whether `trial` ran today's defaults (a search runs them first, or next when resumed); the trials table marks it."""
+        return trial.params == self.defaults
+
     @property
     def default_trial(self) -> Optional[Trial]:
-        """The finished trial that ran today's defaults, if any (a search runs them first, or next when resumed): the
-        value the best is measured against."""
-        return next((trial for trial in self.complete if trial.params == self.defaults), None)
+        """The finished trial that ran today's defaults, if any: the value the best is measured against."""
+        return next((trial for trial in self.complete if self.ran_defaults(trial)), None)
 
 
 def load_sweeps(root: Path, domain: str) -> list[SweepView]:
