@@ -6,6 +6,7 @@ import functools
 import http.server
 import importlib
 import io
+import json
 import os
 import pkgutil
 import shutil
@@ -158,6 +159,14 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_sealed_config(folder: Path, meta: dict) -> None:
+    """Replace a model folder's config.json with `meta`, sealed as save_model seals it: a config that
+    loads past the checksum, so the checks behind it (keys, domain fields) are what a test meets."""
+    from latente.shared.models.store import CONFIG, CONFIG_DIGEST, config_digest
+
+    (folder / CONFIG).write_text(json.dumps({**meta, CONFIG_DIGEST: config_digest(meta)}))
 
 
 @pytest.fixture(scope="session")

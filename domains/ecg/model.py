@@ -64,13 +64,10 @@ HYPERPRIOR_PREFIX = "hyperprior."
 def transform_config(model: AutoencoderConfig) -> AutoencoderConfig:
     """The analysis/synthesis transforms of a codec: `model` on one lead (1-D, one channel).
 
-    The codec is fully convolutional, so no input size is fixed; the hyperprior does the
-    entropy coding, so the shared per-channel code prior (`code_bits`) must stay unset.
+    The codec is fully convolutional, so no input size is fixed; the hyperprior does the entropy coding.
     """
     if model.architecture != "conv" or model.flat_code:
         raise UserError(f"{DOMAIN}.train.model.name", f"is {model.name}", "an ECG codec is fully convolutional: use conv_ae without latent_dim")
-    if model.code_bits is not None:
-        raise UserError(f"{DOMAIN}.train.model.code_bits", "is set", "the ECG codec's hyperprior codes the latent: remove code_bits")
     return model.model_copy(update={"spatial_dims": 1, "in_channels": 1})
 
 

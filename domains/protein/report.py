@@ -97,7 +97,7 @@ def write_report(paths: DomainPaths, params: EvaluateParams, train: TrainParams,
 def interpolation(model: VariationalAutoencoder, a: Alignment, params: InterpolationParams, figures: Path, plots: Path) -> list[str]:
     """The decoded path between two sequences' codes: per step the most probable sequence, the share of either end's
     residues it keeps, and its nearest natural sequence (plots/interpolation.csv, for the site's slider); returns the
-    report's lines. Identities are `data.identities`' own: matched residues over the first sequence's non-gap columns."""
+    report's lines. Identities are counted as `data.identities` counts them: matched residues over the first sequence's non-gap columns."""
     ends = [sequence_index(a, name, f"interpolation.{end}") for end, name in (("start", params.start), ("end", params.end))]
     means = torch.from_numpy(latent_means(model, a.codes[ends]))
     t = torch.linspace(0.0, 1.0, params.steps)

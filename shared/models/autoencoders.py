@@ -1,10 +1,5 @@
 """Autoencoder variants with one output contract: reconstruction, code, loss terms.
 
-With `code_bits` set, the code is an entropy bottleneck for learned compression (Ballé et al.
-2017): it is rounded to integers clipped to `code_bits` bits at eval time, replaced by uniform
-noise of width 1 in training, and a per-channel Laplace prior gives its rate in bits (term
-`rate`, weighted by `rate_weight`), so training trades distortion against coded size.
-
 Every variant computes per-sample loss terms (shape [B], summed over the elements of a
 sample so that a VAE's terms form a proper ELBO) and a scalar `loss`, their batch mean.
 """
@@ -29,17 +24,6 @@ class AEOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def symbol_range(bits: int) -> tuple[int, int]:
-    """Smallest and largest integer symbol of a `bits`-bit code."""
-    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-
-
-def quantize(z: torch.Tensor, bits: int) -> torch.Tensor:
-    """Round a code to integer symbols clipped to `bits` bits."""
-    low, high = symbol_range(bits)
-    return torch.round(z).clamp(low, high).to(torch.int64)
-
-
 def _per_sample(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).sum(1)
 
@@ -51,10 +35,6 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = config
         self.encoder, self.decoder = build_backbone(config, self.code_width())
-        if config.code_bits is not None:
-            channels = config.latent_dim if config.latent_dim is not None else config.latent_channels
-            self.prior_loc = nn.Parameter(torch.zeros(channels))
-            self.prior_scale = nn.Parameter(torch.ones(channels))
 
     def code_width(self) -> int:
         cfg = self.config
@@ -83,25 +63,10 @@ class Autoencoder(nn.Module):
         return (F.pad(x, pads) if any(pads) else x), size
 
     def encode(self, x: torch.Tensor, sample: bool | None = None) -> torch.Tensor:
-        """The code of `x` (the posterior mean for a VAE unless sampling), before rounding."""
+        """The code of `x` (the posterior mean for a VAE unless sampling)."""
         padded, _ = self._pad(x)
         z, _ = self.bottleneck(self.encoder(padded), self._sampling(sample))
         return z
-
-    def code_prior(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel (location, scale) of the Laplace prior over code symbols."""
-        return self.prior_loc, F.softplus(self.prior_scale) + 0.05
-
-    def code_bits_needed(self, code: torch.Tensor) -> torch.Tensor:
-        """−log2 P(code) per element under the prior, integrated over each unit-width bin."""
-        loc, scale = (p.view(1, -1, *([1] * (code.ndim - 2))) for p in self.code_prior())
-
-        def cdf(v: torch.Tensor) -> torch.Tensor:
-            t = (v - loc) / scale
-            return 0.5 + 0.5 * torch.sign(t) * (1 - torch.exp(-t.abs()))
-
-        p = (cdf(code + 0.5) - cdf(code - 0.5)).clamp_min(1e-9)
-        return -torch.log2(p)
 
     def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
         """Raw decoder output (logits for bce/categorical), cropped to `size`."""
@@ -144,11 +109,7 @@ class Autoencoder(nn.Module):
         noisy = self.corrupt_input(x) if self.training else x
         padded, size = self._pad(noisy)
         z, terms = self.bottleneck(self.encoder(padded), self._sampling(sample))
-        code = z
-        if self.config.code_bits is not None:
-            code = z + torch.rand_like(z) - 0.5 if self.training else quantize(z, self.config.code_bits).to(z.dtype)
-            terms["rate"] = _per_sample(self.code_bits_needed(code))
-        raw = self.decode(code, size)
+        raw = self.decode(z, size)
         if self.config.residual:
             raw = self.centre(noisy) - raw
         terms = {"recon": self.reconstruction_term(raw, target), **terms, **self.penalty(z)}
@@ -156,8 +117,7 @@ class Autoencoder(nn.Module):
         return AEOutput(recon=self.to_data(raw), z=z, loss=loss, terms=terms)
 
     def weight(self, term: str) -> float:
-        weights = {"kl": self.config.beta, "rate": self.config.rate_weight,
-                   "sparsity": self.config.sparsity.weight if self.config.sparsity else 0.0}
+        weights = {"kl": self.config.beta, "sparsity": self.config.sparsity.weight if self.config.sparsity else 0.0}
         return weights.get(term, 1.0)
 
 

@@ -65,8 +65,6 @@ class AutoencoderConfig(StrictParams):
     # behaviour
     residual: bool = False
     recon_loss: Literal["mse", "l1", "bce", "categorical"] = "mse"
-    code_bits: int | None = pydantic.Field(None, ge=2, le=16)
-    rate_weight: float = pydantic.Field(0.0, ge=0)
     corruption: CorruptionConfig | None = None
     sparsity: SparsityConfig | None = None
     beta: float = 1.0
@@ -133,7 +131,6 @@ USED_ONLY_BY: dict[str, tuple[Callable[[AutoencoderConfig], bool], str]] = {
     "hidden": (lambda c: c.architecture == "dense", "dense_* models"),
     "decoder_hidden": (lambda c: c.architecture == "dense", "dense_* models"),
     "norm": (lambda c: c.architecture == "conv", "conv_* models"),
-    "rate_weight": (lambda c: c.code_bits is not None, "models with code_bits"),
     "corruption": (lambda c: c.variant == "dae", "*_dae models"),
     "sparsity": (lambda c: c.variant == "sae", "*_sae models"),
     "beta": (lambda c: c.variant == "vae", "*_vae models"),

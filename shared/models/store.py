@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,21 @@ from latente.shared.models.config import AutoencoderConfig
 from latente.shared.params import first_problem
 
 CONFIG = "config.json"
-CONFIG_KEYS = ("latente_version", "domain", "model", "preprocessing", "data", "info", "files")  # what save_model writes
+CONFIG_DIGEST = "config_sha256"
+CONFIG_KEYS = ("latente_version", "domain", "model", "preprocessing", "data", "info", "files", CONFIG_DIGEST)  # what save_model writes
 WEIGHTS = "model.safetensors"
 EXTRAS = "extras.safetensors"
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def config_digest(meta: dict[str, Any]) -> str:
+    """sha256 of a model config without its own digest, keys sorted and no spaces: the seal that
+    makes an edited config.json fail to load, as the weights' digests do for the tensors."""
+    body = {key: value for key, value in meta.items() if key != CONFIG_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -50,18 +59,17 @@ def save_model(
         if extras:
             save_tensors(extras, tmp / EXTRAS)
             files[EXTRAS] = sha256(tmp / EXTRAS)
-        write_json(
-            tmp / CONFIG,
-            {
-                "latente_version": __version__,
-                "domain": domain,
-                "model": model.config.model_dump(mode="json"),
-                "preprocessing": preprocessing,
-                "data": data,
-                "info": info or {},
-                "files": files,
-            },
-        )
+        meta = {
+            "latente_version": __version__,
+            "domain": domain,
+            "model": model.config.model_dump(mode="json"),
+            "preprocessing": preprocessing,
+            "data": data,
+            "info": info or {},
+            "files": files,
+        }
+        meta = json.loads(json.dumps(meta))  # sealed as load_model will read it (tuples as lists, keys as strings)
+        write_json(tmp / CONFIG, {**meta, CONFIG_DIGEST: config_digest(meta)})
     return folder
 
 
@@ -106,6 +114,11 @@ def load_model(folder: str | Path, domain: str | None = None) -> LoadedModel:
     meta = read_json(folder / CONFIG)
     if not isinstance(meta, dict) or "model" not in meta or "domain" not in meta:
         raise UserError(folder / CONFIG, "not a latente model config")
+    if CONFIG_DIGEST not in meta:
+        raise UserError(f"{folder / CONFIG}: {CONFIG_DIGEST}", "missing: this config was not written by save_model", "retrain the model")
+    if meta[CONFIG_DIGEST] != config_digest(meta):
+        raise UserError(folder / CONFIG, "checksum mismatch: the file was edited or corrupted after saving",
+                        "a model folder is written whole by training; retrain or refit rather than edit it")
     unknown = [key for key in meta if key not in CONFIG_KEYS]
     if unknown:
         raise UserError(f"{folder / CONFIG}: {unknown[0]}", "unknown key (misspelt?)", f"a model config holds only {', '.join(CONFIG_KEYS)}")

@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from bad_input import Env, case, env_stack, replay  # noqa: F401  (env_stack is a fixture)
-from conftest import call_latente
+from conftest import call_latente, write_sealed_config
 
 F = "anomaly fit {csv} --model-out {tmp}/m --rows 0:400 --epochs 1"
 SC = "anomaly score {csv} --model {model} --out {tmp}/scores.csv"
@@ -65,7 +65,9 @@ CASES = [
     # binary input (a UnicodeDecodeError traceback in `score`, issue 16 cause 5)
     case("score_binary_csv", "anomaly score {binary} --model {model} --out {tmp}/s.csv", "{binary}", "not a text CSV file"),
     case("fit_binary_csv", "anomaly fit {binary} --model-out {tmp}/m", "{binary}", "not a text CSV file"),
-    # a model folder whose config.json is damaged or hand-edited (cause 8): checked on load, the key named
+    # a model folder whose config.json was edited after saving (cause 8): refused by its checksum
+    case("model_edited", SC.replace("{model}", "{m_edited}"), "config.json", "checksum mismatch", "retrain or refit"),
+    # ... and one sealed but wrong (a writer other than `fit`): checked on load, the key named
     case("model_threshold_nan", SC.replace("{model}", "{m_threshold_nan}"), "preprocessing.threshold", "nan", "refit"),
     case("model_threshold_negative", SC.replace("{model}", "{m_threshold_negative}"), "preprocessing.threshold", "-1.0"),
     case("model_threshold_text", SC.replace("{model}", "{m_threshold_text}"), "preprocessing.threshold", "'high'"),
@@ -149,8 +151,13 @@ def inputs(tmp_path_factory, fitted, mirror):
         shutil.copytree(fitted, folder / name)
         config = json.loads((folder / name / "config.json").read_text())
         damage(config["preprocessing"])
-        (folder / name / "config.json").write_text(json.dumps(config))
+        write_sealed_config(folder / name, config)
         made[name] = folder / name
+    shutil.copytree(fitted, folder / "m_edited")
+    edited = json.loads((folder / "m_edited" / "config.json").read_text())
+    edited["preprocessing"]["threshold"] *= 2  # a valid value, but not the one fit saved
+    (folder / "m_edited" / "config.json").write_text(json.dumps(edited))
+    made["m_edited"] = folder / "m_edited"
     made["binary"] = folder / "plant.csv"
     made["binary"].write_bytes(bytes(range(256)) * 64)
     lines = (mirror / "anomaly/skab/valve1/0.csv").read_text().splitlines()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_user_error, call_latente, run_latente
+from conftest import assert_user_error, call_latente, run_latente, write_sealed_config
 
 from latente.domains.anomaly.baselines import pca_t2q
 from latente.domains.anomaly.data import read_series, split
@@ -196,7 +196,7 @@ def test_wrong_model_folder_and_unlabelled_data(capsys, mirror, fitted, tmp_path
     shutil.copytree(fitted, broken)
     config = json.loads((broken / "config.json").read_text())
     del config["preprocessing"]["sensors"]
-    (broken / "config.json").write_text(json.dumps(config))
+    write_sealed_config(broken, config)
     assert_user_error(cli(capsys, "anomaly", "score", csv, "--model", broken, "--out", tmp_path / "o.csv"),
                       "broken/config.json", "not an anomaly detector", "sensors")
     (tmp_path / "free").mkdir()

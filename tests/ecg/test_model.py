@@ -39,8 +39,6 @@ def test_transform_config_is_one_lead_and_leaves_the_coding_to_the_hyperprior():
     config = codec.transform_config(base)
     assert (config.spatial_dims, config.in_channels) == (1, 1)
     assert config.model_dump(exclude={"spatial_dims", "in_channels"}) == base.model_dump(exclude={"spatial_dims", "in_channels"})
-    with pytest.raises(UserError, match="ecg.train.model.code_bits: is set"):
-        codec.transform_config(AutoencoderConfig(name="conv_ae", code_bits=8))
     with pytest.raises(UserError, match="ecg.train.model.name: is dense_ae"):
         codec.transform_config(AutoencoderConfig(name="dense_ae", latent_dim=8))
     with pytest.raises(UserError, match="fully convolutional"):

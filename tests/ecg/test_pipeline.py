@@ -36,7 +36,7 @@ def test_trained_model_saves_its_config_and_training_record(tiny_run):
     variant = ECG["train"]["variants"]["A"]
     assert meta["domain"] == DOMAIN
     assert {k: meta["model"][k] for k in ECG["train"]["model"]} == ECG["train"]["model"]
-    assert (meta["model"]["spatial_dims"], meta["model"]["in_channels"], meta["model"]["code_bits"]) == (1, 1, None)
+    assert (meta["model"]["spatial_dims"], meta["model"]["in_channels"]) == (1, 1)
     # the codec's own settings: λ of its variant, the hyperprior (defaults filled in), beside the transforms' config
     assert meta["preprocessing"]["rate_weight"] == variant["rate_weight"]
     assert meta["preprocessing"]["hyperprior"] == HyperpriorConfig.model_validate(ECG["train"]["hyperprior"]).model_dump(mode="json")

@@ -1,4 +1,5 @@
 """Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts, config fields."""
+import hashlib
 import json
 import math
 import subprocess
@@ -8,9 +9,9 @@ import pydantic
 import pytest
 import torch
 
+from conftest import write_sealed_config
 from latente.shared.errors import UserError
 from latente.shared.models import MODEL_NAMES, AutoencoderConfig, CorruptionConfig, SparsityConfig, build_model, load_model, save_model
-from latente.shared.models.autoencoders import quantize, symbol_range
 
 SIZES = {1: (50,), 2: (18, 14), 3: (10, 9, 7)}
 
@@ -125,29 +126,6 @@ def test_categorical_reconstruction_term_is_cross_entropy():
     assert model.reconstruction_term(logits, target).item() == pytest.approx(expected.item())
 
 
-def test_quantisation_rounds_and_clips():
-    assert symbol_range(3) == (-4, 3)
-    z = torch.tensor([-9.0, -0.6, 0.4, 2.5, 7.0])
-    assert quantize(z, 3).tolist() == [-4, -1, 0, 2, 3]
-
-
-def test_entropy_bottleneck_rate_is_laplace_bin_probability():
-    model = build_model(config("conv_ae", 1, code_bits=8, rate_weight=0.1))
-    loc, scale = model.code_prior()
-    b = scale[0].item()
-    # P(0) for Laplace(0, b) over [-0.5, 0.5] is 1 - exp(-0.5 / b)
-    bits = model.code_bits_needed(torch.zeros(1, 3, 1))
-    assert bits[0, 0, 0].item() == pytest.approx(-math.log2(1 - math.exp(-0.5 / b)), rel=1e-5)
-    x = torch.randn(2, 2, 50)
-    model.eval()
-    out = model(x)
-    assert set(out.terms) == {"recon", "rate"} and model.weight("rate") == 0.1
-    z = model.encode(x)
-    assert torch.allclose(out.terms["rate"], model.code_bits_needed(quantize(z, 8).float()).flatten(1).sum(1))
-    model.train()
-    assert model(x).z.shape == z.shape
-
-
 def test_one_dimensional_vae_with_flat_code():
     # MONAI's VarAutoEncoder fails on 1-D input (MONAI issue 5225); ours must not.
     model = build_model(AutoencoderConfig(name="conv_vae", spatial_dims=1, input_size=(64,), channels=(4, 8), strides=(2, 2), latent_dim=6))
@@ -184,18 +162,41 @@ def test_load_model_errors(tmp_path):
 def test_load_model_names_the_config_key_it_rejects(tmp_path):
     folder = save_model(build_model(config("conv_ae", 1)), tmp_path / "m", domain="ecg", preprocessing={}, data={})
     meta = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**meta, "preprocesing": {}}))
+    write_sealed_config(folder, {**meta, "preprocesing": {}})
     with pytest.raises(UserError) as err:
         load_model(folder)
     assert err.value.where == f"{folder / 'config.json'}: preprocesing" and err.value.problem == "unknown key (misspelt?)"
-    (folder / "config.json").write_text(json.dumps({**meta, "model": {**meta["model"], "chanels": [4, 8]}}))
+    write_sealed_config(folder, {**meta, "model": {**meta["model"], "chanels": [4, 8]}})
     with pytest.raises(UserError) as err:
         load_model(folder)
     assert err.value.where == f"{folder / 'config.json'}: model.chanels" and err.value.problem == "unknown key (misspelt?)"
-    (folder / "config.json").write_text(json.dumps({**meta, "model": {**meta["model"], "kernel_size": "wide"}}))
+    write_sealed_config(folder, {**meta, "model": {**meta["model"], "kernel_size": "wide"}})
     with pytest.raises(UserError) as err:
         load_model(folder)
     assert err.value.where == f"{folder / 'config.json'}: model.kernel_size"
+
+
+def test_config_json_is_sealed_by_its_checksum(tmp_path):
+    folder = save_model(build_model(config("conv_ae", 1)), tmp_path / "m", domain="ecg", preprocessing={"gain": 2.0}, data={"rows": (0, 4)})
+    text = (folder / "config.json").read_text()
+    meta = json.loads(text)
+    body = {k: v for k, v in meta.items() if k != "config_sha256"}
+    # the digest by hand: sha256 of the config without it, keys sorted, no spaces
+    assert meta["config_sha256"] == hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert meta["data"]["rows"] == [0, 4]  # sealed as it is read back: the tuple is a list
+    assert load_model(folder).preprocessing == {"gain": 2.0}
+    # one value edited, even to one that validates: refused, with the file named
+    (folder / "config.json").write_text(text.replace('"gain": 2.0', '"gain": 3.0'))
+    with pytest.raises(UserError) as err:
+        load_model(folder)
+    assert err.value.where == str(folder / "config.json") and err.value.problem.startswith("checksum mismatch")
+    # spacing and key order are not content: a reformatted file still loads
+    (folder / "config.json").write_text(json.dumps(dict(reversed(list(meta.items())))))
+    assert load_model(folder).preprocessing == {"gain": 2.0}
+    (folder / "config.json").write_text(json.dumps(body))
+    with pytest.raises(UserError) as err:
+        load_model(folder)
+    assert err.value.where == f"{folder / 'config.json'}: config_sha256" and err.value.problem.startswith("missing")
 
 
 def test_saved_folder_has_no_pickle(tmp_path):
@@ -273,14 +274,6 @@ def test_a_flat_code_makes_latent_channels_unused():
     base = base_config("conv_ae", input_size=(16,), latent_dim=4)
     assert same_behaviour(base, base.model_copy(update={"latent_channels": 3}))
     assert_rejected({**base.model_dump(exclude_unset=True), "latent_channels": 3}, "latent_channels")
-
-
-def test_rate_weight_needs_code_bits():
-    base = base_config("conv_ae")
-    assert same_behaviour(base, base.model_copy(update={"rate_weight": 0.5}))
-    assert_rejected({"name": "conv_ae", "rate_weight": 0.5}, "rate_weight")
-    coded = base_config("conv_ae", code_bits=8)
-    assert not same_behaviour(coded, base_config("conv_ae", code_bits=8, rate_weight=0.5))
 
 
 def test_sparsity_target_is_only_for_the_kl_penalty():
