@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import csv
+import functools
+import json
+import shutil
 
-from latente.site.build import page_file
+import pytest
+import yaml
+
+from latente.site.build import build_site, page_file
 
 OTHER_LANGUAGE = {"en": "pt-BR", "pt-BR": "en"}
 
@@ -308,3 +314,34 @@ def test_sweeps_plot_has_a_line_per_finished_trial_and_the_page_switches_languag
     assert "Todas as tentativas" in main and "Every trial" not in main and "buscas de hiperparâmetros" in page.inner_text("h1")
     assert {"0,0001", "0,01"} <= set(page.locator(".sweep-plot .tick text").all_text_contents())
     log.assert_clean()
+
+
+def test_committed_sweep_records_show_every_finished_trial_and_the_defaults(tiny_reports, publish_params, repo_root, tmp_path, open_page):
+    # The repository's own searches (params.yaml's sweeps, sweeps/*.json) published beside the tiny runs' domains
+    # (ecg, speech, protein; mri and anomaly have no reports there, so no page): each plot has one line per
+    # finished trial with the record's values, and the trial that ran params.yaml's values is marked once.
+    root = tmp_path / "root"
+    shutil.copytree(tiny_reports / "reports", root / "reports")
+    shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
+    shutil.copytree(repo_root / "sweeps", root / "sweeps")
+    build_site(publish_params, root)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    shown = {name: spec for name, spec in params["sweeps"].items() if (root / "reports" / spec["target"].split("@")[1] / "metrics.json").is_file()}
+    assert sorted(shown) == ["ecg", "protein", "speech"]
+    for name, spec in shown.items():
+        record = json.loads((root / "sweeps" / f"{name}.json").read_text())
+        finished = [trial for trial in record["trials"] if trial["state"] == "COMPLETE"]
+        shipped = {key: functools.reduce(lambda node, part: node[part], key.split("."), params) for key in spec["space"]}
+        defaults = [trial["experiment"] for trial in finished if trial["params"] == shipped]
+        assert len(finished) >= 8 and len(defaults) == 1, name
+        page, log = open_page((root / "reports" / "site" / f"sweeps-{spec['target'].split('@')[1]}.html").as_uri())
+        page.wait_for_selector(".sweep-plot[data-ready=true]")
+        objective = page.evaluate("() => Array.from(document.querySelector('.sweep-plot').data[0].dimensions.at(-1).values)")
+        assert objective == pytest.approx([trial["value"] for trial in finished]), name
+        assert page.locator("table.trials tbody tr").count() == len(record["trials"])
+        marked = page.locator("table.trials tbody td", has_text="(the defaults)")
+        assert marked.count() == 1 and marked.inner_text() == f"{defaults[0]} (the defaults)", name
+        assert f"({defaults[0]})" in page.inner_text("table.best-default tr.objective")
+        assert record["best"]["experiment"] in page.inner_text("main")
+        log.assert_clean()
+        page.close()
