@@ -29,7 +29,11 @@ def crop_volume(src: Path, dest: Path, box: tuple[slice, slice, slice]) -> None:
 @pytest.fixture(scope="session")
 def mri_crops(mirror, tmp_path_factory) -> Path:
     """A mirror folder (`mri/...`) holding crops of the four real volumes, same file names."""
-    root = tmp_path_factory.mktemp("mri_mirror")
+    return write_crops(mirror, tmp_path_factory.mktemp("mri_mirror"))
+
+
+def write_crops(mirror: Path, root: Path) -> Path:
+    """`root`, a mirror folder now holding `mri/...`: crops of the four real volumes, same file names."""
     folder = root / "mri"
     folder.mkdir()
     colin = (slice(0, 90), slice(50, 170), slice(70, 106))  # left half: head, skull and background

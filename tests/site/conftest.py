@@ -66,26 +66,59 @@ def _protein(root: Path, mirror: Path) -> None:
     run_stages("protein", root, tiny.PROTEIN, {"evaluate": {"mutations": dms.name}})
 
 
-@pytest.fixture(scope="session")
-def tiny_reports(tmp_path_factory, mirror, repo_root) -> Path:
-    """A folder holding reports/{ecg,speech,protein} from tiny real runs, and the repo's params.yaml.
+def _anomaly(root: Path, mirror: Path) -> None:
+    source = {**tiny.ANOMALY["fetch"]["source"], "kind": "local", "location": str(mirror / "anomaly")}
+    run_stages("anomaly", root, tiny.ANOMALY, {"fetch": {"source": source}})
 
-    mri and anomaly are left out on purpose: the site must skip them with a note.
-    """
+
+def _mri(root: Path, mirror: Path) -> None:
+    """The MRI stages on crops of the real volumes (tests/mri/conftest.py's, as its pipeline test runs them)."""
+    from tests.mri.conftest import SMALL_PARAMS, run_stages_in_process, write_crops, write_params
+
+    (root / "mri-crops").mkdir(parents=True)
+    crops = write_crops(mirror, root / "mri-crops")
+    write_params(root, SMALL_PARAMS)
+    run_stages_in_process(root, ("fetch", "prepare", "train", "evaluate"), crops)
+
+
+def _session_folder(tmp_path_factory, name: str, runs, mirror: Path, repo_root: Path) -> Path:
+    """reports/ from these tiny runs and the repo's params.yaml in one folder per test session, made once even
+    under pytest-xdist (the first worker to take the lock runs them)."""
     basetemp = tmp_path_factory.getbasetemp()
     shared_tmp = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp  # this session's, for every worker
-    root = shared_tmp / "site-tiny-runs"
+    root = shared_tmp / name
     with FileLock(str(root) + ".lock"):
         if not (root / "done").is_file():
             shutil.rmtree(root, ignore_errors=True)
             work = root / "work"
-            for run in (_ecg, _speech, _protein):
+            for run in runs:
                 run(work, mirror)
             root.mkdir(exist_ok=True)
             shutil.copytree(work / "reports", root / "reports")
             shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
             shutil.rmtree(work)
             (root / "done").write_text("ok")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_reports(tmp_path_factory, mirror, repo_root) -> Path:
+    """A folder holding reports/{ecg,speech,protein} from tiny real runs, and the repo's params.yaml.
+
+    mri and anomaly are left out on purpose: the site must skip them with a note.
+    """
+    return _session_folder(tmp_path_factory, "site-tiny-runs", (_ecg, _speech, _protein), mirror, repo_root)
+
+
+@pytest.fixture(scope="session")
+def tiny_reports_of_five(tmp_path_factory, mirror, repo_root, tiny_reports) -> Path:
+    """tiny_reports with reports/anomaly and reports/mri added from their own tiny runs: every domain's pages."""
+    more = _session_folder(tmp_path_factory, "site-tiny-runs-more", (_anomaly, _mri), mirror, repo_root)
+    root = tmp_path_factory.mktemp("site-five")
+    shutil.copytree(tiny_reports / "reports", root / "reports")
+    for domain in ("anomaly", "mri"):
+        shutil.copytree(more / "reports" / domain, root / "reports" / domain)
+    shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
     return root
 
 

@@ -316,32 +316,46 @@ def test_sweeps_plot_has_a_line_per_finished_trial_and_the_page_switches_languag
     log.assert_clean()
 
 
-def test_committed_sweep_records_show_every_finished_trial_and_the_defaults(tiny_reports, publish_params, repo_root, tmp_path, open_page):
-    # The repository's own searches (params.yaml's sweeps, sweeps/*.json) published beside the tiny runs' domains
-    # (ecg, speech, protein; mri and anomaly have no reports there, so no page): each plot has one line per
-    # finished trial with the record's values, and the trial that ran params.yaml's values is marked once.
+def test_every_domain_shows_its_explorer_and_its_committed_sweep(tiny_reports_of_five, publish_params, repo_root, tmp_path, open_page):
+    # All five domains' tiny reports with the repository's publish section, params.yaml's sweeps and the committed
+    # records (sweeps/*.json): each domain page's explorer draws one point per row of its CSV; each Sweeps page, in
+    # both languages, draws one line per finished trial with the record's values, lists every trial, and marks once
+    # the trial that ran params.yaml's values, whose value also stands beside the best's. Nothing leaves the disk.
     root = tmp_path / "root"
-    shutil.copytree(tiny_reports / "reports", root / "reports")
+    shutil.copytree(tiny_reports_of_five / "reports", root / "reports")
     shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
     shutil.copytree(repo_root / "sweeps", root / "sweeps")
     build_site(publish_params, root)
+    site = root / "reports" / "site"
+    assert sorted(publish_params.domains) == ["anomaly", "ecg", "mri", "protein", "speech"]
+    for domain, config in publish_params.domains.items():
+        rows = list(csv.DictReader((root / "reports" / domain / config.explorer.file).open()))
+        page, log = open_page((site / f"{domain}.html").as_uri())
+        page.wait_for_selector("#latent-explorer[data-ready=true]")
+        assert rows and page.locator("#latent-explorer .scatterlayer .point").count() == len(rows), domain
+        assert all(url.startswith("file://") for url in log.requests), log.requests
+        log.assert_clean()
+        page.close()
+
     params = yaml.safe_load((root / "params.yaml").read_text())
-    shown = {name: spec for name, spec in params["sweeps"].items() if (root / "reports" / spec["target"].split("@")[1] / "metrics.json").is_file()}
-    assert sorted(shown) == ["ecg", "protein", "speech"]
-    for name, spec in shown.items():
+    by_domain = {spec["target"].split("@")[1]: (name, spec) for name, spec in params["sweeps"].items()}
+    assert sorted(by_domain) == sorted(publish_params.domains)
+    for domain, (name, spec) in by_domain.items():
         record = json.loads((root / "sweeps" / f"{name}.json").read_text())
         finished = [trial for trial in record["trials"] if trial["state"] == "COMPLETE"]
         shipped = {key: functools.reduce(lambda node, part: node[part], key.split("."), params) for key in spec["space"]}
         defaults = [trial["experiment"] for trial in finished if trial["params"] == shipped]
         assert len(finished) >= 8 and len(defaults) == 1, name
-        page, log = open_page((root / "reports" / "site" / f"sweeps-{spec['target'].split('@')[1]}.html").as_uri())
-        page.wait_for_selector(".sweep-plot[data-ready=true]")
-        objective = page.evaluate("() => Array.from(document.querySelector('.sweep-plot').data[0].dimensions.at(-1).values)")
-        assert objective == pytest.approx([trial["value"] for trial in finished]), name
-        assert page.locator("table.trials tbody tr").count() == len(record["trials"])
-        marked = page.locator("table.trials tbody td", has_text="(the defaults)")
-        assert marked.count() == 1 and marked.inner_text() == f"{defaults[0]} (the defaults)", name
-        assert f"({defaults[0]})" in page.inner_text("table.best-default tr.objective")
-        assert record["best"]["experiment"] in page.inner_text("main")
-        log.assert_clean()
-        page.close()
+        for lang, mark in (("en", "the defaults"), ("pt-BR", "valores padrão")):
+            page, log = open_page((site / page_file(f"sweeps-{domain}", lang)).as_uri())
+            page.wait_for_selector(".sweep-plot[data-ready=true]")
+            objective = page.evaluate("() => Array.from(document.querySelector('.sweep-plot').data[0].dimensions.at(-1).values)")
+            assert objective == pytest.approx([trial["value"] for trial in finished]), name
+            assert page.locator("table.trials tbody tr").count() == len(record["trials"])
+            marked = page.locator("table.trials tbody td", has_text=f"({mark})")
+            assert marked.count() == 1 and marked.inner_text() == f"{defaults[0]} ({mark})", (name, lang)
+            assert f"({defaults[0]})" in page.inner_text("table.best-default tr.objective")
+            assert f"dvc exp apply {record['best']['experiment']}" in page.inner_text("main")
+            assert all(url.startswith("file://") for url in log.requests), log.requests
+            log.assert_clean()
+            page.close()
