@@ -1,4 +1,4 @@
-"""Site fixtures: report folders from tiny real runs of three domains, the built site, headless Chromium.
+"""Site fixtures: report folders from tiny real runs of three domains (and of all five), the built site, headless Chromium.
 
 The reports come from the domains' own stage functions on real data from the mirror (tiny
 models, a few seconds each), built once per test session even under pytest-xdist.
