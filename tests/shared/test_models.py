@@ -1,7 +1,6 @@
 """Every variant × 1-D/2-D/3-D: shapes, finite gradients, save/load round trip, contracts, config fields."""
 import hashlib
 import json
-import math
 import subprocess
 import sys
 

@@ -112,13 +112,12 @@ def tiny_reports(tmp_path_factory, mirror, repo_root) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_reports_of_five(tmp_path_factory, mirror, repo_root, tiny_reports) -> Path:
-    """tiny_reports with reports/anomaly and reports/mri added from their own tiny runs: every domain's pages."""
+    """A folder holding reports/ of all five domains: tiny_reports' three, and anomaly and mri from their own tiny runs."""
     more = _session_folder(tmp_path_factory, "site-tiny-runs-more", (_anomaly, _mri), mirror, repo_root)
     root = tmp_path_factory.mktemp("site-five")
     shutil.copytree(tiny_reports / "reports", root / "reports")
     for domain in ("anomaly", "mri"):
         shutil.copytree(more / "reports" / domain, root / "reports" / domain)
-    shutil.copyfile(repo_root / "params.yaml", root / "params.yaml")
     return root
 
 
