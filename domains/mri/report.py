@@ -16,7 +16,8 @@ import numpy as np
 
 from latente.shared.io import write_bytes, write_text
 from latente.shared.report import (
-    References, check_target, figure_backend, markdown_table, projection, save_figure, target_table, write_plot_csv,
+    References, TargetCheck, check_target, condition_text, figure_backend, markdown_table, projection, save_figure, target_table,
+    write_plot_csv,
 )
 from latente.shared.results import Results
 from latente.shared.stage import DomainPaths
@@ -174,11 +175,27 @@ def _adapt_paragraph(params: EvaluateParams, results: Results) -> str:
         f"\n**Model + adapt** ({', '.join(params.adapt_volumes)}): before denoising, a copy of the model is fine-tuned on the "
         f"noisy volume itself, with no reference, by {how}; {a.steps} Adam steps (learning rate {a.lr:g}) of {a.batch_size} "
         f"patches of {a.patch_size}×{a.patch_size} voxels. The same loss on a fixed batch of {a.val_patches} patches, measured "
-        f"before the first step and every {a.check_every} steps, estimates the denoising error without a reference; the weights "
-        "where it was lowest are kept (step 0: the trained model, when no step helped). This is `latente mri denoise --adapt`; "
+        f"before the first step and every {a.check_every} steps, estimates the denoising error without a reference; a check's "
+        "weights qualify only where that error fell by more than two standard errors of its per-patch change, and the lowest "
+        "qualifying check is kept (step 0: the trained model, when none qualified). This is `latente mri denoise --adapt`; "
         "its seconds include the fine-tune.\n\n"
         + markdown_table(["volume", "σ added", "σ estimated (% of max)", "step kept"], rows, digits=3)
     )
+
+
+def _plain_model_note(checks: list[TargetCheck], results: Results) -> str:
+    """The targets that judge another method than the plain model (the fine-tuned one, on a real scan), and the same
+    targets judged on the plain model: a reader sees what the fine-tune is needed for."""
+    other = [c for c in checks if c.target.method != "model"]
+    if not other:
+        return ""
+    plain = [check_target(results, c.target.model_copy(update={"method": "model"})) for c in other]
+    missed = [p for p in plain if p.verdict == "missed"]
+    methods = " and ".join(sorted({LABELS.get(c.target.method, c.target.method) for c in other}))
+    return (f"\n{len(other)} of the {len(checks)} targets judge {methods} (`latente mri denoise --adapt`), not the model "
+            f"alone. Judged on the model alone, {len(missed)} of those measured {'is' if len(missed) == 1 else 'are'} missed"
+            + "".join(f"{'; ' if k else ': '}{condition_text(p.target.condition)}, {p.target.describe()} (margin {p.margin:.4f})"
+                      for k, p in enumerate(missed)) + ".\n")
 
 
 def input_sentence(config: AutoencoderConfig) -> str:
@@ -274,7 +291,8 @@ def write_report(
     if params.adapt_volumes:
         parts.append(_adapt_paragraph(params, results))
     parts += ["\n## Targets\n",
-              target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n"]
+              target_table(checks, digits=4) if checks else f"No target is set in `references.{DOMAIN}.targets` of params.yaml.\n",
+              _plain_model_note(checks, results)]
     for case, out in zip(cases, outputs):
         columns = _columns(results, case, params)
         labels = [c[0] for c in columns]
