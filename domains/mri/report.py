@@ -199,23 +199,23 @@ def _lowest_level_note(results: Results, params: EvaluateParams, cases: list[Cas
             gap += f" ({results.find('model_adapted', volume=case.name, noise=lowest)['psnr_mask'] - bm3d:+.2f} dB with the fine-tune)"
         gaps.append(gap)
     low, high = config.corruption.level
-    return (f"\n**Below the targets' levels.** At {100 * lowest:g} % noise, in-mask PSNR against BM3D (σ total): {'; '.join(gaps)}. "
+    return (f"\n**Below the targets' levels.** At {100 * lowest:g} % noise, in-mask PSNR against BM3D (σ {params.baseline_sigma[0]}): "
+            f"{'; '.join(gaps)}. "
             f"The model is noise-blind, trained on σ drawn uniformly from [{low:g}, {high:g}] with a squared-error loss, which "
             "the high-noise draws dominate: the smallest residuals weigh least in what it learns. The fine-tune on the scan "
             "itself sees only that scan's noise.\n")
 
 
 def _plain_model_note(checks: list[TargetCheck], results: Results) -> str:
-    """The targets that judge another method than the plain model (the fine-tuned one, on a real scan), and the same
-    targets judged on the plain model: a reader sees what the fine-tune is needed for."""
-    other = [c for c in checks if c.target.method != "model"]
-    if not other:
+    """The targets that judge the fine-tuned model (on a real scan), and the same targets judged on the plain model:
+    a reader sees what the fine-tune is needed for."""
+    adapted = [c for c in checks if c.target.method == "model_adapted"]
+    if not adapted:
         return ""
-    plain = [check_target(results, c.target.model_copy(update={"method": "model"})) for c in other]
+    plain = [check_target(results, c.target.model_copy(update={"method": "model"})) for c in adapted]
     missed = [p for p in plain if p.verdict == "missed"]
-    methods = " and ".join(sorted({LABELS.get(c.target.method, c.target.method) for c in other}))
-    return (f"\n{len(other)} of the {len(checks)} targets judge {methods} (`latente mri denoise --adapt`), not the model "
-            f"alone. Judged on the model alone, {len(missed)} of those measured {'is' if len(missed) == 1 else 'are'} missed"
+    return (f"\n{len(adapted)} of the {len(checks)} targets judge {LABELS['model_adapted']} (`latente mri denoise --adapt`), "
+            f"not the model alone. Judged on the model alone, {len(missed)} of those measured {'is' if len(missed) == 1 else 'are'} missed"
             + "".join(f"{'; ' if k else ': '}{condition_text(p.target.condition)}, {p.target.describe()} (margin {p.margin:.4f})"
                       for k, p in enumerate(missed)) + ".\n")
 

@@ -138,6 +138,9 @@ def test_the_lowest_level_below_every_target_is_explained_per_volume():
     assert ("At 1 % noise, in-mask PSNR against BM3D (σ total): template.nii.gz -1.30 dB (-0.10 dB with the fine-tune); "
             "real.nii.gz -4.20 dB.") in note
     assert f"σ drawn uniformly from [{low:g}, {high:g}]" in note
+    told_added = params.model_copy(update={"baseline_sigma": ("added",)})
+    assert "in-mask PSNR against BM3D (σ added): template.nii.gz" in _lowest_level_note(
+        results, told_added, cases, config, References(targets=(target,)))
     at_one = target.model_copy(update={"condition": {"noise": 0.01}})
     assert _lowest_level_note(results, params, cases, config, References(targets=(at_one,))) == ""
 
