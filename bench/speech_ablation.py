@@ -10,11 +10,15 @@ trains one encoder per inner fold exactly as the train stage does (`train_fold`,
 The design choices of the train stage are made on these figures, so theo's recordings inform no
 choice; the pipeline's LOSO figures, where every speaker is held out once, are the test.
 
-Arms (changes to params.yaml's `speech.train`, one section level down): `design` (as committed),
-`no_speed` (no speed perturbation: the denoising corruption alone), `masks` (SpecAugment band and
-span on the copies), `snr_wide` (training SNRs down to −5 dB), `epochs16` (twice the epochs),
-`unsupervised` (no digit head), `dropout` (dropout 0.2 in the encoder and decoder), `seed1` (the design
-with another trainer seed: the spread between it and `design` is the seed noise any arm must clear).
+Arms (changes to params.yaml's `speech.train`, one section level down, or to `speech.prepare.features`):
+`design` (as committed), `no_speed` (no speed perturbation) and `speed_wide` (0.8–1.25×), `no_shift`
+(copies not moved in time) and `shift16` (twice the range), `voice` (each recording's voiced span
+centred in the window instead of the recording), `floor60` (log-mel floor 60 dB below the clip's
+peak instead of 40), `masks` (SpecAugment band and span on the copies), `snr_wide` (training SNRs
+down to −5 dB), `copies6` (twice the noisy copies), `epochs16` (twice the epochs), `invariance` (the
+code-distance term at weight 100), `unsupervised` (no digit head), `dropout` (dropout 0.2 in the
+encoder and decoder), `seed1` (the design with another trainer seed: the spread between it and
+`design` is the seed noise any arm must clear).
 """
 from __future__ import annotations
 
@@ -42,9 +46,16 @@ MIRROR = Path(os.environ.get("LATENTE_MIRROR", REPO.parent / "shared" / "dataset
 ARMS = {
     "design": {},
     "no_speed": {"augment": {"speed": (1.0, 1.0)}},
+    "speed_wide": {"augment": {"speed": (0.8, 1.25)}},
+    "no_shift": {"augment": {"shift": 0}},
+    "shift16": {"augment": {"shift": 16}},
+    "voice": {"features": {"align": "voice"}},
+    "floor60": {"features": {"top_db": 60.0}},
     "masks": {"augment": {"freq_mask": 8, "time_mask": 10}},
     "snr_wide": {"augment": {"snr_db": (-5.0, 20.0)}},
+    "copies6": {"augment": {"copies": 6}},
     "epochs16": {"trainer": {"epochs": 16}},
+    "invariance": {"supervision": {"invariance_weight": 100.0}},
     "unsupervised": {"supervision": {"digit_weight": 0.0}},
     "dropout": {"model": {"dropout": 0.2}},
     "seed1": {"trainer": {"seed": 1}},
@@ -53,11 +64,19 @@ CONDITIONS = {"clean": None, "10 dB": 10.0, "0 dB": 0.0}
 
 
 def arm_params(params: TrainParams, changes: dict) -> TrainParams:
-    """params.yaml's train section with the arm's changes merged one level down."""
+    """params.yaml's train section with the arm's changes merged one level down (`features` aside)."""
     merged = params.model_dump()
     for section, values in changes.items():
-        merged[section] = {**merged[section], **values}
+        if section != "features":
+            merged[section] = {**merged[section], **values}
     return TrainParams.model_validate(merged)
+
+
+def arm_prepare(params: PrepareParams, changes: dict) -> PrepareParams:
+    """params.yaml's prepare section with the arm's `features` changes (the spectrogram the encoder reads)."""
+    merged = params.model_dump()
+    merged["features"] = {**merged["features"], **changes.get("features", {})}
+    return PrepareParams.model_validate(merged)
 
 
 def run_arm(corpus: Corpus, params: TrainParams, prepare: PrepareParams, evaluate: EvaluateParams, work: Path) -> dict:
@@ -99,7 +118,7 @@ def main() -> None:
     for arm in args.arms.split(","):
         with tempfile.TemporaryDirectory() as work:
             results[arm] = {"changes": ARMS[arm], "excluded": list(train.test_speakers),
-                            **run_arm(corpus, arm_params(train, ARMS[arm]), prepare, evaluate, Path(work))}
+                            **run_arm(corpus, arm_params(train, ARMS[arm]), arm_prepare(prepare, ARMS[arm]), evaluate, Path(work))}
         print(f"{arm:13s} " + "  ".join(f"{k} {results[arm][k]['mean']:.3f}" for k in results[arm] if " " in k)
               + f"  | {results[arm]['train_seconds']:.0f} s", flush=True)
         write_json(args.out, results)

@@ -10,7 +10,8 @@ Each entry is `{stage: params}` in the shape of `params.yaml`'s `<domain>.<stage
 SPEECH = {
     "fetch": {"speakers": ["jackson", "nicolas", "theo"], "takes": 8},
     "train": {
-        "test_speakers": ["theo"], "loso": True, "augment": {"copies": 1, "speed": [0.9, 1.1]}, "supervision": {"digit_weight": 10.0},
+        "test_speakers": ["theo"], "loso": True, "augment": {"copies": 1, "speed": [0.9, 1.1], "shift": 2},
+        "supervision": {"digit_weight": 10.0, "invariance_weight": 1.0},
         "model": {"name": "conv_ae", "spatial_dims": 2, "channels": [8, 16], "strides": [2, 2], "latent_dim": 16},
         "trainer": {"epochs": 2, "batch_size": 32, "threads": 1, "device": "cpu", "seed": 3},
     },

@@ -104,8 +104,32 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[torch.Tensor, bool]:
     return samples.contiguous(), clipped
 
 
-def fix_duration(samples: torch.Tensor, length: int, align: str) -> torch.Tensor:
-    """Pad with silence or crop to `length` samples, keeping the start or the centre."""
+VOICE_DB = 30.0  # a block belongs to the voice when its energy is within this many dB of the loudest block
+
+
+def voiced_span(samples: torch.Tensor, block: int) -> tuple[int, int]:
+    """[first, last) samples of the voice: from the first to the last whole block of `block`
+    samples whose mean energy lies within VOICE_DB of the loudest block's (the whole recording
+    when it is shorter than a block or silent)."""
+    blocks = samples.shape[-1] // block
+    if blocks == 0:
+        return 0, samples.shape[-1]
+    energy = samples[: blocks * block].reshape(blocks, block).double().pow(2).mean(dim=1)
+    if float(energy.max()) == 0.0:
+        return 0, samples.shape[-1]
+    loud = torch.nonzero(energy >= energy.max() * 10 ** (-VOICE_DB / 10)).flatten()
+    return int(loud[0]) * block, (int(loud[-1]) + 1) * block
+
+
+def fix_duration(samples: torch.Tensor, length: int, align: str, block: int) -> torch.Tensor:
+    """Pad with silence or crop to `length` samples, keeping the start, the centre, or the centre
+    of the voiced span (`voiced_span` in blocks of `block` samples: silence a speaker leaves
+    before or after the word does not move the word in the window)."""
+    if align == "voice":
+        first, last = voiced_span(samples, block)
+        start = (first + last) // 2 - length // 2  # the window [start, start + length) may overhang either end
+        window = samples[..., max(start, 0) : start + length]
+        return torch.nn.functional.pad(window, (max(-start, 0), length - window.shape[-1] - max(-start, 0)))
     excess = samples.shape[-1] - length
     if excess >= 0:
         start = excess // 2 if align == "center" else 0
@@ -291,7 +315,7 @@ class LogMel:
 
     def fixed(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
         """[B, samples]: each recording padded with silence or cropped to the fixed duration."""
-        return torch.stack([fix_duration(r, self.params.samples, self.params.align) for r in recordings])
+        return torch.stack([fix_duration(r, self.params.samples, self.params.align, self.params.hop_length) for r in recordings])
 
     def __call__(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
         power = self.mel(self.fixed(recordings)).unsqueeze(1)

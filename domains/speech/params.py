@@ -58,7 +58,7 @@ class FeatureParams(StrictParams):
 
     sample_rate: int = pydantic.Field(8000, ge=1000)
     duration: float = pydantic.Field(0.8, gt=0.0)
-    align: Literal["center", "start"] = "center"
+    align: Literal["center", "start", "voice"] = "center"
     n_fft: int = pydantic.Field(256, ge=16)
     hop_length: int = pydantic.Field(80, ge=1)
     n_mels: int = pydantic.Field(40, ge=4)
@@ -94,6 +94,9 @@ class AugmentParams(StrictParams):
     - `freq_mask` / `time_mask`: SpecAugment (Park et al. 2019): one band of up to `freq_mask`
       mel bins and one span of up to `time_mask` frames of the copy's spectrogram are set to
       the clip's mean, so no single band or moment can carry the digit.
+    - `shift`: the copy's spectrogram is moved by up to `shift` frames either way (drawn per
+      copy), the frames it uncovers set to the clip's floor, so the code cannot lean on where in
+      the window a speaker's digit happens to start.
     """
 
     copies: int = pydantic.Field(3, ge=0)
@@ -101,6 +104,7 @@ class AugmentParams(StrictParams):
     speed: tuple[float, float] = (1.0, 1.0)
     freq_mask: int = pydantic.Field(0, ge=0)
     time_mask: int = pydantic.Field(0, ge=0)
+    shift: int = pydantic.Field(0, ge=0)
 
     @pydantic.field_validator("speed")
     @classmethod
@@ -145,9 +149,15 @@ class SupervisionParams(StrictParams):
     linear digit head on the code adds `digit_weight` × its cross-entropy (nats per clip) to the
     reconstruction error (summed over a clip's spectrogram). Only the training speakers' labels
     are used; the head is dropped after training, so codes and MFCCs still go through the same
-    downstream classifier. 0 trains a plain denoising autoencoder."""
+    downstream classifier. 0 trains a plain denoising autoencoder.
+
+    `invariance_weight` adds that weight × the squared distance between a corrupted copy's code
+    and its clean clip's code, over the batch's code variance (dimensionless, so shrinking the
+    codes cannot lower it): the speed-perturbed copy stands in for another voice saying the same
+    thing, and the term asks the code to ignore the difference."""
 
     digit_weight: float = pydantic.Field(0.0, ge=0.0)
+    invariance_weight: float = pydantic.Field(0.0, ge=0.0)
 
 
 MAX_CODE_DIMS = 64

@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import Corpus, GriffinLimInverter, fix_duration, noisy
+from latente.domains.speech.data import VOICE_DB, Corpus, GriffinLimInverter, fix_duration, noisy
 from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
-from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, FeatureParams, SupervisionParams
 from latente.shared.errors import UserError
 from latente.shared.io import write_bytes
 from latente.shared.params import InterpolationParams
@@ -186,7 +186,7 @@ def build_report(
     audio_rows = []
     for k, i in enumerate(chosen):
         stem = Path(corpus.names[i]).stem
-        fixed = lambda w: fix_duration(w, main.features.samples, main.features.align)  # noqa: E731
+        fixed = lambda w: fix_duration(w, main.features.samples, main.features.align, main.features.hop_length)  # noqa: E731
         files = {  # file suffix: (column title, samples)
             "original": ("original clip", fixed(clean_waves[k])),
             "original_griffinlim": ("Griffin-Lim of its spectrogram", inverter(to_db(spec_clean[k, 0]))),
@@ -315,17 +315,32 @@ def _denoising(augment: dict[str, Any]) -> str:
     if settings.freq_mask or settings.time_mask:
         corruptions.append(f"one band of up to {settings.freq_mask} mel bins and one span of up to {settings.time_mask} frames set to the "
                            "clip's mean (SpecAugment, Park et al. 2019)")
+    if settings.shift:
+        corruptions.append(f"its spectrogram moved by up to {settings.shift} frames either way, the uncovered frames at the clip's floor "
+                           "(a speaker who leaves uneven silence around the word no longer moves it in the window)")
     return (f"Denoising training: each training clip is also presented {settings.copies} time(s) {', then '.join(corruptions)}, "
             "with the clean spectrogram as target (Vincent et al., 2008).")
 
 
-def _supervision(weight: float) -> str:
-    """The digit head of the training, from the saved model's `supervision.digit_weight`."""
-    if not weight:
-        return "No labels enter the encoder's training."
-    return (f"Supervised autoencoder (Le et al., 2018): while the encoder trains, a linear digit head on the code adds {weight:g} × its "
-            "cross-entropy (nats per clip) to the reconstruction error, using the training speakers' labels only; the head is then "
-            "dropped, and the code goes through the same classifier and search as MFCC.")
+def _supervision(supervision: dict[str, Any]) -> str:
+    """The digit head and invariance term of the training, from the saved model's `supervision` settings."""
+    settings = SupervisionParams.model_validate(supervision)
+    invariance = "" if not settings.invariance_weight else (
+        f" An invariance term adds {settings.invariance_weight:g} × the squared distance between each corrupted copy's code and its "
+        "clean clip's code, over the batch's code variance.")
+    if not settings.digit_weight:
+        return "No labels enter the encoder's training." + invariance
+    return (f"Supervised autoencoder (Le et al., 2018): while the encoder trains, a linear digit head on the code adds {settings.digit_weight:g} "
+            "× its cross-entropy (nats per clip) to the reconstruction error, using the training speakers' labels only; the head is then "
+            "dropped, and the code goes through the same classifier and search as MFCC." + invariance)
+
+
+def _alignment(features: FeatureParams) -> str:
+    """Where a recording sits in the fixed window, in words."""
+    if features.align == "voice":
+        return (f"voice-aligned: the span from the first to the last {features.hop_length}-sample block within {VOICE_DB:g} dB of the "
+                "loudest is centred")
+    return f"{features.align}-aligned"
 
 
 def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr) -> str:
@@ -427,16 +442,18 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         *(["## Latent interpolation", "", *path_lines] if path_lines else []),
         "## Method",
         "",
-        f"- **Features.** {features.duration:g} s clips ({features.align}-aligned, padded with silence or cropped) at "
+        f"- **Features.** {features.duration:g} s clips ({_alignment(features)}, padded with silence or cropped) at "
         f"{features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {features.n_fft}, hop {features.hop_length}, "
         f"{features.n_mels} mels) and `AmplitudeToDB` (top_db {features.top_db:g}) relative to each clip's maximum; "
         "standardised with the mean and standard deviation of the training speakers only.",
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
-        f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision']['digit_weight'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision'])} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Design choices.** params.yaml's defaults were chosen on an inner leave-one-speaker-out over the speakers other than "
         f"{', '.join(held_out)}, whose recordings informed no choice; `python -m bench.speech_ablation` re-measures each choice there "
-        "(without the speed perturbation, with SpecAugment masks, with training SNRs down to −5 dB, with twice the epochs, without the digit head).",
+        "(without the speed perturbation, without the frame shift or with twice its range, on the voiced span, with SpecAugment masks, with "
+        "training SNRs down to −5 dB, with a wider speed range or floor, with more copies or twice the epochs, with the invariance term, "
+        "without the digit head).",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",

@@ -79,12 +79,29 @@ def masked(spectrograms: torch.Tensor, freq_mask: int, time_mask: int, generator
     return out
 
 
+def shifted(spectrograms: torch.Tensor, widest: int, generator: torch.Generator) -> torch.Tensor:
+    """[B, 1, M, F] with each clip moved by a whole number of frames drawn from -widest..widest;
+    uncovered frames take the clip's minimum (the log-mel floor, silence)."""
+    frames = spectrograms.shape[-1]
+    offsets = torch.randint(-widest, widest + 1, (len(spectrograms),), generator=generator).clamp(-frames, frames)
+    out = spectrograms.amin(dim=(1, 2, 3), keepdim=True).expand_as(spectrograms).clone()
+    for b, offset in enumerate(offsets.tolist()):
+        if offset >= 0:
+            out[b, ..., offset:] = spectrograms[b, ..., : frames - offset]
+        else:
+            out[b, ..., :offset] = spectrograms[b, ..., -offset:]
+    return out
+
+
 def spectrograms(recordings: Sequence[torch.Tensor], features: FeatureParams, augment: AugmentParams, seed: int) -> Spectrograms:
     logmel = LogMel(features)
     noisy = [logmel(copy) for copy in noisy_copies(recordings, augment, seed)]
     if augment.freq_mask or augment.time_mask:
         generator = torch.Generator().manual_seed(seed * 7919 + 104_729)
         noisy = [masked(copy, augment.freq_mask, augment.time_mask, generator) for copy in noisy]
+    if augment.shift:
+        generator = torch.Generator().manual_seed(seed * 7919 + 130_363)
+        noisy = [shifted(copy, augment.shift, generator) for copy in noisy]
     return Spectrograms(logmel(recordings), noisy)
 
 
@@ -97,18 +114,31 @@ class SupervisedAutoencoder(nn.Module):
     each clean target is stored once however many noisy versions point at it.
     """
 
-    def __init__(self, autoencoder: Autoencoder, targets: torch.Tensor, digits: torch.Tensor, classes: int, digit_weight: float):
+    def __init__(self, autoencoder: Autoencoder, targets: torch.Tensor, digits: torch.Tensor, classes: int,
+                 digit_weight: float, invariance_weight: float = 0.0):
         super().__init__()
         self.autoencoder = autoencoder
         self.head = nn.Linear(autoencoder.config.latent_dim, classes)
         self.register_buffer("targets", targets, persistent=False)
         self.register_buffer("digits", digits, persistent=False)
         self.digit_weight = digit_weight
+        self.invariance_weight = invariance_weight
 
     def forward(self, x: torch.Tensor, clip: torch.Tensor) -> AEOutput:
-        out = self.autoencoder(x, self.targets[clip])
+        clean = self.targets[clip]
+        out = self.autoencoder(x, clean)
         digit = F.cross_entropy(self.head(out.z), self.digits[clip], reduction="none")
-        return AEOutput(out.recon, out.z, out.loss + self.digit_weight * digit.mean(), {**out.terms, "digit": digit})
+        loss, terms = out.loss + self.digit_weight * digit.mean(), {**out.terms, "digit": digit}
+        if self.invariance_weight:
+            terms["invariance"] = code_distance(out.z, self.autoencoder.encode(clean))
+            loss = loss + self.invariance_weight * terms["invariance"].mean()
+        return AEOutput(out.recon, out.z, loss, terms)
+
+
+def code_distance(z: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    """Per clip, ‖z − anchor‖² over the summed variance of the anchors' codes in the batch: 0 when
+    the corruption leaves the code where the clean clip's is, about 2 for unrelated codes."""
+    return ((z - anchor) ** 2).sum(dim=1) / anchor.detach().var(dim=0).sum().clamp_min(1e-8)
 
 
 def train_fold(
@@ -142,7 +172,8 @@ def train_fold(
     print(f"fold without {', '.join(held_out)}: {len(fit_index)} clips × {len(versions)} versions", file=sys.stderr)
     seed_everything(params.trainer.seed)
     autoencoder = build_model(config)
-    model = SupervisedAutoencoder(autoencoder, normaliser(specs.clean[train_index]), digits, len(classes), params.supervision.digit_weight)
+    model = SupervisedAutoencoder(autoencoder, normaliser(specs.clean[train_index]), digits, len(classes),
+                                  params.supervision.digit_weight, params.supervision.invariance_weight)
     # Validation mirrors training: clean and noisy inputs of held-back training-speaker clips.
     result = fit(
         model, dataset(fit_index), dataset(val_index), params.trainer,

@@ -7,7 +7,7 @@ import soundfile as sf
 import torch
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio
+from latente.domains.speech.data import add_white_noise, check_resampling, fix_duration, is_clipped, load_audio, voiced_span
 from latente.shared.errors import UserError
 
 
@@ -51,11 +51,27 @@ def test_resampling_keeps_frequency_and_level(tmp_path):
 
 def test_fix_duration_pads_and_crops_as_computed_by_hand():
     x = torch.arange(1, 6, dtype=torch.float32)  # 1..5
-    assert fix_duration(x, 8, "start").tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
-    assert fix_duration(x, 8, "center").tolist() == [0, 1, 2, 3, 4, 5, 0, 0]
-    assert fix_duration(x, 3, "start").tolist() == [1, 2, 3]
-    assert fix_duration(x, 3, "center").tolist() == [2, 3, 4]
-    assert fix_duration(x, 5, "center").tolist() == [1, 2, 3, 4, 5]
+    assert fix_duration(x, 8, "start", 2).tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
+    assert fix_duration(x, 8, "center", 2).tolist() == [0, 1, 2, 3, 4, 5, 0, 0]
+    assert fix_duration(x, 3, "start", 2).tolist() == [1, 2, 3]
+    assert fix_duration(x, 3, "center", 2).tolist() == [2, 3, 4]
+    assert fix_duration(x, 5, "center", 2).tolist() == [1, 2, 3, 4, 5]
+
+
+def test_voice_alignment_centres_the_loud_blocks_whatever_silence_surrounds_them():
+    # blocks of 2: energies 0, 1/1024, 1, 4, 0, 0 — the second is 36 dB below the loudest (VOICE_DB 30), so the voice is [4, 8)
+    x = torch.tensor([0, 0, 1 / 32, 1 / 32, 1, 1, 2, 2, 0, 0, 0, 0], dtype=torch.float32)
+    assert voiced_span(x, 2) == (4, 8)
+    assert fix_duration(x, 6, "voice", 2).tolist() == [1 / 32, 1, 1, 2, 2, 0]  # samples 3..8
+    assert fix_duration(x, 3, "voice", 2).tolist() == [1, 2, 2]  # samples 5..7
+    assert fix_duration(x, 16, "voice", 2).tolist() == [0, 0] + x.tolist() + [0, 0]  # samples -2..13
+    # the same word after more leading silence lands in the same place; centring the recording would move it
+    later = torch.cat([torch.zeros(6), x])
+    assert torch.equal(fix_duration(later, 6, "voice", 2), fix_duration(x, 6, "voice", 2))
+    assert not torch.equal(fix_duration(later, 6, "center", 2), fix_duration(x, 6, "center", 2))
+    # at the start of the recording the window overhangs it; silence and tails shorter than a block count as voice-less
+    assert fix_duration(torch.tensor([5, 5, 0, 0, 0, 0, 0, 0.]), 6, "voice", 2).tolist() == [0, 0, 5, 5, 0, 0]
+    assert voiced_span(torch.zeros(7), 2) == (0, 7) and voiced_span(torch.ones(1), 2) == (0, 1)
 
 
 def test_white_noise_has_the_requested_snr(fsdd_file):

@@ -20,7 +20,7 @@ def clips(mirror):
 
 def by_hand(samples: torch.Tensor, p: FeatureParams) -> torch.Tensor:
     """STFT power → HTK mel filters → 10·log10 → floor at max − top_db → minus the max."""
-    x = fix_duration(samples, p.samples, p.align)
+    x = fix_duration(samples, p.samples, p.align, p.hop_length)
     stft = torch.stft(x, p.n_fft, p.hop_length, window=torch.hann_window(p.n_fft), center=True, pad_mode="reflect", return_complex=True)
     filters = AF.melscale_fbanks(p.n_fft // 2 + 1, 0.0, p.sample_rate / 2, p.n_mels, p.sample_rate)
     db = 10 * torch.log10((filters.T @ stft.abs() ** 2).clamp_min(1e-10))

@@ -154,6 +154,9 @@ def test_report_describes_what_was_run_and_cites_no_typed_numbers(run):
     slow, fast = SPEECH["train"]["augment"]["speed"]
     model_line = next(line for line in method.splitlines() if line.startswith("- **Model.**"))
     assert f"played at a speed drawn from {slow:g}–{fast:g}×" in model_line and "SpecAugment" not in model_line
+    assert f"moved by up to {SPEECH['train']['augment']['shift']} frames either way" in model_line
+    assert f"An invariance term adds {SPEECH['train']['supervision']['invariance_weight']:g} ×" in model_line
+    assert "(center-aligned, padded" in method
     mfcc = EvaluateParams().mfcc
     assert f"MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels)" in method
     epochs = re.findall(r"without (\w+): (\d+) epochs", text)

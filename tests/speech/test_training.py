@@ -12,7 +12,7 @@ from latente.domains.speech.data import labelled_folder, load_audio
 from latente.domains.speech.model import model_config
 from latente.domains.speech.params import FSDD_PATTERN, SPEED_STEPS, AugmentParams, FeatureParams, SupervisionParams, TrainParams
 from latente.domains.speech.training import (
-    Spectrograms, SupervisedAutoencoder, masked, noisy_copies, play_at_speed, spectrograms, train_fold,
+    Spectrograms, SupervisedAutoencoder, masked, noisy_copies, play_at_speed, shifted, spectrograms, train_fold,
 )
 from latente.shared.models import build_model
 from latente.shared.params import validate
@@ -87,6 +87,25 @@ def test_masks_fill_one_band_and_one_span_with_the_clip_mean():
     assert torch.equal(masked(specs, 0, 0, torch.Generator().manual_seed(0)), specs)
 
 
+def test_shift_moves_each_clip_by_whole_frames_and_fills_with_its_floor():
+    # clip b holds rows [0..4] and [5..9] plus 10 b; its floor (minimum) is 10 b
+    specs = torch.arange(10, dtype=torch.float32).reshape(1, 1, 2, 5) + 10 * torch.arange(40.0).reshape(40, 1, 1, 1)
+    out = shifted(specs, 2, torch.Generator().manual_seed(0))
+    # by hand: the first clip moved by each offset, uncovered frames at its floor (0)
+    moved = {
+        -2: [[2, 3, 4, 0, 0], [7, 8, 9, 0, 0]], -1: [[1, 2, 3, 4, 0], [6, 7, 8, 9, 0]], 0: [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]],
+        1: [[0, 0, 1, 2, 3], [0, 5, 6, 7, 8]], 2: [[0, 0, 0, 1, 2], [0, 0, 5, 6, 7]],
+    }
+    offsets = []
+    for b in range(40):
+        found = [o for o, rows in moved.items() if torch.equal(out[b, 0], torch.tensor(rows, dtype=torch.float32) + 10 * b)]
+        assert len(found) == 1, b
+        offsets += found
+    assert set(offsets) == {-2, -1, 0, 1, 2}  # every offset in the range is drawn, none outside it
+    assert torch.equal(shifted(specs, 2, torch.Generator().manual_seed(0)), out)
+    assert torch.equal(shifted(specs, 0, torch.Generator().manual_seed(0)), specs)
+
+
 def train(specs, small, tmp_path, name):
     _, labels, speakers = small
     return train_fold(specs, labels, speakers, ("theo",), PARAMS, FeatureParams(), model_config(PARAMS.model, FeatureParams()),
@@ -108,7 +127,7 @@ def test_held_out_speaker_is_never_used_and_seed_fixes_weights(small, tmp_path):
     assert np.isfinite(model.classifier.coef).all() and model.info["held_out"] == ["theo"]
     # what the report describes the model by: the training record, the denoising and supervision settings
     assert model.info["fit"] == result.to_json() and model.info["augment"] == PARAMS.augment.model_dump(mode="json")
-    assert model.info["supervision"] == {"digit_weight": 10.0} and "train/digit" in result.history[-1]
+    assert model.info["supervision"] == {"digit_weight": 10.0, "invariance_weight": 1.0} and {"train/digit", "train/invariance"} <= set(result.history[-1])
 
     again, _ = train(poisoned, small, tmp_path, "b")
     for key, value in model.autoencoder.state_dict().items():
@@ -133,6 +152,27 @@ def test_supervised_loss_is_the_autoencoder_loss_plus_weighted_digit_cross_entro
     torch.testing.assert_close(out.loss, plain.loss + 2.5 * by_hand.mean())
     # the banks are not weights: a checkpoint holds the autoencoder and the head only
     assert set(model.state_dict()) == {f"autoencoder.{k}" for k in autoencoder.state_dict()} | {"head.weight", "head.bias"}
+    assert "invariance" not in out.terms
+
+
+def test_invariance_term_is_the_code_distance_to_the_clean_clip_over_the_code_variance():
+    config = model_config(PARAMS.model, FeatureParams())
+    torch.manual_seed(0)
+    autoencoder = build_model(config).eval()
+    targets, digits = torch.randn(6, 1, *config.input_size), torch.tensor([0, 1, 2, 0, 1, 2])
+    clip = torch.tensor([5, 0, 3, 3])
+    x = targets[clip] + 0.5 * torch.randn(4, 1, *config.input_size)
+    model = SupervisedAutoencoder(autoencoder, targets, digits, classes=3, digit_weight=2.5, invariance_weight=4.0).eval()
+    out = model(x, clip)
+    z, anchor = autoencoder.encode(x).detach(), autoencoder.encode(targets[clip]).detach()
+    spread = sum(float(anchor[:, d].var()) for d in range(anchor.shape[1]))  # unbiased variance per dimension, summed
+    by_hand = torch.stack([((z[i] - anchor[i]) ** 2).sum() / spread for i in range(4)])
+    torch.testing.assert_close(out.terms["invariance"].detach(), by_hand)
+    plain = SupervisedAutoencoder(autoencoder, targets, digits, classes=3, digit_weight=2.5).eval()
+    plain.head.load_state_dict(model.head.state_dict())
+    torch.testing.assert_close(out.loss.detach(), plain(x, clip).loss.detach() + 4.0 * by_hand.mean())
+    # the clean clips themselves sit on their anchors
+    torch.testing.assert_close(model(targets[clip], clip).terms["invariance"], torch.zeros(4))
 
 
 def test_digit_head_pulls_codes_of_a_digit_together(small, tmp_path):
