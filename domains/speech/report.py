@@ -451,9 +451,9 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision'])} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Design choices.** params.yaml's defaults were chosen on an inner leave-one-speaker-out over the speakers other than "
         f"{', '.join(held_out)}, whose recordings informed no choice; `python -m bench.speech_ablation` re-measures each choice there "
-        "(without the speed perturbation, without the frame shift or with twice its range, on the voiced span, with SpecAugment masks, with "
-        "training SNRs down to −5 dB, with a wider speed range or floor, with more copies or twice the epochs, with the invariance term, "
-        "without the digit head).",
+        "(without the speed perturbation or with a wider range, without the frame shift or with twice its range, on the voiced span, with "
+        "the log-mel floor 60 dB down, with SpecAugment masks, with training SNRs down to −5 dB, with twice the copies or the epochs, with "
+        "the invariance term, without the digit head, with another seed).",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",

@@ -3,7 +3,9 @@
 Noise robustness is learnt, not engineered: besides each clean training clip, the encoder
 sees `copies` versions with white noise added to the recording (SNR drawn per copy) and
 must reconstruct the clean spectrogram. Those copies are also played faster or slower
-(`augment.speed`), so a voice pitched or paced unlike the training voices maps onto theirs. With `supervision.digit_weight` > 0 a linear digit
+(`augment.speed`), so a voice pitched or paced unlike the training voices maps onto theirs, and
+moved by a few frames (`augment.shift`), so a speaker who leaves uneven silence around the word
+is read the same. With `supervision.digit_weight` > 0 a linear digit
 head on the code is trained with it (a supervised autoencoder), which pulls the code towards
 what the digits share across speakers rather than what each voice keeps. Only the training
 speakers' audio and labels are ever used.
