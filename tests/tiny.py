@@ -15,7 +15,8 @@ SPEECH = {
         "model": {"name": "conv_ae", "spatial_dims": 2, "channels": [8, 16], "strides": [2, 2], "latent_dim": 16},
         "trainer": {"epochs": 2, "batch_size": 32, "threads": 1, "device": "cpu", "seed": 3},
     },
-    "evaluate": {"snr_db": [10.0], "examples": 2, "interpolation": {"start": "3_theo_0.wav", "end": "8_theo_0.wav", "steps": 5}},
+    "evaluate": {"snr_db": [10.0], "examples": 2, "interpolation": {"start": "3_theo_0.wav", "end": "8_theo_0.wav", "steps": 5},
+                 "ablation": {"seed4": {"trainer": {"seed": 4}}, "voice": {"features": {"align": "voice"}, "augment": {"shift": 0}}}},
 }
 
 # MRI: a 2-level 8-channel residual 2.5-D denoiser trained 3 epochs on 480 patches of 32×32, scored at

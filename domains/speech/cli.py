@@ -124,7 +124,7 @@ def evaluate(
     defaults = EvaluateParams()
     comparison = compare(
         corpus, [(s,) for s in speakers], lambda fold: speech, snr if snr else defaults.snr_db, defaults.noise_seed,
-        defaults.mfcc, ClassifierParams.model_validate(speech.info["classifier"]), speech.features.sample_rate,
+        defaults.mfcc, speech.training.classifier, speech.features.sample_rate,
     )
     heard = speech.info.get("trained_speakers", [])
     typer.echo(

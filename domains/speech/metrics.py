@@ -6,7 +6,7 @@ more clips does not weigh more; `Comparison.results` is the one place metrics.js
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -85,7 +85,9 @@ class Comparison:
         rows = [m for (meth, cond, _), m in table.items() if meth == method and cond == condition]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
-    def results(self, source: str, items: list[str]) -> Results:
+    def results(self, source: str, items: list[str], arms: Sequence["Arm"] = ()) -> Results:
+        """metrics.json's rows; an ablation arm's carry `ablation: <arm>` (the model under every
+        condition and per held-out speaker clean; MFCC on the design arm's folds once, for reference)."""
         out = Results(DOMAIN, source, items)
         for method in METHODS:
             for condition in self.conditions:
@@ -101,4 +103,21 @@ class Comparison:
             probed = {fold: v for (m, fold), v in self.speaker_probe.items() if m == method and np.isfinite(v)}
             if probed:
                 out.add(method, {"accuracy": float(np.mean(list(probed.values()))), "chance": float(np.mean([self.probe_chance[f] for f in probed]))}, probe="speaker")
+        for arm in arms:
+            for method in METHODS if arm.name == arms[0].name else ("model",):
+                for condition in arm.comparison.conditions:
+                    out.add(method, arm.comparison.mean(method, condition), ablation=arm.name, **condition_row(condition))
+                for speaker in arm.comparison.speakers():
+                    out.add(method, arm.comparison.per_speaker[(method, None, speaker)], ablation=arm.name, speaker=speaker)
         return out
+
+
+@dataclass
+class Arm:
+    """One design ablation: its changes to the trained model's params, its comparison on the inner
+    leave-one-speaker-out, and the seconds its encoders took to train."""
+
+    name: str
+    changes: dict[str, dict[str, Any]]
+    comparison: Comparison
+    train_seconds: float

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pydantic
 import torch
 
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import LogMel, Normaliser
-from latente.domains.speech.params import ClassifierParams, FeatureParams
+from latente.domains.speech.params import ClassifierParams, FeatureParams, TrainParams
 from latente.shared.errors import UserError
 from latente.shared.models import AutoencoderConfig, load_model, save_model
+from latente.shared.params import first_problem
 from latente.shared.models.autoencoders import Autoencoder
 
 ENCODE_BATCH = 256
@@ -120,6 +122,11 @@ class SpeechModel:
         self.info = info or {}
 
     @property
+    def training(self) -> TrainParams:
+        """`speech.train` as it was when this model was trained."""
+        return TrainParams.model_validate(self.info["train"])
+
+    @property
     def code_dims(self) -> int:
         return self.autoencoder.config.latent_dim
 
@@ -160,7 +167,13 @@ class SpeechModel:
             normaliser = Normaliser(**prep["normalisation"])
             pattern = prep["label_pattern"]
             classes = loaded.info["classes"]
+            training = loaded.info["train"]
         except (KeyError, TypeError, ValueError) as err:
             raise UserError(config, f"not a {DOMAIN} model config (bad or missing {err})") from None
+        try:
+            TrainParams.model_validate(training)
+        except pydantic.ValidationError as err:
+            loc, problem = first_problem(err)
+            raise UserError(config, f"info.train.{'.'.join(map(str, loc))}: {problem}", f"retrain it: `dvc repro train@{DOMAIN}`") from None
         classifier = LinearClassifier.from_extras(loaded.extras, classes, Path(folder))
         return cls(loaded.model, features, normaliser, classifier, pattern, loaded.info)

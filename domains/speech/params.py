@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 import pydantic
 
@@ -206,9 +206,31 @@ class MfccParams(StrictParams):
         return 6 * self.n_mfcc
 
 
+ABLATION_SECTIONS = ("augment", "supervision", "classifier", "model", "trainer", "features")
+DESIGN_ARM = "design"
+
+
 class EvaluateParams(StrictParams):
+    """`ablation` names the report's design ablations. Each arm is the trained model's `speech.train`
+    (and, under `features`, its spectrogram settings) with some keys changed, section by section:
+    `no_shift: {augment: {shift: 0}}`. The design itself and every arm are trained and scored on an
+    inner leave-one-speaker-out that drops the main model's `test_speakers` altogether, so the
+    choices they justify never saw those speakers. Empty: no ablations (the stage is then minutes
+    shorter)."""
+
     snr_db: tuple[float, ...] = (20.0, 10.0, 0.0)
     noise_seed: int = 0
     mfcc: MfccParams = MfccParams()
     examples: int = pydantic.Field(3, ge=1, le=10)
     interpolation: Optional[InterpolationParams] = None
+    ablation: dict[str, dict[Literal[ABLATION_SECTIONS], dict[str, Any]]] = {}
+
+    @pydantic.field_validator("ablation")
+    @classmethod
+    def _named_arms(cls, value: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, Any]]]:
+        for name, changes in value.items():
+            if name == DESIGN_ARM or not re.fullmatch(r"[a-z0-9_]+", name):
+                raise ValueError(f"arm {name!r}: name arms with lower-case letters, digits and _ ('{DESIGN_ARM}' is the unchanged model)")
+            if not changes or not all(changes.values()):
+                raise ValueError(f"arm {name!r} changes nothing")
+        return value

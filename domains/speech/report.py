@@ -11,7 +11,7 @@ import torch
 
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import VOICE_DB, Corpus, GriffinLimInverter, fix_duration, noisy
-from latente.domains.speech.metrics import METHODS, Comparison, Condition, confusion_matrix
+from latente.domains.speech.metrics import METHODS, Arm, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
 from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, FeatureParams, SupervisionParams
 from latente.shared.errors import UserError
@@ -142,7 +142,7 @@ def wav_bytes(samples: torch.Tensor, sample_rate: int) -> bytes:
 # --- the report ----------------------------------------------------------------------------------
 def build_report(
     figures: Path, plots: Path, comparison: Comparison, results: Results, references: References, corpus: Corpus,
-    main: SpeechModel, fold_models: dict[str, SpeechModel], params: EvaluateParams, source: str,
+    main: SpeechModel, fold_models: dict[str, SpeechModel], params: EvaluateParams, source: str, arms: Sequence[Arm] = (),
 ) -> str:
     """Write figures (with audio under figures/audio) and plot data; return report.md's text."""
     figure_backend()
@@ -200,7 +200,7 @@ def build_report(
     audio_headers = ["clip", *[title for title, _ in files.values()]]
     path_lines = interpolation(main, corpus, params.interpolation, figures, plots) if params.interpolation else []
 
-    return _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr)
+    return _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr, arms)
 
 
 def interpolation(main: SpeechModel, corpus: Corpus, params: InterpolationParams, figures: Path, plots: Path) -> list[str]:
@@ -343,12 +343,47 @@ def _alignment(features: FeatureParams) -> str:
     return f"{features.align}-aligned"
 
 
-def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr) -> str:
+def changes_text(changes: dict[str, dict[str, Any]]) -> str:
+    """An arm's changes as `section.key = value` (params.yaml's names), `as trained` for the design."""
+    return "; ".join(f"`{section}.{key} = {value}`" for section, values in changes.items() for key, value in values.items()) or "as trained"
+
+
+def _ablations(arms: Sequence[Arm], excluded: Sequence[str]) -> list[str]:
+    """The design ablations: each arm's mean accuracy per condition and per held-out speaker (clean),
+    against the design (the first arm), with the seed arms' spread as the yardstick of noise."""
+    if not arms:
+        return [f"No ablations were run (`{DOMAIN}.evaluate.ablation` in params.yaml is empty).", ""]
+    design, conditions, speakers = arms[0], arms[0].comparison.conditions, arms[0].comparison.speakers()
+    clean = {arm.name: arm.comparison.mean("model", None)["accuracy"] for arm in arms}
+    rows = [(f"`{arm.name}`", changes_text(arm.changes), *[pct(arm.comparison.mean("model", c)["accuracy"]) for c in conditions],
+             "" if arm is design else f"{100 * (clean[arm.name] - clean[design.name]):+.1f} pts",
+             *[pct(arm.comparison.per_speaker[("model", None, s)]["accuracy"]) for s in speakers], f"{arm.train_seconds:.0f}")
+            for arm in arms]
+    rows.append(("MFCC", "the baseline on the same folds", *[pct(design.comparison.mean("mfcc", c)["accuracy"]) for c in conditions], "",
+                 *[pct(design.comparison.per_speaker[("mfcc", None, s)]["accuracy"]) for s in speakers], ""))
+    seeds = [arm for arm in arms[1:] if set(arm.changes) == {"trainer"} and set(arm.changes["trainer"]) == {"seed"}]
+    spread = (f"The design trained with another seed ({', '.join(f'`{a.name}`' for a in seeds)}) moves clean accuracy by up to "
+              f"{100 * max(abs(clean[a.name] - clean[design.name]) for a in seeds):.1f} points: a difference of that size is seed noise, "
+              "not the arm's doing." if seeds else "No arm changes only the seed, so the table carries no measure of seed noise.")
+    return [
+        f"Each arm is `{DOMAIN}.train` as this model was trained, with the changes listed (params.yaml: `{DOMAIN}.evaluate.ablation`). "
+        f"It is trained and scored like the rows above (one encoder per fold, the same classifier search and noisy waveforms), on a "
+        f"leave-one-speaker-out over {', '.join(speakers)}: {', '.join(excluded)} is dropped altogether, so no choice these figures "
+        f"justify saw {', '.join(excluded)}'s recordings. Accuracy, mean over the held-out speakers (the code; MFCC last).",
+        "",
+        markdown_table(["arm", "changes", *[condition_name(c) for c in conditions], "clean − design",
+                        *[f"{s}, clean" for s in speakers], "training (s)"], rows),
+        spread,
+        "",
+    ]
+
+
+def _markdown(comparison, results, references, corpus, main, fold_models, params, held_out, audio_headers, audio_rows, path_lines, source, snr, arms) -> str:
     speakers = comparison.speakers()
     fits = {name: m.info["fit"] for name, m in fold_models.items()}
     fit_seconds = [f["seconds"] for f in fits.values()]
     training = ", ".join(f"without {name}: {f['epochs_run']} epochs, {f['seconds']:.0f} s" for name, f in fits.items())
-    config, features, mfcc, classifier = main.autoencoder.config, main.features, params.mfcc, main.info["classifier"]
+    config, features, mfcc, classifier = main.autoencoder.config, main.features, params.mfcc, main.info["train"]["classifier"]
     checks = [check_target(results, target) for target in references.targets]
     lines = [
         "# Speech: spectrogram autoencoder codes for spoken digits by unseen speakers",
@@ -410,6 +445,9 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         ),
         f"Training: {len(fold_models)} model(s), {sum(fit_seconds):.0f} s in all ({training}).",
         "",
+        "## Design ablations",
+        "",
+        *_ablations(arms, held_out),
         "## Published figures",
         "",
         anchor_table(references.anchors, results),
@@ -448,12 +486,9 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "standardised with the mean and standard deviation of the training speakers only.",
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
-        f"{_denoising(main.info['augment'])} {_supervision(main.info['supervision'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"{_denoising(main.info['train']['augment'])} {_supervision(main.info['train']['supervision'])} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Design choices.** params.yaml's defaults were chosen on an inner leave-one-speaker-out over the speakers other than "
-        f"{', '.join(held_out)}, whose recordings informed no choice; `python -m bench.speech_ablation` re-measures each choice there "
-        "(without the speed perturbation or with a wider range, without the frame shift or with twice its range, on the voiced span, with "
-        "the log-mel floor 60 dB down, with SpecAugment masks, with training SNRs down to −5 dB, with twice the copies or the epochs, with "
-        "the invariance term, without the digit head, with another seed).",
+        f"{', '.join(held_out)}, whose recordings informed no choice; the design ablations above re-measure the choices there.",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "
         "with Δ and ΔΔ (`ComputeDeltas`), mean- and std-pooled over the whole recording.",
         "",

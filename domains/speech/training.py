@@ -186,9 +186,7 @@ def train_fold(
     info = {
         "held_out": list(held_out),
         "trained_speakers": sorted(set(np.asarray(speakers)[train_index].tolist())),
-        "augment": params.augment.model_dump(mode="json"),
-        "supervision": params.supervision.model_dump(mode="json"),
-        "classifier": params.classifier.model_dump(mode="json"),
+        "train": params.model_dump(mode="json"),  # how it was trained: the report's method, the ablations' design arm
         "classifier_choice": {"C": classifier.C, "search": classifier.search},
         "fit": result.to_json(),
     }

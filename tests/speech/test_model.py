@@ -86,7 +86,7 @@ def tiny_model(mfcc_subset) -> SpeechModel:
     autoencoder = build_model(model_config(TINY.model, FeatureParams()))
     dims = autoencoder.config.latent_dim
     classifier = LinearClassifier.fit(features[:, :dims], labels, speakers, ClassifierParams(C=1.0))
-    return SpeechModel(autoencoder, FeatureParams(), Normaliser(-20.0, 9.0), classifier, FSDD_PATTERN, {"classifier": {"C": 1.0, "max_iter": 2000}})
+    return SpeechModel(autoencoder, FeatureParams(), Normaliser(-20.0, 9.0), classifier, FSDD_PATTERN, {"train": TINY.model_dump(mode="json")})
 
 
 def test_model_folder_round_trip(tmp_path, mfcc_subset, mirror):
@@ -99,9 +99,20 @@ def test_model_folder_round_trip(tmp_path, mfcc_subset, mirror):
     codes = np.random.default_rng(0).normal(size=(20, model.code_dims))
     assert (loaded.classifier.predict(codes) == model.classifier.predict(codes)).all()
     assert loaded.features == FeatureParams() and loaded.label_pattern == FSDD_PATTERN
-    assert loaded.autoencoder.config == model.autoencoder.config
+    assert loaded.autoencoder.config == model.autoencoder.config and loaded.training == TINY
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["domain"] == DOMAIN and config["model"]["input_size"] == [40, 81]  # n_mels × frames (test_features)
+
+
+def test_a_model_without_its_training_settings_is_refused_by_key(tmp_path, mfcc_subset):
+    """The report and the ablations' design arm read how the model was trained; a folder saved without it says which key."""
+    for name, edit, problem in (("gone", lambda info: info.pop("train"), "bad or missing 'train'"),
+                                ("bad", lambda info: info["train"]["trainer"].update(epochs="many"), "info.train.trainer.epochs: Input should be a valid integer")):
+        model = tiny_model(mfcc_subset)
+        edit(model.info)
+        model.save(tmp_path / name, data={"clips": 300})
+        with pytest.raises(UserError, match=problem):
+            SpeechModel.load(tmp_path / name)
 
 
 def test_model_config_takes_its_input_size_from_the_features():

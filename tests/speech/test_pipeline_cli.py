@@ -15,6 +15,7 @@ from conftest import assert_user_error
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.data import load_audio, read_prepared
 from latente.domains.speech.model import SpeechModel
+from latente.domains.speech.report import pct
 from latente.domains.speech.params import DatasetParams, EvaluateParams, FeatureParams, FetchParams, PrepareParams, TrainParams
 from latente.domains.speech.sources import fsdd_files, manifest_sha256
 from latente.pipelines.speech import STAGES
@@ -118,6 +119,38 @@ def test_a_clip_the_corpus_lacks_stops_evaluate_before_any_output(run):
     with pytest.raises(UserError) as error:
         stage["evaluate"](EvaluateParams.model_validate(bad), run)
     assert "speech.evaluate.interpolation.end" in str(error.value) and "8_nobody_0.wav" in str(error.value)
+    assert run.metrics.stat().st_mtime_ns == before
+
+
+def test_ablations_train_without_the_test_speakers_and_the_report_reads_them_from_the_metrics(run):
+    """One encoder per inner fold and arm (jackson and nicolas, theo dropped); the report's table is metrics.json's rows."""
+    results = Results.read(run.metrics, DOMAIN)
+    inner = [s for s in SPEAKERS if s not in SPEECH["train"]["test_speakers"]]
+    text = run.report.read_text()
+    section = text[text.index("## Design ablations"):text.index("## Published figures")]
+    clean = {}
+    for arm in ["design", *SPEECH["evaluate"]["ablation"]]:
+        per = [results.find("model", ablation=arm, speaker=s)["accuracy"] for s in inner]
+        clean[arm] = results.find("model", ablation=arm)["accuracy"]
+        assert clean[arm] == pytest.approx(np.mean(per))
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{arm}` |"))
+        assert all(pct(value) in row for value in [clean[arm], *per, results.find("model", ablation=arm, snr_db=10.0)["accuracy"]])
+        with pytest.raises(KeyError):
+            results.find("model", ablation=arm, speaker="theo")
+    assert "`features.align = voice`; `augment.shift = 0`" in section and "`trainer.seed = 4`" in section
+    assert "leave-one-speaker-out over jackson, nicolas: theo is dropped altogether" in section
+    assert f"moves clean accuracy by up to {100 * abs(clean['seed4'] - clean['design']):.1f} points" in section
+    mfcc = next(line for line in section.splitlines() if line.startswith("| MFCC |"))
+    assert pct(results.find("mfcc", ablation="design")["accuracy"]) in mfcc
+
+
+def test_a_bad_ablation_arm_stops_evaluate_before_any_output(run):
+    stage = {s.name: s.function() for s in STAGES}
+    before = run.metrics.stat().st_mtime_ns
+    bad = {**SPEECH["evaluate"], "ablation": {"typo": {"augment": {"shfit": 0}}}}
+    with pytest.raises(UserError) as error:
+        stage["evaluate"](EvaluateParams.model_validate(bad), run)
+    assert "params.yaml: speech.evaluate.ablation.typo.augment.shfit: unknown key (misspelt?)" in str(error.value)
     assert run.metrics.stat().st_mtime_ns == before
 
 
