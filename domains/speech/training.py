@@ -109,7 +109,9 @@ def spectrograms(recordings: Sequence[torch.Tensor], features: FeatureParams, au
 
 class SupervisedAutoencoder(nn.Module):
     """The training-time model: the autoencoder's denoising loss plus `digit_weight` × the
-    cross-entropy of a linear digit head on its code (term `digit`).
+    cross-entropy of a linear digit head on its code (term `digit`), plus, when
+    `invariance_weight` is set, that weight × `code_distance` between the input's code and its
+    clean clip's (term `invariance`).
 
     A batch is (input spectrogram, clip index): the index looks up the clip's clean target and
     digit in banks held as non-persistent buffers, so checkpoints hold only the weights and
