@@ -105,19 +105,24 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[torch.Tensor, bool]:
 
 
 VOICE_DB = 30.0  # a block belongs to the voice when its energy is within this many dB of the loudest block
+NOISE_DB = 6.0  # ... and this many dB above the recording's noise floor,
+FLOOR_QUANTILE = 0.2  # the energy of its quietest fifth of blocks
 
 
 def voiced_span(samples: torch.Tensor, block: int) -> tuple[int, int]:
     """[first, last) samples of the voice: from the first to the last whole block of `block`
-    samples whose mean energy lies within VOICE_DB of the loudest block's (the whole recording
-    when it is shorter than a block or silent)."""
+    samples whose mean energy lies within VOICE_DB of the loudest block's and NOISE_DB above the
+    noise floor, the FLOOR_QUANTILE quantile of the block energies (in noise the first rule alone
+    would take every block for voice). The whole recording when it is shorter than a block or silent."""
     blocks = samples.shape[-1] // block
     if blocks == 0:
         return 0, samples.shape[-1]
     energy = samples[: blocks * block].reshape(blocks, block).double().pow(2).mean(dim=1)
     if float(energy.max()) == 0.0:
         return 0, samples.shape[-1]
-    loud = torch.nonzero(energy >= energy.max() * 10 ** (-VOICE_DB / 10)).flatten()
+    floor = torch.quantile(energy, FLOOR_QUANTILE)
+    threshold = torch.maximum(energy.max() * 10 ** (-VOICE_DB / 10), floor * 10 ** (NOISE_DB / 10))
+    loud = torch.nonzero(energy >= threshold.clamp_max(energy.max())).flatten()
     return int(loud[0]) * block, (int(loud[-1]) + 1) * block
 
 

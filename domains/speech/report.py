@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import VOICE_DB, Corpus, GriffinLimInverter, fix_duration, noisy
+from latente.domains.speech.data import NOISE_DB, VOICE_DB, Corpus, GriffinLimInverter, fix_duration, noisy
 from latente.domains.speech.metrics import METHODS, Arm, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
 from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, FeatureParams, SupervisionParams
@@ -339,7 +339,7 @@ def _alignment(features: FeatureParams) -> str:
     """Where a recording sits in the fixed window, in words."""
     if features.align == "voice":
         return (f"voice-aligned: the span from the first to the last {features.hop_length}-sample block within {VOICE_DB:g} dB of the "
-                "loudest is centred")
+                f"loudest and {NOISE_DB:g} dB above the recording's noise floor (its quietest fifth of blocks) is centred")
     return f"{features.align}-aligned"
 
 

@@ -74,6 +74,17 @@ def test_voice_alignment_centres_the_loud_blocks_whatever_silence_surrounds_them
     assert voiced_span(torch.zeros(7), 2) == (0, 7) and voiced_span(torch.ones(1), 2) == (0, 1)
 
 
+def test_voiced_span_stands_above_the_noise_floor_as_well_as_near_the_peak():
+    # blocks of 2 at amplitude 0.1 (energy 0.01: the floor, the 0.2 quantile of the ten block energies), one at 1 and
+    # one at 0.15 (0.0225): every block is within VOICE_DB 30 of the loudest (≥ 0.001), but NOISE_DB 6 above the floor
+    # asks for ≥ 0.01 × 10^0.6 = 0.0398, which the block at 1 alone clears; at 0.25 (0.0625) its neighbour clears it too
+    amplitudes = [0.1] * 5 + [1.0, 0.15] + [0.1] * 3
+    x = torch.tensor(amplitudes, dtype=torch.float64).repeat_interleave(2)
+    assert voiced_span(x, 2) == (10, 12)
+    amplitudes[6] = 0.25
+    assert voiced_span(torch.tensor(amplitudes, dtype=torch.float64).repeat_interleave(2), 2) == (10, 14)
+
+
 def test_white_noise_has_the_requested_snr(fsdd_file):
     samples, _ = load_audio(fsdd_file, 8000)
     for snr in (20.0, 10.0, 0.0):
