@@ -98,7 +98,7 @@ def evaluate(
     from latente.domains.speech.data import Corpus, labelled_folder, warn
     from latente.domains.speech.evaluation import compare
     from latente.domains.speech.model import SpeechModel
-    from latente.domains.speech.params import ClassifierParams, EvaluateParams, check_label_pattern
+    from latente.domains.speech.params import EvaluateParams, check_label_pattern
     from latente.domains.speech.report import condition_name, pct, per_speaker_table
     from latente.shared.errors import UserError
     from latente.shared.report import markdown_table
