@@ -8,7 +8,7 @@ import torch
 from tiny import SPEECH
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import Corpus, labelled_folder, load_audio
+from latente.domains.speech.data import Corpus
 from latente.domains.speech.evaluation import ablation, ablation_settings, arm_settings, without_speakers
 from latente.domains.speech.params import FSDD_PATTERN, EvaluateParams, FeatureParams, TrainParams
 from latente.shared.errors import UserError
@@ -45,16 +45,9 @@ def test_arm_names_and_sections_are_checked_with_the_params():
             EvaluateParams(ablation=bad)
 
 
-@pytest.fixture(scope="module")
-def corpus(mirror):
-    items = [u for u in labelled_folder(mirror / DOMAIN / "recordings", FSDD_PATTERN)
-             if u.speaker in ("lucas", "theo", "yweweler") and int(u.path.stem.split("_")[2]) < 3]
-    return Corpus([u.path.name for u in items], [load_audio(u.path, 8000)[0] for u in items],
-                  np.array([u.label for u in items]), np.array([u.speaker for u in items]))
-
-
-def test_the_test_speakers_never_enter_an_arm(corpus):
+def test_the_test_speakers_never_enter_an_arm(three_speakers):
     """theo's recordings poisoned with NaN change nothing: every arm is what it is on a corpus that never held theo."""
+    corpus = three_speakers
     poisoned = Corpus(corpus.names, [torch.full_like(r, float("nan")) if s == "theo" else r for r, s in zip(corpus.recordings, corpus.speakers)],
                       corpus.labels, corpus.speakers)
     params = EvaluateParams(snr_db=(10.0,), ablation={"no_shift": {"augment": {"shift": 0}}})
@@ -68,8 +61,8 @@ def test_the_test_speakers_never_enter_an_arm(corpus):
         assert all(np.isfinite(m["accuracy"]) for m in arm.comparison.per_speaker.values())
 
 
-def test_an_ablation_needs_two_speakers_besides_the_test_speakers(corpus):
-    two = without_speakers(corpus, ["lucas"])
+def test_an_ablation_needs_two_speakers_besides_the_test_speakers(three_speakers):
+    two = without_speakers(three_speakers, ["lucas"])
     params = EvaluateParams(ablation={"no_shift": {"augment": {"shift": 0}}})
     with pytest.raises(UserError, match="needs two or more speakers besides theo; the corpus has 1"):
         ablation(two, ablation_settings(DESIGN, FeatureParams(), params), FSDD_PATTERN, params)

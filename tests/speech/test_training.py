@@ -8,7 +8,6 @@ import torch
 from tiny import SPEECH
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import labelled_folder, load_audio
 from latente.domains.speech.model import model_config
 from latente.domains.speech.params import FSDD_PATTERN, SPEED_STEPS, AugmentParams, FeatureParams, SupervisionParams, TrainParams
 from latente.domains.speech.training import (
@@ -19,11 +18,8 @@ from latente.shared.params import validate
 
 
 @pytest.fixture(scope="module")
-def small(mirror):
-    items = [u for u in labelled_folder(mirror / DOMAIN / "recordings", FSDD_PATTERN)
-             if u.speaker in ("lucas", "theo", "yweweler") and int(u.path.stem.split("_")[2]) < 3]
-    recordings = [load_audio(u.path, 8000)[0] for u in items]
-    return recordings, [u.label for u in items], [u.speaker for u in items]
+def small(three_speakers):
+    return three_speakers.recordings, three_speakers.labels.tolist(), three_speakers.speakers.tolist()
 
 
 PARAMS = validate(TrainParams, SPEECH["train"], f"{DOMAIN}.train")
