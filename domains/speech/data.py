@@ -310,8 +310,17 @@ def validation_split(train_index: np.ndarray, fraction: float, seed: int) -> tup
 
 
 # --- the model's input: relative log-mel spectrograms ------------------------------------------
+def noise_floor(power: torch.Tensor) -> torch.Tensor:
+    """[B, M, 1]: per clip and mel band, the FLOOR_QUANTILE quantile of the power over the frames
+    that hold recording (padding frames are exactly 0 and are left out); 0 for a silent clip."""
+    recorded = power.sum(dim=1, keepdim=True) > 0
+    floor = torch.nanquantile(power.masked_fill(~recorded, float("nan")), FLOOR_QUANTILE, dim=2, keepdim=True)
+    return floor.nan_to_num(0.0)
+
+
 class LogMel:
-    """Waveforms at the feature rate → [B, 1, n_mels, frames] relative log-mel spectrograms."""
+    """Waveforms at the feature rate → [B, 1, n_mels, frames] relative log-mel spectrograms
+    (each band less its `noise_floor` first, when `subtract_floor` is set)."""
 
     def __init__(self, params: FeatureParams):
         self.params = params
@@ -323,7 +332,10 @@ class LogMel:
         return torch.stack([fix_duration(r, self.params.samples, self.params.align, self.params.hop_length) for r in recordings])
 
     def __call__(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
-        power = self.mel(self.fixed(recordings)).unsqueeze(1)
+        power = self.mel(self.fixed(recordings))
+        if self.params.subtract_floor:
+            power = (power - noise_floor(power)).clamp_min(0.0)
+        power = power.unsqueeze(1)
         # A 4-D input makes AmplitudeToDB apply top_db per clip rather than per batch.
         db = self.to_db(power)
         return db - db.amax(dim=(1, 2, 3), keepdim=True)

@@ -54,7 +54,14 @@ class DatasetParams(StrictParams):
 
 
 class FeatureParams(StrictParams):
-    """Fixed-duration log-mel spectrograms; dB relative to each clip's maximum, floored at -top_db."""
+    """Fixed-duration log-mel spectrograms; dB relative to each clip's maximum, floored at -top_db.
+
+    `subtract_floor`: before the dB, each mel band loses its own noise floor, the FLOOR_QUANTILE
+    quantile of its power over the clip's recorded frames (spectral subtraction, Boll 1979, with
+    the floor read from the clip itself): steady noise then sits at the dB floor as silence does,
+    so a noisy clip's input looks more like its clean one's. It reads one clip only, so a
+    held-out speaker's statistics never enter.
+    """
 
     sample_rate: int = pydantic.Field(8000, ge=1000)
     duration: float = pydantic.Field(0.8, gt=0.0)
@@ -63,6 +70,7 @@ class FeatureParams(StrictParams):
     hop_length: int = pydantic.Field(80, ge=1)
     n_mels: int = pydantic.Field(40, ge=4)
     top_db: float = pydantic.Field(40.0, gt=0.0)
+    subtract_floor: bool = False
 
     @property
     def samples(self) -> int:

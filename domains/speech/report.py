@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import NOISE_DB, VOICE_DB, Corpus, GriffinLimInverter, fix_duration, noisy
+from latente.domains.speech.data import FLOOR_QUANTILE, NOISE_DB, VOICE_DB, Corpus, GriffinLimInverter, noisy
 from latente.domains.speech.metrics import METHODS, Arm, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
-from latente.domains.speech.params import SPEED_STEPS, AugmentParams, EvaluateParams, FeatureParams, SupervisionParams
+from latente.domains.speech.params import SPEED_STEPS, AugmentParams, ClassifierParams, EvaluateParams, FeatureParams, SupervisionParams
 from latente.shared.errors import UserError
 from latente.shared.io import write_bytes
 from latente.shared.params import InterpolationParams
@@ -186,7 +186,7 @@ def build_report(
     audio_rows = []
     for k, i in enumerate(chosen):
         stem = Path(corpus.names[i]).stem
-        fixed = lambda w: fix_duration(w, main.features.samples, main.features.align, main.features.hop_length)  # noqa: E731
+        fixed = lambda w: main.logmel.fixed([w])[0]  # noqa: E731
         files = {  # file suffix: (column title, samples)
             "original": ("original clip", fixed(clean_waves[k])),
             "original_griffinlim": ("Griffin-Lim of its spectrogram", inverter(to_db(spec_clean[k, 0]))),
@@ -277,10 +277,10 @@ def per_speaker_table(comparison: Comparison) -> str:
     )
 
 
-def _classifier_search(comparison: Comparison, classifier: dict[str, Any]) -> str:
+def _classifier_search(comparison: Comparison, classifier: ClassifierParams) -> str:
     """The C each fold's search chose, per method: the same search, on the training speakers only."""
-    grid = ", ".join(f"{c:g}" for c in classifier["C"])
-    if len(classifier["C"]) == 1:
+    grid = ", ".join(f"{c:g}" for c in classifier.C)
+    if len(classifier.C) == 1:
         return f"Both classifiers use C = {grid} (no search).\n"
     folds = sorted({fold for _, fold in comparison.chosen_C})
     table = markdown_table(["held-out speaker(s)", *[f"C for {METHOD_NAMES[m]}" for m in METHODS]],
@@ -300,9 +300,8 @@ def _speaker_probe(comparison: Comparison) -> str:
             "for a speaker-independent feature, and chance is one over the number of speakers.\n\n" + table)
 
 
-def _denoising(augment: dict[str, Any]) -> str:
-    """How the saved model was trained, from its `augment` settings (a model saved before a setting existed has its default)."""
-    settings = AugmentParams.model_validate(augment)
+def _denoising(settings: AugmentParams) -> str:
+    """How the saved model was trained, from its `augment` settings."""
     if settings.copies == 0:
         return "Trained on the clean spectrograms only."
     low, high = settings.snr_db
@@ -322,9 +321,8 @@ def _denoising(augment: dict[str, Any]) -> str:
             "with the clean spectrogram as target (Vincent et al., 2008).")
 
 
-def _supervision(supervision: dict[str, Any]) -> str:
+def _supervision(settings: SupervisionParams) -> str:
     """The digit head and invariance term of the training, from the saved model's `supervision` settings."""
-    settings = SupervisionParams.model_validate(supervision)
     invariance = "" if not settings.invariance_weight else (
         f" An invariance term adds {settings.invariance_weight:g} × the squared distance between each corrupted copy's code and its "
         "clean clip's code, over the batch's code variance.")
@@ -333,6 +331,14 @@ def _supervision(supervision: dict[str, Any]) -> str:
     return (f"Supervised autoencoder (Le et al., 2018): while the encoder trains, a linear digit head on the code adds {settings.digit_weight:g} "
             "× its cross-entropy (nats per clip) to the reconstruction error, using the training speakers' labels only; the head is then "
             "dropped, and the code goes through the same classifier and search as MFCC." + invariance)
+
+
+def _floor(features: FeatureParams) -> str:
+    """The spectral subtraction of each band's noise floor, when it is on."""
+    if not features.subtract_floor:
+        return ""
+    return (f", less each band's noise floor (spectral subtraction, Boll 1979: the {FLOOR_QUANTILE:g} quantile of the band's power "
+            "over the clip's own recorded frames, negative results set to zero),")
 
 
 def _alignment(features: FeatureParams) -> str:
@@ -383,7 +389,8 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
     fits = {name: m.info["fit"] for name, m in fold_models.items()}
     fit_seconds = [f["seconds"] for f in fits.values()]
     training = ", ".join(f"without {name}: {f['epochs_run']} epochs, {f['seconds']:.0f} s" for name, f in fits.items())
-    config, features, mfcc, classifier = main.autoencoder.config, main.features, params.mfcc, main.info["train"]["classifier"]
+    train = main.training
+    config, features, mfcc, classifier = main.autoencoder.config, main.features, params.mfcc, train.classifier
     checks = [check_target(results, target) for target in references.targets]
     lines = [
         "# Speech: spectrogram autoencoder codes for spoken digits by unseen speakers",
@@ -411,7 +418,7 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         ),
         "White noise is added to each held-out recording at the given SNR (relative to the recording's mean power); "
         "both methods see the same noisy waveforms, and both classifiers (StandardScaler + logistic regression, "
-        f"at most {classifier['max_iter']} iterations) are fitted on the clean features of the training speakers.",
+        f"at most {classifier.max_iter} iterations) are fitted on the clean features of the training speakers.",
         "",
         _classifier_search(comparison, classifier),
         "### Speaker information in the features",
@@ -482,11 +489,11 @@ def _markdown(comparison, results, references, corpus, main, fold_models, params
         "",
         f"- **Features.** {features.duration:g} s clips ({_alignment(features)}, padded with silence or cropped) at "
         f"{features.sample_rate} Hz; torchaudio `MelSpectrogram` (n_fft {features.n_fft}, hop {features.hop_length}, "
-        f"{features.n_mels} mels) and `AmplitudeToDB` (top_db {features.top_db:g}) relative to each clip's maximum; "
+        f"{features.n_mels} mels){_floor(features)} and `AmplitudeToDB` (top_db {features.top_db:g}) relative to each clip's maximum; "
         "standardised with the mean and standard deviation of the training speakers only.",
         f"- **Model.** `{config.name}` from `latente.shared.models` on {' × '.join(map(str, config.input_size))} spectrograms "
         f"(channels {list(config.channels)}, strides {list(config.strides)}, kernel {config.kernel_size}, flat code of {config.latent_dim} dims). "
-        f"{_denoising(main.info['train']['augment'])} {_supervision(main.info['train']['supervision'])} The held-out speaker is never used, not even for validation or normalisation.",
+        f"{_denoising(train.augment)} {_supervision(train.supervision)} The held-out speaker is never used, not even for validation or normalisation.",
         f"- **Design choices.** params.yaml's defaults were chosen on an inner leave-one-speaker-out over the speakers other than "
         f"{', '.join(held_out)}, whose recordings informed no choice; the design ablations above re-measure the choices there.",
         f"- **Baseline.** torchaudio `MFCC` ({mfcc.n_mfcc} coefficients; n_fft {mfcc.n_fft}, hop {mfcc.hop_length}, {mfcc.n_mels} mels) "

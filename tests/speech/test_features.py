@@ -8,7 +8,7 @@ import torchaudio.functional as AF
 
 from latente.domains.speech import DOMAIN
 from latente.domains.speech.baselines import Mfcc
-from latente.domains.speech.data import GriffinLimInverter, LogMel, Normaliser, fix_duration, load_audio
+from latente.domains.speech.data import GriffinLimInverter, LogMel, Normaliser, fix_duration, load_audio, noise_floor, noisy
 from latente.domains.speech.params import FeatureParams, MfccParams
 
 
@@ -48,6 +48,31 @@ def test_top_db_floor_is_per_clip_not_per_batch(clips):
     torch.testing.assert_close(alone[0], beside_loud[0])
     # relative dB: a level change does not change the features
     torch.testing.assert_close(logmel([clips[0]])[0], alone[0], atol=1e-3, rtol=0)
+
+
+def test_noise_floor_is_the_low_quantile_of_each_band_over_the_recorded_frames():
+    # one clip, two bands, six frames; the first and last are padding (no power in any band) and are left out
+    power = torch.tensor([[[0, 4, 1, 3, 2, 0.], [0, 2, 6, 2, 2, 0]]])
+    # band 0 holds 1, 2, 3, 4: the 0.2 quantile lies 0.6 of the way from 1 to 2; band 1 sorted is 2, 2, 2, 6
+    assert noise_floor(power).flatten().tolist() == pytest.approx([1.6, 2.0])
+    assert noise_floor(torch.zeros(1, 2, 4)).flatten().tolist() == [0.0, 0.0]  # a silent clip has no floor
+
+
+def test_floor_subtraction_brings_a_noisy_clip_toward_its_clean_spectrogram(clips):
+    plain, subtracted = FeatureParams(), FeatureParams(subtract_floor=True)
+    noisy_clips = noisy(clips, 0.0, seed=0)
+    distance = {p.subtract_floor: (LogMel(p)(noisy_clips) - LogMel(p)(clips)).abs().mean().item() for p in (plain, subtracted)}
+    assert distance[True] < 0.8 * distance[False]
+    # by hand: the same pipeline as `by_hand`, with each band's floor subtracted from the mel power before the dB
+    p = subtracted
+    x = fix_duration(clips[1], p.samples, p.align, p.hop_length)
+    stft = torch.stft(x, p.n_fft, p.hop_length, window=torch.hann_window(p.n_fft), center=True, pad_mode="reflect", return_complex=True)
+    mel = AF.melscale_fbanks(p.n_fft // 2 + 1, 0.0, p.sample_rate / 2, p.n_mels, p.sample_rate).T @ stft.abs() ** 2
+    recorded = mel.sum(0) > 0
+    floor = torch.quantile(mel[:, recorded], 0.2, dim=1, keepdim=True)
+    db = 10 * torch.log10((mel - floor).clamp_min(1e-10))
+    db = torch.maximum(db, db.max() - p.top_db)
+    torch.testing.assert_close(LogMel(p)([clips[1]])[0, 0], db - db.max(), atol=2e-3, rtol=0)
 
 
 def test_normaliser_round_trip():
