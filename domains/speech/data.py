@@ -105,33 +105,38 @@ def load_audio(path: str | Path, sample_rate: int) -> tuple[torch.Tensor, bool]:
 
 
 VOICE_DB = 30.0  # a block belongs to the voice when its energy is within this many dB of the loudest block
-NOISE_DB = 6.0  # ... and this many dB above the recording's noise floor,
-FLOOR_QUANTILE = 0.2  # the energy of its quietest fifth of blocks
+FLOOR_QUANTILE = 0.2  # ... and a margin above the recording's noise floor, the energy of its quietest fifth of blocks
 
 
-def voiced_span(samples: torch.Tensor, block: int) -> tuple[int, int]:
+def voiced_span(samples: torch.Tensor, block: int, smoothing: int, margin_db: float) -> tuple[int, int]:
     """[first, last) samples of the voice: from the first to the last whole block of `block`
-    samples whose mean energy lies within VOICE_DB of the loudest block's and NOISE_DB above the
-    noise floor, the FLOOR_QUANTILE quantile of the block energies (in noise the first rule alone
-    would take every block for voice). The whole recording when it is shorter than a block or silent."""
+    samples whose mean energy, averaged over the `smoothing` blocks centred on it, lies within
+    VOICE_DB of the loudest such average and `margin_db` above the noise floor, the FLOOR_QUANTILE
+    quantile of the averages (in noise the first rule alone would take every block for voice).
+    The average is what lets the margin be small: in white noise one block's energy fluctuates by
+    sqrt(2 / block) of its mean (16 % for 80 samples), an average of 11 blocks by under 5 %, so a
+    margin of 1 dB (26 %) is still five standard deviations above the noise, while the quieter half
+    of a word in 0 dB noise, a few dB above it, still counts as voice. The whole recording when
+    it is shorter than a block or silent."""
     blocks = samples.shape[-1] // block
     if blocks == 0:
         return 0, samples.shape[-1]
     energy = samples[: blocks * block].reshape(blocks, block).double().pow(2).mean(dim=1)
+    energy = torch.nn.functional.avg_pool1d(energy[None, None], smoothing, 1, smoothing // 2, count_include_pad=False)[0, 0]
     if float(energy.max()) == 0.0:
         return 0, samples.shape[-1]
     floor = torch.quantile(energy, FLOOR_QUANTILE)
-    threshold = torch.maximum(energy.max() * 10 ** (-VOICE_DB / 10), floor * 10 ** (NOISE_DB / 10))
+    threshold = torch.maximum(energy.max() * 10 ** (-VOICE_DB / 10), floor * 10 ** (margin_db / 10))
     loud = torch.nonzero(energy >= threshold.clamp_max(energy.max())).flatten()
     return int(loud[0]) * block, (int(loud[-1]) + 1) * block
 
 
-def fix_duration(samples: torch.Tensor, length: int, align: str, block: int) -> torch.Tensor:
+def fix_duration(samples: torch.Tensor, length: int, align: str, block: int, smoothing: int, margin_db: float) -> torch.Tensor:
     """Pad with silence or crop to `length` samples, keeping the start, the centre, or the centre
-    of the voiced span (`voiced_span` in blocks of `block` samples: silence a speaker leaves
+    of the voiced span (`voiced_span` with the last three arguments: silence a speaker leaves
     before or after the word does not move the word in the window)."""
     if align == "voice":
-        first, last = voiced_span(samples, block)
+        first, last = voiced_span(samples, block, smoothing, margin_db)
         start = (first + last) // 2 - length // 2  # the window [start, start + length) may overhang either end
         window = samples[..., max(start, 0) : start + length]
         return torch.nn.functional.pad(window, (max(-start, 0), length - window.shape[-1] - max(-start, 0)))
@@ -329,7 +334,8 @@ class LogMel:
 
     def fixed(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
         """[B, samples]: each recording padded with silence or cropped to the fixed duration."""
-        return torch.stack([fix_duration(r, self.params.samples, self.params.align, self.params.hop_length) for r in recordings])
+        p = self.params
+        return torch.stack([fix_duration(r, p.samples, p.align, p.hop_length, p.voice_smoothing, p.voice_margin_db) for r in recordings])
 
     def __call__(self, recordings: Sequence[torch.Tensor]) -> torch.Tensor:
         power = self.mel(self.fixed(recordings))

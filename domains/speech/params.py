@@ -61,6 +61,11 @@ class FeatureParams(StrictParams):
     the floor read from the clip itself): steady noise then sits at the dB floor as silence does,
     so a noisy clip's input looks more like its clean one's. It reads one clip only, so a
     held-out speaker's statistics never enter.
+
+    `voice_smoothing` and `voice_margin_db` set `align: voice`'s span (data.voiced_span): the
+    blocks averaged around each hop-length block, and how far above the clip's noise floor an
+    average must stand. Their defaults are the rule before averaging (one block, 6 dB), so model
+    folders saved before them cut the windows they were trained on.
     """
 
     sample_rate: int = pydantic.Field(8000, ge=1000)
@@ -71,6 +76,15 @@ class FeatureParams(StrictParams):
     n_mels: int = pydantic.Field(40, ge=4)
     top_db: float = pydantic.Field(40.0, gt=0.0)
     subtract_floor: bool = False
+    voice_smoothing: int = pydantic.Field(1, ge=1)
+    voice_margin_db: float = pydantic.Field(6.0, ge=0.0)
+
+    @pydantic.field_validator("voice_smoothing")
+    @classmethod
+    def _centred(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd (an average centred on each block)")
+        return value
 
     @property
     def samples(self) -> int:

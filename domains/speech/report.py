@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from latente.domains.speech import DOMAIN
-from latente.domains.speech.data import FLOOR_QUANTILE, NOISE_DB, VOICE_DB, Corpus, GriffinLimInverter, noisy
+from latente.domains.speech.data import FLOOR_QUANTILE, VOICE_DB, Corpus, GriffinLimInverter, noisy
 from latente.domains.speech.metrics import METHODS, Arm, Comparison, Condition, confusion_matrix
 from latente.domains.speech.model import SpeechModel, encode_batches
 from latente.domains.speech.params import SPEED_STEPS, AugmentParams, ClassifierParams, EvaluateParams, FeatureParams, SupervisionParams
@@ -344,8 +344,9 @@ def _floor(features: FeatureParams) -> str:
 def _alignment(features: FeatureParams) -> str:
     """Where a recording sits in the fixed window, in words."""
     if features.align == "voice":
-        return (f"voice-aligned: the span from the first to the last {features.hop_length}-sample block within {VOICE_DB:g} dB of the "
-                f"loudest and {NOISE_DB:g} dB above the recording's noise floor (its quietest fifth of blocks) is centred")
+        averaged = f", its energy averaged over the {features.voice_smoothing} blocks centred on it," if features.voice_smoothing > 1 else ""
+        return (f"voice-aligned: the span from the first to the last {features.hop_length}-sample block{averaged} within {VOICE_DB:g} dB of "
+                f"the loudest and {features.voice_margin_db:g} dB above the recording's noise floor (its quietest fifth of blocks) is centred")
     return f"{features.align}-aligned"
 
 

@@ -21,7 +21,7 @@ def clips(mirror):
 def by_hand(samples: torch.Tensor, p: FeatureParams) -> torch.Tensor:
     """STFT power → HTK mel filters → (less each band's 0.2 quantile over the recorded frames, when
     subtract_floor is set) → 10·log10 → floor at max − top_db → minus the max."""
-    x = fix_duration(samples, p.samples, p.align, p.hop_length)
+    x = fix_duration(samples, p.samples, p.align, p.hop_length, p.voice_smoothing, p.voice_margin_db)
     stft = torch.stft(x, p.n_fft, p.hop_length, window=torch.hann_window(p.n_fft), center=True, pad_mode="reflect", return_complex=True)
     filters = AF.melscale_fbanks(p.n_fft // 2 + 1, 0.0, p.sample_rate / 2, p.n_mels, p.sample_rate)
     mel = filters.T @ stft.abs() ** 2
