@@ -31,6 +31,7 @@ def test_an_arm_changes_only_the_keys_it_names():
     ({"augment": {"shfit": 0}}, "speech.evaluate.ablation.a.augment.shfit", "unknown key"),
     ({"trainer": {"epochs": "many"}}, "speech.evaluate.ablation.a.trainer.epochs", "valid integer"),
     ({"features": {"align": "left"}}, "speech.evaluate.ablation.a.features.align", "'center', 'start' or 'voice'"),
+    ({"features": {"voice_smoothing": 4}}, "speech.evaluate.ablation.a.features.voice_smoothing", "must be odd"),
 ])
 def test_a_bad_arm_is_named_by_its_key(changes, key, problem):
     with pytest.raises(UserError, match=problem) as error:
