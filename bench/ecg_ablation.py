@@ -1,7 +1,7 @@
 """ECG codec ablations on the validation split of the training records (never on the test records).
 
 `python -m bench.ecg_ablation [--arms hyperprior,factorized] [--steps 2600] [--threads 1]
-[--held-out 104,116] [--probe-gains 1,0.5]`
+[--held-out 104,116] [--train-records 105,106] [--probe-gains 1,0.5]`
 
 Each arm is the train stage's codec (params.yaml's `ecg.train`, variant A's rate weight) with one
 change, trained for the same number of steps on random windows of the prepared training signals
@@ -14,7 +14,9 @@ block edges) is worth.
 
 With `--held-out`, the named training records are left out of training altogether and are coded
 whole instead: that asks what the test asks (does the codec hold on a record it never saw?), which
-held-out segments of trained records cannot. `--probe-gains` also codes each validation signal
+held-out segments of trained records cannot. `--train-records` trains on those records only (the others, not
+held out, are left unused): run with a growing list and the same `--held-out`, it draws the curve of how
+well the codec holds on unseen records against how many records it trained on. `--probe-gains` also codes each validation signal
 scaled by those gains (re-rounded to ADC units): record 100 is an MLII lead at half the amplitude
 of the training records' MLII leads, and a gain of 0.5 asks what that does to an arm.
 
@@ -22,7 +24,10 @@ Arms: `hyperprior` (the design), `factorized` (one learned Gaussian scale per la
 no side information: the prior the codec had before), `side8` (8 instead of 16 side channels),
 `wide` (channels ×1.5), `unnormalised` (every lead trained and coded at its own amplitude, as the
 codec did before format 3: the squared error then weighs a large record more than a small one,
-which PRDN does not).
+which PRDN does not), and two augmentations of the training windows, which ask whether synthetic
+variety stands in for more records: `gain` (each window scaled by a factor log-uniform in `GAIN`:
+another amplitude) and `warp` (each window cut `f` times as long, `f` log-uniform in `WARP`, and
+resampled to the window: another heart rate and QRS width).
 """
 from __future__ import annotations
 
@@ -90,8 +95,27 @@ def build(arm: str, params: TrainParams) -> EcgCodec:
     return (FactorizedCodec if arm == "factorized" else EcgCodec)(transform, hyper, rate_weight)
 
 
-def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int) -> float:
-    """Adam with the trainer's lr on a cosine schedule, random windows; returns seconds."""
+GAIN = (0.5, 2.0)  # the `gain` arm's amplitude factors
+WARP = (0.8, 1.25)  # the `warp` arm's time factors: about 60 bpm read as 48 to 75
+
+
+def log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1])))
+
+
+def training_window(signal: torch.Tensor, window: int, rng: np.random.Generator, arm: str) -> torch.Tensor:
+    """A random window of `signal`. Only the `warp` and `gain` arms draw a factor, so every other arm takes the
+    same windows as before they existed."""
+    span = int(round(window * log_uniform(rng, WARP))) if arm == "warp" else window
+    start = rng.integers(len(signal) - span)
+    cut = signal[start : start + span]
+    if arm == "warp":
+        cut = torch.from_numpy(np.interp(np.linspace(0, span - 1, window), np.arange(span), cut.numpy())).to(signal.dtype)
+    return cut * log_uniform(rng, GAIN) if arm == "gain" else cut
+
+
+def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, steps: int, seed: int, arm: str) -> float:
+    """Adam with the trainer's lr on a cosine schedule, random windows (augmented as `arm` says); returns seconds."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     optimiser = torch.optim.Adam(codec.parameters(), lr=params.trainer.lr)
@@ -102,9 +126,7 @@ def train(codec: EcgCodec, signals: list[torch.Tensor], params: TrainParams, ste
             group["lr"] = params.trainer.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         batch = []
         for _ in range(params.trainer.batch_size):
-            s = signals[rng.integers(len(signals))]
-            start = rng.integers(len(s) - params.window)
-            batch.append(s[start : start + params.window])
+            batch.append(training_window(signals[rng.integers(len(signals))], params.window, rng, arm))
         loss = codec(torch.stack(batch).unsqueeze(1)).loss
         optimiser.zero_grad()
         loss.backward()
@@ -168,6 +190,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out", default="", help="training records left out of training and coded whole")
+    parser.add_argument("--train-records", default="", help="train on these records only (default: every record not held out)")
     parser.add_argument("--probe-gains", default="1", help="gains each validation signal is also coded at")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -189,6 +212,12 @@ def main() -> None:
         parser.error(f"--held-out: {', '.join(unknown)} not among the training records ({', '.join(sorted(normalised))})")
     if held_out:
         validation = {r: torch.cat([normalised.pop(r) / gains[r], validation[r]]) for r in held_out}
+    trained_on = [r for r in args.train_records.split(",") if r]
+    if set(trained_on) - set(normalised):
+        parser.error(f"--train-records: {', '.join(sorted(set(trained_on) - set(normalised)))} not among the records "
+                     f"left for training ({', '.join(sorted(normalised))})")
+    if trained_on:
+        normalised = {r: normalised[r] for r in trained_on}
     probe_gains = [float(g) for g in args.probe_gains.split(",")]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}  # arms run earlier stay
     for arm in args.arms.split(","):
@@ -196,9 +225,11 @@ def main() -> None:
         codec = build(arm, params)
         reference_sd_mv = None if arm == "unnormalised" else meta["reference_sd_mv"]
         signals = [s if reference_sd_mv else s / gains[r] for r, s in sorted(normalised.items())]
-        seconds = train(codec, signals, params, args.steps, args.seed)
+        seconds = train(codec, signals, params, args.steps, args.seed, arm)
         key = arm if not held_out else f"{arm} (held out {','.join(held_out)})"
-        results[key] = {"steps": args.steps, "batch_size": params.trainer.batch_size, "window": params.window,
+        if trained_on:
+            key += f" (trained on {','.join(trained_on)})"
+        results[key] = {"steps": args.steps, "trained_on": sorted(normalised), "batch_size": params.trainer.batch_size, "window": params.window,
                         "threads": args.threads, "train_seconds": seconds,
                         **score(codec, {r: v.double().numpy() for r, v in validation.items()}, params.window, reference_sd_mv, probe_gains)}
         m = results[key]["mean"]
