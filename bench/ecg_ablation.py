@@ -183,6 +183,15 @@ def score(codec: EcgCodec, validation: dict[str, np.ndarray], window: int, refer
     return {"records": rows, "mean": mean}
 
 
+def record_list(parser: argparse.ArgumentParser, option: str, text: str, among: dict, what: str) -> list[str]:
+    """The comma-separated records of `option`, each one a key of `among` (else the parser's error, exit 2)."""
+    records = [r for r in text.split(",") if r]
+    unknown = sorted(set(records) - set(among))
+    if unknown:
+        parser.error(f"{option}: {', '.join(unknown)} not among {what} ({', '.join(sorted(among))})")
+    return records
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", default="hyperprior,factorized")
@@ -206,16 +215,10 @@ def main() -> None:
     # records: a scale constant, also with --held-out); scoring starts from the leads in mV
     gains = {name: m["normalising_gain"] for name, m in meta["records"].items()}
     validation = {name: s / gains[name] for name, s in validation_normalised.items()}
-    held_out = [r for r in args.held_out.split(",") if r]
-    unknown = sorted(set(held_out) - set(normalised))
-    if unknown:
-        parser.error(f"--held-out: {', '.join(unknown)} not among the training records ({', '.join(sorted(normalised))})")
+    held_out = record_list(parser, "--held-out", args.held_out, normalised, "the training records")
     if held_out:
         validation = {r: torch.cat([normalised.pop(r) / gains[r], validation[r]]) for r in held_out}
-    trained_on = [r for r in args.train_records.split(",") if r]
-    if set(trained_on) - set(normalised):
-        parser.error(f"--train-records: {', '.join(sorted(set(trained_on) - set(normalised)))} not among the records "
-                     f"left for training ({', '.join(sorted(normalised))})")
+    trained_on = record_list(parser, "--train-records", args.train_records, normalised, "the records left for training")
     if trained_on:
         normalised = {r: normalised[r] for r in trained_on}
     probe_gains = [float(g) for g in args.probe_gains.split(",")]
