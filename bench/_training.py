@@ -18,7 +18,9 @@ and its fraction is of the peak that `bench.machine.ceiling` measured in the sam
 The committed setting is what the train stage runs today: the shared trainer's own
 `Training.train_epoch` (a DataLoader fetching and collating one sample at a time, a progress bar,
 and the loss read back with `.item()` every step), and params.yaml's AdamW implementation, batch
-size and thread count. Each candidate changes one thing;
+size, thread count and compilation. The "filed" entry runs the trainer settings of issue 15's filing
+(`FILED_THREADS`, torch's default AdamW, eager) on the same model and data, so that the speed-up since then
+(`train_speedup_vs_filed`) is measured in the same run. Each candidate changes one thing;
 `combined` then takes every candidate that beat the committed setting by `WIN` or more (on a
 conflict, the faster one's value), all but the batch size, which `combined_batch` adds on top.
 
@@ -97,7 +99,18 @@ def committed_setting(case: TrainingCase) -> Setting:
     probe = case.new_model()
     trainer = case.trainer
     return Setting(threads=trainer.threads or ALL_CORES, batch_size=trainer.batch_size, lr=trainer.lr, adamw_kernel=trainer.adamw_kernel,
-                   channels_last=_is_channels_last(probe))
+                   channels_last=_is_channels_last(probe), compile="inductor_eager_rng" if trainer.compile else "")
+
+
+# Each domain's `train.trainer.threads` in params.yaml when issue 15 was filed (at d368dd3^; None: torch's default,
+# all cores). Then every domain trained eagerly, with torch's default AdamW, through the shared trainer's loop.
+FILED_THREADS = {"ecg": 1, "mri": 1, "protein": 1, "speech": None, "anomaly": None}
+
+
+def filed_setting(case: TrainingCase, committed: Setting) -> Setting:
+    """The trainer settings of issue 15's filing on today's model, data and batch size: the "old" that the
+    committed setting is measured against in the same run (`ratio_vs_filed`)."""
+    return replace(committed, threads=FILED_THREADS[case.domain] or ALL_CORES, adamw_kernel="default", loop="trainer", compile="")
 
 
 def _is_channels_last(model: nn.Module) -> bool:
@@ -122,9 +135,10 @@ def candidates(case: TrainingCase, committed: Setting) -> list[Candidate]:
         Candidate(f"threads_{other_threads}", f"torch.set_num_threads({other_threads})", replace(committed, threads=other_threads)),
         Candidate(f"batch_x{scale}", f"batch {committed.batch_size * scale}, lr × {scale} (linear scaling)",
                   replace(committed, batch_size=committed.batch_size * scale, lr=committed.lr * scale)),
-        Candidate("compile", "torch.compile (inductor, CPU)", replace(committed, compile="inductor")),
-        Candidate("compile_eager_rng", "torch.compile, inductor's fallback_random (eager random numbers)",
-                  replace(committed, compile="inductor_eager_rng")),
+        *([Candidate("eager", "no torch.compile", replace(committed, compile=""))] if committed.compile else [
+            Candidate("compile", "torch.compile (inductor, CPU)", replace(committed, compile="inductor")),
+            Candidate("compile_eager_rng", "torch.compile, inductor's fallback_random (eager random numbers; the trainer's `compile`)",
+                      replace(committed, compile="inductor_eager_rng"))]),
     ]
     if _conv_dims(case.new_model()) >= 2:
         flipped = not committed.channels_last
@@ -316,6 +330,10 @@ class Bench:
         """The committed setting, then each candidate (`only`: those named), then the combinations of the winners."""
         committed = Candidate("committed", "params.yaml's setting through the shared trainer", self.committed)
         self.attempt(committed.name, committed.change, lambda: self.run(committed), log)
+        filed = Candidate("filed", "the trainer settings when issue 15 was filed (threads, default AdamW, eager)",
+                          filed_setting(self.case, self.committed))
+        if filed.setting != self.committed:
+            self.attempt(filed.name, filed.change, lambda: self.run(filed), log)
         for candidate in candidates(self.case, self.committed):
             if only is None or candidate.name in only:
                 self.attempt(candidate.name, candidate.change, lambda c=candidate: self.run(c), log)
@@ -339,7 +357,7 @@ class Bench:
         """`combined`: every winning change but the batch size; `combined_batch`: the same with the winning batch size.
         Each is described by the candidates whose values it took."""
         winners = sorted((e["ratio_vs_committed"], name) for name, e in self.entries.items()
-                         if name != "committed" and e.get("ratio_vs_committed", 0.0) >= WIN and "setting" in e)
+                         if name not in ("committed", "filed") and e.get("ratio_vs_committed", 0.0) >= WIN and "setting" in e)
         changes, source = {}, {}
         for _, name in winners:  # ascending: the faster candidate's value wins a conflict
             for key, value in self.entries[name]["setting"].items():
@@ -356,13 +374,15 @@ class Bench:
 
     def result(self) -> dict:
         """The domain JSON's training keys: `train_*` for the committed setting (today's code; `train_flops` per
-        step at its batch size), and `train_candidates` with every entry."""
+        step at its batch size), its speed-up over issue 15's filing, and `train_candidates` with every entry."""
         committed = self.entries["committed"]
         flops = self.flops[self.committed.batch_size]
         return {
             "train_flops": flops["step"],
             "train_flops_per_sample": flops["step"] / self.committed.batch_size,
             "train_samples_per_second": committed["samples_per_second"],
+            "train_samples_per_second_filed": filed_entry(self.entries)["samples_per_second"],
+            "train_speedup_vs_filed": committed["samples_per_second"] / filed_entry(self.entries)["samples_per_second"],
             "train_gflops": committed["gflops"],
             "train_flops_fraction": committed["train_flops_fraction"],
             "train_candidates": {
@@ -377,17 +397,23 @@ class Bench:
         }
 
 
+def filed_entry(entries: dict[str, dict]) -> dict:
+    """The "filed" entry; the committed one where the committed setting is still the filing's."""
+    return entries.get("filed", entries["committed"])
+
+
 def table(entries: dict[str, dict]) -> str:
+    filed = filed_entry(entries)["samples_per_second"]
     rows = []
     for name, e in entries.items():
         if "error" in e:
-            rows.append([name, e["change"], "failed", "", "", "", e["error"][:60]])
+            rows.append([name, e["change"], "failed", "", "", "", "", e["error"][:60]])
             continue
         identical = e.get("bit_identical")
         same = "—" if name == "committed" else ("n/a" if identical is None else ("yes" if identical else f"no ({e['max_abs_weight_difference']:.1e})"))
         rows.append([name, e["change"], f"{e['samples_per_second']:.0f}", f"{e['ratio_vs_committed']:.2f}",
-                     f"{e['gflops']:.1f}", f"{e['train_flops_fraction']:.3f}", same])
-    return markdown_table(["setting", "change", "samples/s", "× committed", "GFLOP/s", "of peak", "bit-identical"], rows)
+                     f"{e['samples_per_second'] / filed:.2f}", f"{e['gflops']:.1f}", f"{e['train_flops_fraction']:.3f}", same])
+    return markdown_table(["setting", "change", "samples/s", "× committed", "× filed", "GFLOP/s", "of peak", "bit-identical"], rows)
 
 
 def run_ensemble(bench: Bench, members: int, log=print) -> None:

@@ -7,6 +7,7 @@ learning rate only on the epoch, and the global RNG state is saved with the weig
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -387,6 +388,17 @@ class Training:
         )
 
 
+def compilation(config: TrainerConfig):
+    """The inductor settings a compiled training runs under (`TrainerConfig.compile`): random numbers from the
+    eager generator, so that a compiled model draws the noise and dropout masks an eager one draws. Compilation
+    happens at the first step, so the settings must hold for the whole training loop."""
+    if not config.compile:
+        return contextlib.nullcontext()
+    import torch._inductor.config
+
+    return torch._inductor.config.patch(fallback_random=True)
+
+
 def fit(
     model: nn.Module,
     train_set: Dataset,
@@ -410,15 +422,17 @@ def fit(
     net = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.local_rank] if training.device.type == "cuda" else None) if ctx.world > 1 else model
     live = _open_live(Path(live_dir), training.history) if (live_dir is not None and ctx.main) else None
     val_loader = DataLoader(val_set, batch_size=config.batch_size, shuffle=False)
-    for epoch in range(training.start_epoch, config.epochs):
-        if training.stopped_early:
-            break
-        lr = learning_rate(config, epoch)
-        train = training.train_epoch(net, train_set, epoch, lr, sample_weights)
-        val, candidate = training.validate(val_loader)
-        row = training.end_epoch(epoch, lr, train, val, candidate, live)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, row)
+    with compilation(config):
+        net = torch.compile(net) if config.compile else net
+        for epoch in range(training.start_epoch, config.epochs):
+            if training.stopped_early:
+                break
+            lr = learning_rate(config, epoch)
+            train = training.train_epoch(net, train_set, epoch, lr, sample_weights)
+            val, candidate = training.validate(val_loader)
+            row = training.end_epoch(epoch, lr, train, val, candidate, live)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, row)
     if live is not None:
         live.end()
     return training.result()

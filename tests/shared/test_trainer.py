@@ -79,6 +79,28 @@ def test_every_adamw_kernel_is_deterministic_and_resumes_exactly(tmp_path, kerne
     assert same(weights(full), weights(again)) and same(weights(full), weights(resumed))
 
 
+def test_compiled_training_is_deterministic_resumes_exactly_and_draws_the_eager_noise(tmp_path):
+    """The model draws corruption noise and dropout masks: compiled, it takes them from the eager generator, as many
+    as eager training takes, so it trains on the samples eager training sees (its losses agree to float rounding).
+    The weights are not compared with eager training's: this model's conv biases sit before a batch norm, which
+    cancels them, so their gradient is rounding noise that AdamW scales up to full steps of either sign."""
+    _, eager_result = train(tmp_path / "eager")
+    eager_rng = torch.get_rng_state()
+    full, full_result = train(tmp_path / "full", compile=True)
+    assert torch.equal(torch.get_rng_state(), eager_rng)
+    assert [row["train/loss"] for row in full_result.history] == pytest.approx([row["train/loss"] for row in eager_result.history], rel=1e-5)
+    again, _ = train(tmp_path / "again", compile=True)
+    with pytest.raises(Interrupted):
+        train(tmp_path / "cut", stop_after=1, compile=True)
+    resumed, result = train(tmp_path / "cut", compile=True)
+    assert result.resumed_from_epoch == 2
+    assert same(weights(full), weights(again)) and same(weights(full), weights(resumed))
+    assert result.history == full_result.history
+    # an eager checkpoint is not resumed by a compiled training: the fingerprint holds the trainer's settings
+    _, fresh = train(tmp_path / "eager", compile=True)
+    assert fresh.resumed_from_epoch == 0
+
+
 def test_every_adamw_kernel_takes_adamw_s_first_step_by_hand():
     """Adam's first step is lr · g / (|g| + eps) (bias-corrected moments of one gradient), after the decay p · (1 − lr · wd)."""
     from latente.shared.params import ADAMW_KERNELS
