@@ -109,7 +109,7 @@ FILED_THREADS = {"ecg": 1, "mri": 1, "protein": 1, "speech": None, "anomaly": No
 
 def filed_setting(case: TrainingCase, committed: Setting) -> Setting:
     """The trainer settings of issue 15's filing on today's model, data and batch size: the "old" that the
-    committed setting is measured against in the same run (`ratio_vs_filed`)."""
+    committed setting is measured against in the same run (`train_speedup_vs_filed`, the table's "× filed")."""
     return replace(committed, threads=FILED_THREADS[case.domain] or ALL_CORES, adamw_kernel="default", loop="trainer", compile="")
 
 

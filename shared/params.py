@@ -97,8 +97,8 @@ class TrainerConfig(StrictParams):
     adamw_kernel: Literal[ADAMW_KERNELS] = "default"
     # torch.compile (inductor) of the training step's forward and backward: fewer, fused kernels, at a one-off
     # compilation per training. Random numbers come from the eager generator (inductor's `fallback_random`), so
-    # noise and dropout draw what eager training draws; the weights differ from eager training's in float rounding
-    # only. Validation stays eager. `python -m bench.<domain>` times it beside the domain's setting.
+    # noise and dropout draw what eager training draws, and the arithmetic differs from eager training's in float
+    # rounding only. Validation stays eager. `python -m bench.<domain>` times it beside the domain's setting.
     compile: bool = False
     ema_decay: float | None = pydantic.Field(None, gt=0, lt=1)  # validate and keep an exponential moving average of the weights
 

@@ -68,35 +68,30 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert len(lines) == 1 + 4
 
 
-@pytest.mark.parametrize("kernel", ["foreach", "fused"])
-def test_every_adamw_kernel_is_deterministic_and_resumes_exactly(tmp_path, kernel):
-    full, _ = train(tmp_path / "full", adamw_kernel=kernel)
-    again, _ = train(tmp_path / "again", adamw_kernel=kernel)
+@pytest.mark.parametrize("setting", [{"adamw_kernel": "foreach"}, {"adamw_kernel": "fused"}, {"compile": True}],
+                         ids=["foreach_adamw", "fused_adamw", "compiled"])
+def test_every_trainer_implementation_is_deterministic_and_resumes_exactly(tmp_path, setting):
+    full, full_result = train(tmp_path / "full", **setting)
+    again, _ = train(tmp_path / "again", **setting)
     with pytest.raises(Interrupted):
-        train(tmp_path / "cut", stop_after=1, adamw_kernel=kernel)
-    resumed, result = train(tmp_path / "cut", adamw_kernel=kernel)
+        train(tmp_path / "cut", stop_after=1, **setting)
+    resumed, result = train(tmp_path / "cut", **setting)
     assert result.resumed_from_epoch == 2
     assert same(weights(full), weights(again)) and same(weights(full), weights(resumed))
+    assert result.history == full_result.history
 
 
-def test_compiled_training_is_deterministic_resumes_exactly_and_draws_the_eager_noise(tmp_path):
+def test_compiled_training_draws_the_eager_noise_and_never_resumes_an_eager_checkpoint(tmp_path):
     """The model draws corruption noise and dropout masks: compiled, it takes them from the eager generator, as many
     as eager training takes, so it trains on the samples eager training sees (its losses agree to float rounding).
     The weights are not compared with eager training's: this model's conv biases sit before a batch norm, which
     cancels them, so their gradient is rounding noise that AdamW scales up to full steps of either sign."""
     _, eager_result = train(tmp_path / "eager")
     eager_rng = torch.get_rng_state()
-    full, full_result = train(tmp_path / "full", compile=True)
+    _, compiled_result = train(tmp_path / "compiled", compile=True)
     assert torch.equal(torch.get_rng_state(), eager_rng)
-    assert [row["train/loss"] for row in full_result.history] == pytest.approx([row["train/loss"] for row in eager_result.history], rel=1e-5)
-    again, _ = train(tmp_path / "again", compile=True)
-    with pytest.raises(Interrupted):
-        train(tmp_path / "cut", stop_after=1, compile=True)
-    resumed, result = train(tmp_path / "cut", compile=True)
-    assert result.resumed_from_epoch == 2
-    assert same(weights(full), weights(again)) and same(weights(full), weights(resumed))
-    assert result.history == full_result.history
-    # an eager checkpoint is not resumed by a compiled training: the fingerprint holds the trainer's settings
+    assert [row["train/loss"] for row in compiled_result.history] == pytest.approx([row["train/loss"] for row in eager_result.history], rel=1e-5)
+    # the fingerprint holds the trainer's settings
     _, fresh = train(tmp_path / "eager", compile=True)
     assert fresh.resumed_from_epoch == 0
 
