@@ -35,7 +35,6 @@ RESULTS = REPO / "bench" / "results" / "compiled.json"
 def alternated(domain: str, steps: int, pairs: int, log=print) -> dict:
     """Median, smallest and largest ratio of eager to compiled epoch seconds over `pairs` alternated pairs."""
     case = real_case(domain, MIRROR)
-    torch.set_num_threads(case.trainer.threads or torch.get_num_threads())
     samples, weights = training_samples(case, case.trainer.batch_size, steps)
     with tempfile.TemporaryDirectory(prefix="latente-bench-compiled-") as tmp:
         runs = {}
