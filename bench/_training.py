@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from latente.shared.report import markdown_table
 from latente.shared.params import ADAMW_KERNELS
-from latente.shared.trainer import DistributedContext, Training, WeightAverage, adamw, epoch_order, forward, seed_everything
+from latente.shared.trainer import DistributedContext, Training, WeightAverage, adamw, compilation, epoch_order, forward, seed_everything
 
 from bench._cases import TrainingCase
 from bench.machine import ALL_CORES, fraction, with_threads
@@ -222,10 +222,10 @@ def train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights
     if not setting.compile:
         return _train_epochs(case, setting, samples, weights, epochs)
     import torch._dynamo
-    import torch._inductor.config
 
     torch._dynamo.reset()  # each compiled run starts from nothing, as a fresh training process would
-    with torch._inductor.config.patch(fallback_random=setting.compile == "inductor_eager_rng"):
+    # "inductor_eager_rng" runs under the trainer's own settings; plain "inductor" under inductor's defaults
+    with compilation(case.trainer.model_copy(update={"compile": setting.compile == "inductor_eager_rng"})):
         return _train_epochs(case, setting, samples, weights, epochs)
 
 
