@@ -8,29 +8,37 @@ grows with batch × positions (`parameters` is recorded beside `train_flops`, so
 checked). Negligible in FLOPs is not negligible in time: AdamW makes several memory-bound passes
 over every parameter, which is what the foreach and fused candidates measure.
 
-Timing: every setting trains a fresh model, seeded and built as the train stage builds it, on
-the same `steps × batch` samples of the domain's training set, in epochs of `steps` steps in the
-trainer's sample order: one untimed warm-up epoch (it also compiles, for `torch.compile`), then
-`repeats` timed epochs; a setting's figure is its best epoch. Wall time, not CPU time: some
-candidates use more than one thread. Achieved FLOP/s is counted FLOPs × steps / wall seconds,
-and its fraction is of the peak that `bench.machine.ceiling` measured in the same run.
+Timing: this machine's speed drifts by ±25 % over minutes, so two settings timed one after the other
+can differ by that much with no change of code. Each setting is therefore timed in alternation with a
+fresh run of the committed setting: both train a fresh model, seeded and built as the train stage
+builds it, on the same `steps × batch` samples of the domain's training set, in epochs of `steps`
+steps in the trainer's sample order; after one untimed epoch each (it also compiles, for
+`torch.compile`), the two alternate epoch by epoch for `pairs` pairs, the first of each pair swapped
+every pair, each run with its own random-number stream, so it draws what it would draw alone. A
+pair's two epochs run under the same drift; a setting's `ratio_vs_committed` is the median of its
+pairs' samples/s ratios (with the smallest and largest), and its samples/s the median of its timed
+epochs. Wall time, not CPU time: some candidates use more than one thread. Achieved FLOP/s is counted
+FLOPs × steps / wall seconds, and its fraction is of the peak that `bench.machine.ceiling` measured
+in the same run. The committed entry pools the committed epochs of every pairing.
 
 The committed setting is what the train stage runs today: the shared trainer's own
 `Training.train_epoch` (a DataLoader fetching and collating one sample at a time, a progress bar,
 and the loss read back with `.item()` every step), and params.yaml's AdamW implementation, batch
 size, thread count and compilation. The "filed" entry runs the trainer settings of issue 15's filing
 (`FILED_THREADS`, torch's default AdamW, eager) on the same model and data, so that the speed-up since then
-(`train_speedup_vs_filed`) is measured in the same run. Each candidate changes one thing;
+(`train_speedup_vs_filed`) is measured in the same run; it is paired like every candidate, and where
+the committed setting is still the filing's, its spread is the bench's own noise. Each candidate changes one thing;
 `combined` then takes every candidate that beat the committed setting by `WIN` or more (on a
 conflict, the faster one's value), all but the batch size, which `combined_batch` adds on top.
 
 Bit-identity: a setting with the committed batch size takes the same steps on the same samples
-from the same RNG stream, so its final weights are compared with the committed run's,
+from the same RNG stream, so its final weights are compared with those of the committed run it was paired with,
 bit for bit (`bit_identical`) and as the largest absolute difference.
 """
 from __future__ import annotations
 
 import copy
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -208,66 +216,127 @@ def training_samples(case: TrainingCase, batch_size: int, steps: int) -> tuple[D
     return Subset(case.train_set, picked), weights
 
 
-@dataclass
-class Timed:
-    """Wall seconds of each epoch, the final weights, and the seconds spent stacking the samples in memory (if it was)."""
+class Run:
+    """One setting's training on `samples`, from the train stage's seeded model, advanced an epoch at a time by
+    `epoch()` under the setting's threads and inductor settings, with its own random-number stream (restored before
+    and kept after each epoch), so that two runs can alternate and each draws what it would draw alone."""
 
-    seconds: list[float]
-    weights: dict[str, torch.Tensor]
-    stacking_seconds: float | None = None
+    def __init__(self, case: TrainingCase, setting: Setting, folder: Path, steps: int):
+        self.setting = setting
+        self.samples, self.sample_weights = training_samples(case, setting.batch_size, steps)
+        self.samples_per_epoch = len(self.samples)
+        trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr,
+                                                  "device": "cpu", "adamw_kernel": setting.adamw_kernel})
+        self.trainer = trainer
+        # "inductor_eager_rng" runs under the trainer's own settings; plain "inductor" under inductor's defaults
+        self.compilation = trainer.model_copy(update={"compile": setting.compile == "inductor_eager_rng"})
+        self.seconds: list[float] = []
+        self.stacking_seconds: float | None = None
+        seed_everything(trainer.seed)
+        self.model = case.new_model().to(memory_format=torch.channels_last if setting.channels_last else torch.contiguous_format)
+        self.net = torch.compile(self.model) if setting.compile else self.model
+        if setting.loop == "trainer":
+            self.training = Training(self.model, trainer, folder, fingerprint={})
+            self.training.resume()
+        else:
+            self.optimizer = adamw(self.model.parameters(), trainer)
+            self.average = WeightAverage(self.model, trainer.ema_decay) if trainer.ema_decay is not None else None
+            self.source = InMemory(self.samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(self.samples, setting.batch_size)
+            if isinstance(self.source, InMemory):
+                self.stacking_seconds = self.source.seconds
+        self.rng = torch.get_rng_state()
 
+    def epoch(self) -> None:
+        torch.set_rng_state(self.rng)
+        with compilation(self.compilation):
+            self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
+        self.rng = torch.get_rng_state()
 
-def train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
-    """`epochs` epochs of `setting` on `samples`, from the train stage's seeded model."""
-    if not setting.compile:
-        return _train_epochs(case, setting, samples, weights, epochs)
-    import torch._dynamo
-
-    torch._dynamo.reset()  # each compiled run starts from nothing, as a fresh training process would
-    # "inductor_eager_rng" runs under the trainer's own settings; plain "inductor" under inductor's defaults
-    with compilation(case.trainer.model_copy(update={"compile": setting.compile == "inductor_eager_rng"})):
-        return _train_epochs(case, setting, samples, weights, epochs)
-
-
-def _train_epochs(case: TrainingCase, setting: Setting, samples: Dataset, weights: torch.Tensor | None, epochs: int) -> Timed:
-    trainer = case.trainer.model_copy(update={"threads": setting.threads, "batch_size": setting.batch_size, "lr": setting.lr, "device": "cpu",
-                                              "adamw_kernel": setting.adamw_kernel})
-    seed_everything(trainer.seed)
-    model = case.new_model().to(memory_format=torch.channels_last if setting.channels_last else torch.contiguous_format)
-    net = torch.compile(model) if setting.compile else model
-    seconds = []
-    if setting.loop == "trainer":
-        with tempfile.TemporaryDirectory(prefix="latente-bench-") as tmp:
-            training = Training(model, trainer, Path(tmp), fingerprint={})
-            training.resume()
-            for epoch in range(epochs):
-                started = time.perf_counter()
-                training.train_epoch(net, samples, epoch, setting.lr, weights)
-                seconds.append(time.perf_counter() - started)
-        return Timed(seconds, model.state_dict())
-
-    optimizer = adamw(model.parameters(), trainer)
-    average = WeightAverage(model, trainer.ema_decay) if trainer.ema_decay is not None else None
-    source = InMemory(samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(samples, setting.batch_size)
-    device = torch.device("cpu")
-    for epoch in range(epochs):
-        order = epoch_order(len(samples), trainer.seed, epoch, weights, DistributedContext())
-        started = time.perf_counter()
-        model.train()
+    def _timed_epoch(self) -> float:
+        epoch, started = len(self.seconds), time.perf_counter()
+        if self.setting.loop == "trainer":
+            self.training.train_epoch(self.net, self.samples, epoch, self.setting.lr, self.sample_weights)
+            return time.perf_counter() - started
+        order = epoch_order(len(self.samples), self.trainer.seed, epoch, self.sample_weights, DistributedContext())
+        self.model.train()
         total = torch.zeros(())
-        for batch in source.epoch(order):
-            out, n = forward(net, batch, device, NO_AUTOCAST)
-            optimizer.zero_grad(set_to_none=True)
+        for batch in self.source.epoch(order):
+            out, n = forward(self.net, batch, torch.device("cpu"), NO_AUTOCAST)
+            self.optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
-            if trainer.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), trainer.grad_clip)
-            optimizer.step()
-            if average is not None:
-                average.update()
+            if self.trainer.grad_clip:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.trainer.grad_clip)
+            self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
             total += out.loss.detach() * n
         total.item()
-        seconds.append(time.perf_counter() - started)
-    return Timed(seconds, model.state_dict(), source.seconds if isinstance(source, InMemory) else None)
+        return time.perf_counter() - started
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+
+class EnsembleRun:
+    """`members` models of a setting trained at once: parameters stacked (torch.func.stack_module_state), one vmapped
+    forward + backward per step, one AdamW over the stacked tensors (elementwise, so each member's update is its own).
+    Each member draws its own samples (its own seed's order) and its own random numbers. For a training set of single
+    tensors and a trainer without gradient clipping (that would need each member's own norm). The same `epoch()`
+    as `Run`, so that it alternates with the committed setting."""
+
+    def __init__(self, case: TrainingCase, setting: Setting, members: int, steps: int):
+        from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+        if case.trainer.grad_clip:
+            raise ValueError(f"{case.domain}: the vmapped ensemble does not clip gradients")
+        self.setting, self.members, self.seed = setting, members, case.trainer.seed
+        models = []
+        for k in range(members):
+            seed_everything(case.trainer.seed + k)
+            models.append(case.new_model().train())
+        self.params, self.buffers = stack_module_state(models)
+        base = copy.deepcopy(models[0]).to("meta")
+
+        def loss(p, b, x):
+            return functional_call(base, (p, b), (x,)).loss
+
+        self.step_grads = vmap(grad_and_value(loss), randomness="different")
+        self.optimizer = adamw(self.params.values(), case.trainer.model_copy(update={"lr": setting.lr}))
+        samples, _ = training_samples(case, setting.batch_size, steps)
+        self.stacked = default_collate([samples[i] for i in range(len(samples))])
+        self.samples_per_epoch = members * len(samples)
+        self.seconds: list[float] = []
+        self.rng = torch.get_rng_state()
+
+    def epoch(self) -> None:
+        torch.set_rng_state(self.rng)
+        self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
+        self.rng = torch.get_rng_state()
+
+    def _timed_epoch(self) -> float:
+        n, batch = len(self.stacked), self.setting.batch_size
+        orders = [torch.as_tensor(epoch_order(n, self.seed + k, len(self.seconds), None, DistributedContext())) for k in range(self.members)]
+        started = time.perf_counter()
+        total = torch.zeros(())
+        for i in range(0, n, batch):
+            x = self.stacked[torch.stack([order[i : i + batch] for order in orders])]
+            grads, losses = self.step_grads(self.params, self.buffers, x)
+            for name, p in self.params.items():
+                p.grad = grads[name]
+            self.optimizer.step()
+            total += losses.detach().sum()
+        total.item()
+        return time.perf_counter() - started
+
+
+def alternate(first, second, pairs: int) -> None:
+    """One untimed epoch each (it compiles, for `torch.compile`), then `pairs` pairs of epochs, the first of each
+    pair swapped every pair."""
+    first.epoch()
+    second.epoch()
+    for pair in range(pairs):
+        for run in (first, second) if pair % 2 == 0 else (second, first):
+            run.epoch()
 
 
 def _difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -275,14 +344,15 @@ def _difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float
 
 
 class Bench:
-    """The training section of one domain bench: FLOP counts per batch size, then entries of (candidate, speed)."""
+    """The training section of one domain bench: FLOP counts per batch size, then entries of (candidate, speed), each
+    timed in alternation with a fresh run of the committed setting."""
 
-    def __init__(self, case: TrainingCase, machine: dict, steps: int, repeats: int):
-        self.case, self.machine, self.steps, self.repeats = case, machine, steps, repeats
+    def __init__(self, case: TrainingCase, machine: dict, steps: int, pairs: int):
+        self.case, self.machine, self.steps, self.pairs = case, machine, steps, pairs
         self.committed = committed_setting(case)
         self.flops: dict[int, dict[str, int]] = {}
         self.entries: dict[str, dict] = {}
-        self.committed_weights: dict[str, torch.Tensor] | None = None
+        self.committed_seconds: list[float] = []  # the timed epochs of the committed runs of every pairing
 
     def step_flops(self, batch_size: int) -> dict[str, int]:
         if batch_size not in self.flops:
@@ -291,49 +361,67 @@ class Bench:
             self.flops[batch_size] = count_step_flops(self.case.new_model(), default_collate([samples[i] for i in range(len(samples))]))
         return self.flops[batch_size]
 
-    def record(self, name: str, change: str, setting: Setting, seconds: list[float], samples_per_step: int, step_flops: int,
-               extra: dict | None = None) -> dict:
-        best = min(seconds[1:])
-        gflops = step_flops * self.steps / best / 1e9
-        entry = {
-            "change": change, "setting": asdict(setting),
-            "samples_per_second": samples_per_step * self.steps / best, "steps_per_second": self.steps / best,
-            "epoch_seconds": seconds[1:], "warm_up_seconds": seconds[0],
-            "gflops": gflops, "train_flops_fraction": fraction(gflops, self.machine),
+    def speed(self, setting: Setting, seconds: list[float], samples_per_epoch: int, step_flops: int) -> dict:
+        """Samples/s and achieved FLOP/s at the median of the timed epochs `seconds`."""
+        median = statistics.median(seconds)
+        gflops = step_flops * self.steps / median / 1e9
+        return {
+            "setting": asdict(setting), "samples_per_second": samples_per_epoch / median, "steps_per_second": self.steps / median,
+            "epoch_seconds": seconds, "gflops": gflops, "train_flops_fraction": fraction(gflops, self.machine),
             "fraction_of_matmul_at_same_threads": fraction(gflops, self.machine, setting.threads)
             if str(setting.threads) in self.machine["matmul_gflops_by_threads"] else None,
-            **(extra or {}),
         }
-        committed = self.entries.get("committed")
-        entry["ratio_vs_committed"] = entry["samples_per_second"] / committed["samples_per_second"] if committed else 1.0
+
+    def paired(self, name: str, change: str, other, step_flops: int, extra=None) -> dict:
+        """Time `other` (a `Run` or `EnsembleRun`, built from inside `other(folder)`) in alternation with a fresh run of
+        the committed setting, and record it as entry `name`; `extra(committed_run, other_run)` adds keys."""
+        import torch._dynamo
+
+        threads = torch.get_num_threads()  # the trainer sets its own at construction; each epoch sets it again
+        try:
+            with tempfile.TemporaryDirectory(prefix="latente-bench-") as tmp:
+                torch._dynamo.reset()  # each pairing compiles from nothing, as a fresh training process would
+                committed = Run(self.case, self.committed, Path(tmp) / "committed", self.steps)
+                candidate = other(Path(tmp) / "candidate")
+                alternate(committed, candidate, self.pairs)
+        finally:
+            torch.set_num_threads(threads)
+        committed_timed, timed = committed.seconds[1:], candidate.seconds[1:]
+        self.committed_seconds += committed_timed
+        ratios = [(candidate.samples_per_epoch / s) / (committed.samples_per_epoch / c) for c, s in zip(committed_timed, timed)]
+        entry = {
+            "change": change, **self.speed(candidate.setting, timed, candidate.samples_per_epoch, step_flops),
+            "warm_up_seconds": candidate.seconds[0], "pair_ratios": ratios,
+            "ratio_vs_committed": statistics.median(ratios), "ratio_smallest": min(ratios), "ratio_largest": max(ratios),
+            **(extra(committed, candidate) if extra else {}),
+        }
         self.entries[name] = entry
         return entry
 
     def run(self, candidate: Candidate) -> dict:
         setting = candidate.setting
-        samples, weights = training_samples(self.case, setting.batch_size, self.steps)
-        timed = with_threads(setting.threads, lambda: train_epochs(self.case, setting, samples, weights, self.repeats + 1))
-        extra: dict = {}
-        if candidate.name == "committed":
-            self.committed_weights = timed.weights
-        elif setting.batch_size == self.committed.batch_size:
-            difference = _difference(timed.weights, self.committed_weights)
-            extra = {"bit_identical": difference == 0.0, "max_abs_weight_difference": difference}
-        else:
-            extra = {"bit_identical": None, "note": "another batch size: other arithmetic by design"}
-        if timed.stacking_seconds is not None:
-            extra["stacking_seconds_per_sample"] = timed.stacking_seconds / len(samples)  # once per training, not per epoch
-        return self.record(candidate.name, candidate.change, setting, timed.seconds, setting.batch_size,
-                           self.step_flops(setting.batch_size)["step"], extra)
+
+        def identity(committed: Run, run: Run) -> dict:
+            extra: dict = {}
+            if setting.batch_size == self.committed.batch_size:
+                difference = _difference(run.weights(), committed.weights())
+                extra = {"bit_identical": difference == 0.0, "max_abs_weight_difference": difference}
+            else:
+                extra = {"bit_identical": None, "note": "another batch size: other arithmetic by design"}
+            if run.stacking_seconds is not None:
+                extra["stacking_seconds_per_sample"] = run.stacking_seconds / run.samples_per_epoch  # once per training, not per epoch
+            return extra
+
+        return self.paired(candidate.name, candidate.change, lambda folder: Run(self.case, setting, folder, self.steps),
+                           self.step_flops(setting.batch_size)["step"], identity)
 
     def run_all(self, only: set[str] | None = None, log=print) -> None:
-        """The committed setting, then each candidate (`only`: those named), then the combinations of the winners."""
-        committed = Candidate("committed", "params.yaml's setting through the shared trainer", self.committed)
-        self.attempt(committed.name, committed.change, lambda: self.run(committed), log)
-        filed = Candidate("filed", "the trainer settings when issue 15 was filed (threads, default AdamW, eager)",
-                          filed_setting(self.case, self.committed))
-        if filed.setting != self.committed:
-            self.attempt(filed.name, filed.change, lambda: self.run(filed), log)
+        """The filed setting, then each candidate (`only`: those named), then the combinations of the winners, each
+        paired with the committed setting."""
+        filed = filed_setting(self.case, self.committed)
+        change = ("the trainer settings when issue 15 was filed (threads, default AdamW, eager)" if filed != self.committed
+                  else "the trainer settings when issue 15 was filed, which are still the committed ones: the spread is the bench's noise")
+        self.attempt("filed", change, lambda: self.run(Candidate("filed", change, filed)), log)
         for candidate in candidates(self.case, self.committed):
             if only is None or candidate.name in only:
                 self.attempt(candidate.name, candidate.change, lambda c=candidate: self.run(c), log)
@@ -341,23 +429,25 @@ class Bench:
             self.attempt(candidate.name, candidate.change, lambda c=candidate: self.run(c), log)
 
     def attempt(self, name: str, change: str, run, log=print) -> None:
-        """`run()` one entry; one that fails (e.g. inductor without a working compiler) is recorded with its error,
-        except the committed setting, which every ratio needs."""
+        """`run()` one entry; one that fails (e.g. inductor without a working compiler) is recorded with its error.
+        The filing's entry, which the speed-up needs and which pairs the committed setting with the plainest one,
+        is not allowed to fail."""
         try:
             entry = run()
         except Exception as error:  # noqa: BLE001
-            if name == "committed":
+            if name == "filed":
                 raise
             self.entries[name] = {"change": change, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
             log(f"  {name}: failed ({self.entries[name]['error']})")
             return
-        log(f"  {name}: {entry['samples_per_second']:.0f} samples/s, ×{entry['ratio_vs_committed']:.2f}")
+        log(f"  {name}: {entry['samples_per_second']:.0f} samples/s, ×{entry['ratio_vs_committed']:.2f} "
+            f"({entry['ratio_smallest']:.2f}–{entry['ratio_largest']:.2f})")
 
     def combinations(self) -> list[Candidate]:
         """`combined`: every winning change but the batch size; `combined_batch`: the same with the winning batch size.
         Each is described by the candidates whose values it took."""
         winners = sorted((e["ratio_vs_committed"], name) for name, e in self.entries.items()
-                         if name not in ("committed", "filed") and e.get("ratio_vs_committed", 0.0) >= WIN and "setting" in e)
+                         if name != "filed" and e.get("ratio_vs_committed", 0.0) >= WIN and "setting" in e)
         changes, source = {}, {}
         for _, name in winners:  # ascending: the faster candidate's value wins a conflict
             for key, value in self.entries[name]["setting"].items():
@@ -374,36 +464,37 @@ class Bench:
 
     def result(self) -> dict:
         """The domain JSON's training keys: `train_*` for the committed setting (today's code; `train_flops` per
-        step at its batch size), its speed-up over issue 15's filing, and `train_candidates` with every entry."""
-        committed = self.entries["committed"]
+        step at its batch size), its speed-up over issue 15's filing (the median of their pairs' ratios), and
+        `train_candidates` with every entry, the committed one first."""
         flops = self.flops[self.committed.batch_size]
+        committed = {"change": "params.yaml's setting through the shared trainer, the committed runs of every pairing",
+                     **self.speed(self.committed, self.committed_seconds, self.committed.batch_size * self.steps, flops["step"])}
+        filed = self.entries["filed"]
         return {
             "train_flops": flops["step"],
             "train_flops_per_sample": flops["step"] / self.committed.batch_size,
             "train_samples_per_second": committed["samples_per_second"],
-            "train_samples_per_second_filed": filed_entry(self.entries)["samples_per_second"],
-            "train_speedup_vs_filed": committed["samples_per_second"] / filed_entry(self.entries)["samples_per_second"],
+            "train_samples_per_second_filed": filed["samples_per_second"],
+            "train_speedup_vs_filed": statistics.median(1 / r for r in filed["pair_ratios"]),
             "train_gflops": committed["gflops"],
             "train_flops_fraction": committed["train_flops_fraction"],
             "train_candidates": {
                 "model": self.case.model, "parameters": sum(p.numel() for p in self.case.new_model().parameters()),
-                "committed": asdict(self.committed), "steps_per_epoch": self.steps, "timed_epochs": self.repeats,
-                "clock": "wall seconds, best timed epoch after one warm-up epoch",
+                "committed": asdict(self.committed), "steps_per_epoch": self.steps, "timed_pairs": self.pairs,
+                "clock": "wall seconds; each setting alternated epoch by epoch with a fresh committed run after one warm-up epoch each; "
+                         "samples/s at the median timed epoch, ratios the median of the pairs'",
                 "flop_counter": "torch.utils.flop_counter.FlopCounterMode, forward + backward of one step (matmul and conv ops; "
                                 "the optimizer's elementwise step is not counted)",
                 "flops_by_batch_size": {str(b): f for b, f in sorted(self.flops.items())},
-                "win_threshold": WIN, "entries": self.entries,
+                "win_threshold": WIN, "entries": {"committed": committed, **self.entries},
             },
         }
 
 
-def filed_entry(entries: dict[str, dict]) -> dict:
-    """The "filed" entry; the committed one where the committed setting is still the filing's."""
-    return entries.get("filed", entries["committed"])
-
-
-def table(entries: dict[str, dict]) -> str:
-    filed = filed_entry(entries)["samples_per_second"]
+def table(result: dict) -> str:
+    """The training section of a domain's result (`Bench.result()`) as a markdown table; "× filed" chains each
+    entry's paired ratio with the committed setting's paired speed-up over the filing."""
+    entries, speedup = result["train_candidates"]["entries"], result["train_speedup_vs_filed"]
     rows = []
     for name, e in entries.items():
         if "error" in e:
@@ -411,76 +502,31 @@ def table(entries: dict[str, dict]) -> str:
             continue
         identical = e.get("bit_identical")
         same = "—" if name == "committed" else ("n/a" if identical is None else ("yes" if identical else f"no ({e['max_abs_weight_difference']:.1e})"))
-        rows.append([name, e["change"], f"{e['samples_per_second']:.0f}", f"{e['ratio_vs_committed']:.2f}",
-                     f"{e['samples_per_second'] / filed:.2f}", f"{e['gflops']:.1f}", f"{e['train_flops_fraction']:.3f}", same])
-    return markdown_table(["setting", "change", "samples/s", "× committed", "× filed", "GFLOP/s", "of peak", "bit-identical"], rows)
+        ratio = e.get("ratio_vs_committed", 1.0)
+        spread = f" ({e['ratio_smallest']:.2f}–{e['ratio_largest']:.2f})" if "ratio_smallest" in e else ""
+        rows.append([name, e["change"], f"{e['samples_per_second']:.0f}", f"{ratio:.2f}{spread}",
+                     f"{ratio * speedup:.2f}", f"{e['gflops']:.1f}", f"{e['train_flops_fraction']:.3f}", same])
+    return markdown_table(["setting", "change", "samples/s", "× committed (pairs)", "× filed", "GFLOP/s", "of peak", "bit-identical"], rows)
 
 
 def run_ensemble(bench: Bench, members: int, log=print) -> None:
-    """`members` models of the committed setting trained at once (see `_ensemble_seconds`), as entry `ensemble_<members>`."""
-    setting, name = bench.committed, f"ensemble_{members}"
+    """`members` models of the committed setting trained at once (`EnsembleRun`), as entry `ensemble_<members>`."""
+    name, setting = f"ensemble_{members}", bench.committed
     change = f"{members} models at once: stack_module_state + vmap(grad), one AdamW over the stacked parameters"
-
-    def run() -> dict:
-        seconds = with_threads(setting.threads, lambda: _ensemble_seconds(bench, members))
-        return bench.record(name, change, setting, seconds, members * setting.batch_size, members * bench.step_flops(setting.batch_size)["step"],
-                            {"bit_identical": None, "note": "each member draws its own dropout masks under vmap; samples/s counts every member's"})
-
-    bench.attempt(name, change, run, log)
-
-
-def _ensemble_seconds(bench: Bench, members: int) -> list[float]:
-    """`members` models of the committed setting trained at once: parameters stacked (torch.func.stack_module_state),
-    one vmapped forward + backward per step, one AdamW over the stacked tensors (elementwise, so each member's update
-    is its own). Each member draws its own samples (its own seed's order) and its own random numbers. For a
-    training set of single tensors and a trainer without gradient clipping (that would need each member's own norm).
-    """
-    from torch.func import functional_call, grad_and_value, stack_module_state, vmap
-
-    case, setting, steps = bench.case, bench.committed, bench.steps
-    if case.trainer.grad_clip:
-        raise ValueError(f"{case.domain}: the vmapped ensemble does not clip gradients")
-    models = []
-    for k in range(members):
-        seed_everything(case.trainer.seed + k)
-        models.append(case.new_model().train())
-    params, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-
-    def loss(p, b, x):
-        return functional_call(base, (p, b), (x,)).loss
-
-    step_grads = vmap(grad_and_value(loss), randomness="different")
-    optimizer = adamw(params.values(), case.trainer.model_copy(update={"lr": setting.lr}))
-    samples, _ = training_samples(case, setting.batch_size, steps)
-    stacked = default_collate([samples[i] for i in range(len(samples))])
-    seconds = []
-    for epoch in range(bench.repeats + 1):
-        orders = [torch.as_tensor(epoch_order(len(samples), case.trainer.seed + k, epoch, None, DistributedContext()))
-                  for k in range(members)]
-        started = time.perf_counter()
-        total = torch.zeros(())
-        for i in range(0, len(samples), setting.batch_size):
-            x = stacked[torch.stack([order[i : i + setting.batch_size] for order in orders])]
-            grads, losses = step_grads(params, buffers, x)
-            for name, p in params.items():
-                p.grad = grads[name]
-            optimizer.step()
-            total += losses.detach().sum()
-        total.item()
-        seconds.append(time.perf_counter() - started)
-    return seconds
+    note = {"bit_identical": None, "note": "each member draws its own dropout masks under vmap; samples/s counts every member's"}
+    bench.attempt(name, change, lambda: bench.paired(name, change, lambda folder: EnsembleRun(bench.case, setting, members, bench.steps),
+                                             members * bench.step_flops(setting.batch_size)["step"], lambda *_: note), log)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--train-steps", type=int, default=20, help="training steps per timed epoch")
-    parser.add_argument("--train-repeats", type=int, default=3, help="timed epochs per setting (after one warm-up epoch)")
+    parser.add_argument("--train-pairs", type=int, default=5, help="timed pairs of epochs per setting, each alternated with the committed setting")
     parser.add_argument("--candidates", default=None, help="comma-separated candidate names to run (default: all)")
 
 
 def measure(case: TrainingCase, machine: dict, args, log=print) -> Bench:
-    """The committed setting and the candidates that `args` select, measured; `Bench.result()` is the JSON section."""
-    bench = Bench(case, machine, args.train_steps, args.train_repeats)
-    log(f"training {case.domain} ({case.model}), {args.train_steps} steps × {args.train_repeats} epochs per setting:")
+    """The filing and the candidates that `args` select, each paired with the committed setting; `Bench.result()` is the JSON section."""
+    bench = Bench(case, machine, args.train_steps, args.train_pairs)
+    log(f"training {case.domain} ({case.model}), {args.train_steps} steps per epoch, {args.train_pairs} alternated pairs per setting:")
     bench.run_all(set(args.candidates.split(",")) if args.candidates else None, log)
     return bench

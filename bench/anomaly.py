@@ -10,7 +10,7 @@ Training: the train stage's detector on the anomaly-free run's windows, params.y
 the candidate speed-ups, with counted FLOPs and their fraction of the machine's matmul peak measured
 at the start of the same run (bench/_training.py says how); one more candidate trains the stage's
 20 per-file detectors of a seed at once (`ensemble_20`, torch.func.vmap), as the issue suggests for small models.
-`--train-steps N --train-repeats R` size it.
+`--train-steps N --train-pairs P` size it.
 """
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def main() -> None:
               f"{s['peak_rss_mib']:>13.0f} {s['scoring_rss_mib']:>17.0f}")
     print("  (peak RSS includes importing torch, MONAI and pandas; 'of which scoring' is the peak while scoring minus "
           "the RSS right after the imports)")
-    print(table(result["train_candidates"]["entries"]))
+    print(table(result))
     print(f"wrote {RESULTS.relative_to(REPO)}")
 
 

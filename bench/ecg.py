@@ -1,6 +1,6 @@
 """ECG benchmark: codec throughput against the wavelet baseline, and training speed against the machine's ceiling.
 
-`python -m bench.ecg [--model models/ecg/A] [--records 100,208] [--cr 30] [--train-steps N] [--train-repeats R]`.
+`python -m bench.ecg [--model models/ecg/A] [--records 100,208] [--cr 30] [--train-steps N] [--train-pairs P]`.
 Throughput is seconds of ECG encoded + decoded per CPU-second (process time, one thread), for the
 learned codec and the wavelet codec on the same full records in the same run, both at the CR
 rate control gives the model on the first record (the model's step is chosen once, before
@@ -72,7 +72,7 @@ def main() -> None:
         "codec": c, "machine": machine, **training,
     }
     write_json(RESULTS, result)
-    print(table(training["train_candidates"]["entries"]))
+    print(table(training))
     print(f"wrote {RESULTS}")
 
 

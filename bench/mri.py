@@ -1,6 +1,6 @@
 """MRI benchmark: whole-volume denoising time of the model against NLM and BM3D, and training speed against the ceiling.
 
-`python -m bench.mri [--model models/mri] [--bm3d-slices 10] [--repeats 2] [--train-steps N] [--train-repeats R]`.
+`python -m bench.mri [--model models/mri] [--bm3d-slices 10] [--repeats 2] [--train-steps N] [--train-pairs P]`.
 The volume is the real 181×217×181 Colin27 T1 with 5 % Rician noise. Uses the trained model in
 `--model` if present, else an untrained one of params.yaml's size (the time does not depend on
 the weights). Times are CPU seconds (process time, robust to other jobs on the shared machine)
@@ -111,7 +111,7 @@ def main() -> None:
         [f"BM3D 2-D ({bm3d_count} slices × {scale:.1f})" if bm3d_count != depth else "BM3D 2-D", bm3d_cpu * scale, bm3d_wall * scale, result["bm3d_over_model"]],
     ]
     print(markdown_table(["whole volume " + "×".join(map(str, noisy.shape)), "CPU s", "wall s", "CPU time / model's"], rows, digits=2))
-    print(table(training["train_candidates"]["entries"]))
+    print(table(training))
     print(f"load average {result['load_average'][0]:.1f} on {os.cpu_count()} cores; wrote {RESULTS}")
 
 

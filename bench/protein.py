@@ -11,7 +11,7 @@
   at the start of the same run (wall clock; bench/_training.py says how).
 The other times are process CPU seconds (robust to other load on a shared machine; one thread, so
 they approximate the wall time on an idle core).
-`python -m bench.protein [--steps N] [--mutants M] [--train-steps N] [--train-repeats R]`
+`python -m bench.protein [--steps N] [--mutants M] [--train-steps N] [--train-pairs P]`
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def main() -> None:
          f"{baseline_s / score_s:.2g}×"],
     ]
     print(markdown_table(["measure (1 thread, CPU s)", "latente", "baseline", "ratio"], rows))
-    print(table(training["train_candidates"]["entries"]))
+    print(table(training))
     write_json(RESULTS, {
         "domain": "protein", "threads": 1, "clock": "process CPU seconds",
         "weights": {"blocked_s": blocked_s, "loop_s": loop_s, "speedup": loop_s / blocked_s, "identical": True,

@@ -8,7 +8,7 @@ Uses the trained model in models/speech if present, else an untrained one of the
 spectrograms (clean and noisy copies), params.yaml's setting beside the candidate speed-ups, with
 counted FLOPs and their fraction of the machine's matmul peak measured at the start of the same
 run (bench/_training.py says how).
-`python -m bench.speech [--clips N] [--repeats R] [--train-steps N] [--train-repeats R]`
+`python -m bench.speech [--clips N] [--repeats R] [--train-steps N] [--train-pairs P]`
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"{len(recordings)} clips, {audio_seconds:.0f} s of audio, 1 thread, best of {args.repeats}; model: {origin}", file=sys.stderr)
     print(markdown_table(["comparison", "method", "audio s per CPU-s", "MFCC audio s per CPU-s", "ratio vs MFCC"], rows))
     training = measure(real_case("speech", MIRROR), machine, args).result()
-    print(table(training["train_candidates"]["entries"]))
+    print(table(training))
     write_json(RESULTS, {
         "domain": "speech", "clips": len(recordings), "audio_seconds": audio_seconds, "threads": 1, "repeats": args.repeats, "model": origin,
         "cpu_seconds": timings, "audio_seconds_per_cpu_second": speed, "clips_per_cpu_second": clips,
