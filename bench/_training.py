@@ -229,7 +229,7 @@ class Run:
                                                   "device": "cpu", "adamw_kernel": setting.adamw_kernel})
         self.trainer = trainer
         # "inductor_eager_rng" runs under the trainer's own settings; plain "inductor" under inductor's defaults
-        self.compilation = trainer.model_copy(update={"compile": setting.compile == "inductor_eager_rng"})
+        self.inductor = trainer.model_copy(update={"compile": setting.compile == "inductor_eager_rng"})
         self.seconds: list[float] = []
         self.stacking_seconds: float | None = None
         seed_everything(trainer.seed)
@@ -248,7 +248,7 @@ class Run:
 
     def epoch(self) -> None:
         torch.set_rng_state(self.rng)
-        with compilation(self.compilation):
+        with compilation(self.inductor):
             self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
         self.rng = torch.get_rng_state()
 
