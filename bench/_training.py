@@ -37,6 +37,7 @@ bit for bit (`bit_identical`) and as the largest absolute difference.
 """
 from __future__ import annotations
 
+import abc
 import copy
 import statistics
 import tempfile
@@ -50,7 +51,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from latente.shared.report import markdown_table
-from latente.shared.params import ADAMW_KERNELS
+from latente.shared.params import ADAMW_KERNELS, TrainerConfig
 from latente.shared.trainer import DistributedContext, Training, WeightAverage, adamw, compilation, epoch_order, forward, seed_everything
 
 from bench._cases import TrainingCase
@@ -216,10 +217,29 @@ def training_samples(case: TrainingCase, batch_size: int, steps: int) -> tuple[D
     return Subset(case.train_set, picked), weights
 
 
-class Run:
-    """One setting's training on `samples`, from the train stage's seeded model, advanced an epoch at a time by
-    `epoch()` under the setting's threads and inductor settings, with its own random-number stream (restored before
-    and kept after each epoch), so that two runs can alternate and each draws what it would draw alone."""
+class Alternating(abc.ABC):
+    """A training advanced an epoch at a time by `epoch()`, under its setting's threads and inductor settings
+    (`inductor`), with its own random-number stream (restored before and kept after each epoch), so that two
+    trainings can alternate and each draws what it would draw alone. `_timed_epoch()` trains one epoch and returns
+    its wall seconds."""
+
+    setting: Setting
+    inductor: TrainerConfig
+    seconds: list[float]
+    rng: torch.Tensor
+
+    def epoch(self) -> None:
+        torch.set_rng_state(self.rng)
+        with compilation(self.inductor):
+            self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
+        self.rng = torch.get_rng_state()
+
+    @abc.abstractmethod
+    def _timed_epoch(self) -> float: ...
+
+
+class Run(Alternating):
+    """One setting's training on the first `steps × batch` samples, from the train stage's seeded model."""
 
     def __init__(self, case: TrainingCase, setting: Setting, folder: Path, steps: int):
         self.setting = setting
@@ -244,12 +264,6 @@ class Run:
             self.source = InMemory(self.samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(self.samples, setting.batch_size)
             if isinstance(self.source, InMemory):
                 self.stacking_seconds = self.source.seconds
-        self.rng = torch.get_rng_state()
-
-    def epoch(self) -> None:
-        torch.set_rng_state(self.rng)
-        with compilation(self.inductor):
-            self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
         self.rng = torch.get_rng_state()
 
     def _timed_epoch(self) -> float:
@@ -277,12 +291,11 @@ class Run:
         return self.model.state_dict()
 
 
-class EnsembleRun:
+class EnsembleRun(Alternating):
     """`members` models of a setting trained at once: parameters stacked (torch.func.stack_module_state), one vmapped
     forward + backward per step, one AdamW over the stacked tensors (elementwise, so each member's update is its own).
     Each member draws its own samples (its own seed's order) and its own random numbers. For a training set of single
-    tensors and a trainer without gradient clipping (that would need each member's own norm). The same `epoch()`
-    as `Run`, so that it alternates with the committed setting."""
+    tensors and a trainer without gradient clipping (that would need each member's own norm). Eager."""
 
     def __init__(self, case: TrainingCase, setting: Setting, members: int, steps: int):
         from torch.func import functional_call, grad_and_value, stack_module_state, vmap
@@ -290,6 +303,7 @@ class EnsembleRun:
         if case.trainer.grad_clip:
             raise ValueError(f"{case.domain}: the vmapped ensemble does not clip gradients")
         self.setting, self.members, self.seed = setting, members, case.trainer.seed
+        self.inductor = case.trainer.model_copy(update={"compile": False})
         models = []
         for k in range(members):
             seed_everything(case.trainer.seed + k)
@@ -308,11 +322,6 @@ class EnsembleRun:
         self.seconds: list[float] = []
         self.rng = torch.get_rng_state()
 
-    def epoch(self) -> None:
-        torch.set_rng_state(self.rng)
-        self.seconds.append(with_threads(self.setting.threads, self._timed_epoch))
-        self.rng = torch.get_rng_state()
-
     def _timed_epoch(self) -> float:
         n, batch = len(self.stacked), self.setting.batch_size
         orders = [torch.as_tensor(epoch_order(n, self.seed + k, len(self.seconds), None, DistributedContext())) for k in range(self.members)]
@@ -329,7 +338,7 @@ class EnsembleRun:
         return time.perf_counter() - started
 
 
-def alternate(first, second, pairs: int) -> None:
+def alternate(first: Alternating, second: Alternating, pairs: int) -> None:
     """One untimed epoch each (it compiles, for `torch.compile`), then `pairs` pairs of epochs, the first of each
     pair swapped every pair."""
     first.epoch()
