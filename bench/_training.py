@@ -261,9 +261,11 @@ class Run(Alternating):
         else:
             self.optimizer = adamw(self.model.parameters(), trainer)
             self.average = WeightAverage(self.model, trainer.ema_decay) if trainer.ema_decay is not None else None
-            self.source = InMemory(self.samples, setting.batch_size) if setting.loop == "in_memory" else WorkerLoader(self.samples, setting.batch_size)
-            if isinstance(self.source, InMemory):
+            if setting.loop == "in_memory":
+                self.source = InMemory(self.samples, setting.batch_size)
                 self.stacking_seconds = self.source.seconds
+            else:
+                self.source = WorkerLoader(self.samples, setting.batch_size)
         self.rng = torch.get_rng_state()
 
     def _timed_epoch(self) -> float:
@@ -411,7 +413,6 @@ class Bench:
         setting = candidate.setting
 
         def identity(committed: Run, run: Run) -> dict:
-            extra: dict = {}
             if setting.batch_size == self.committed.batch_size:
                 difference = _difference(run.weights(), committed.weights())
                 extra = {"bit_identical": difference == 0.0, "max_abs_weight_difference": difference}
