@@ -1,7 +1,8 @@
 """Benchmarks: `python -m bench.<name>`; results in bench/results/<name>.json.
 
-`make bench` runs every bench/[a-z]*.py; the modules whose names start with `_` are helpers they
-share (`_cases`: each domain's training set-up, `_training`: training speed against the ceiling of
+`make bench` runs the speed benches (the Makefile's `BENCHES`); `ecg_ablation` and `mri_adapt` are
+design studies on validation data, run by name. The modules whose names start with `_` are helpers
+the benches share (`_cases`: each domain's training set-up, `_training`: training speed against the ceiling of
 `machine`). `gpu` measures only where CUDA is, and says so in one line elsewhere.
 """
 from __future__ import annotations

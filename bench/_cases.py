@@ -6,7 +6,7 @@ does, so the committed setting times exactly what `dvc repro train@<domain>` run
 `synthetic_case(domain)` has the same model and trainer settings with random inputs of the same
 shapes, for machines without the datasets (the GPU bench): FLOPs and speed do not depend on the values.
 
-Not a benchmark itself: the leading underscore keeps it out of `make bench`.
+Not a benchmark itself: a helper the benches share, hence the leading underscore.
 """
 from __future__ import annotations
 
