@@ -26,9 +26,10 @@ from latente.shared.params import TrainerConfig, stage_params
 from latente.shared.stage import DomainPaths
 
 DOMAINS = ("ecg", "mri", "speech", "protein", "anomaly")
-# shapes the data decides, for synthetic cases: the BLAT_ECOLX focus columns and SKAB's sensor count
+# shapes the data decides, for synthetic cases: the BLAT_ECOLX focus columns, SKAB's sensor count, the digits spoken
 PROTEIN_COLUMNS = 253
 SKAB_SENSORS = 8
+SPOKEN_DIGITS = 10
 SYNTHETIC_SAMPLES = 4096
 
 
@@ -72,11 +73,16 @@ def mri_model(params) -> Callable[[], nn.Module]:
     return lambda: start_as_identity(build_model(model_config(params))).to(memory_format=torch.channels_last)
 
 
-def speech_model(params, features) -> Callable[[], nn.Module]:
+def speech_model(params, features, targets: torch.Tensor, digits: torch.Tensor, classes: int) -> Callable[[], nn.Module]:
+    """The model the train stage trains: the autoencoder under its digit head (`SupervisedAutoencoder`), over
+    banks of clean targets and digits that a batch's clip indices look up."""
     from latente.domains.speech.model import model_config
+    from latente.domains.speech.training import SupervisedAutoencoder
     from latente.shared.models import build_model
 
-    return lambda: build_model(model_config(params.model, features))
+    supervision = params.supervision
+    return lambda: SupervisedAutoencoder(build_model(model_config(params.model, features)), targets, digits, classes,
+                                         supervision.digit_weight, supervision.invariance_weight)
 
 
 def protein_model(params, columns: int, neff: float) -> Callable[[], nn.Module]:
@@ -148,10 +154,15 @@ def _speech_real(params, mirror: Path, tmp: Path) -> TrainingCase:
     fit_index, _ = validation_split(train_index, params.validation_fraction, params.trainer.seed)
     normaliser = Normaliser.fit(specs.clean[fit_index])
     versions = [specs.clean, *specs.noisy]
+    bank = {int(i): k for k, i in enumerate(train_index)}
+    labels = np.asarray(corpus.labels)[train_index]
+    classes = sorted(set(labels.tolist()))
+    digits = torch.tensor([classes.index(label) for label in labels])
     inputs = torch.cat([normaliser(v[fit_index]) for v in versions])
-    targets = normaliser(specs.clean[fit_index]).repeat(len(versions), 1, 1, 1)
-    return TrainingCase("speech", f"{params.model.name} {list(params.model.channels)}, {features.n_mels}×{features.frames} log-mel",
-                        speech_model(params, features), params.trainer, TensorDataset(inputs, targets))
+    clips = torch.tensor([bank[int(i)] for i in fit_index]).repeat(len(versions))
+    model = speech_model(params, features, normaliser(specs.clean[train_index]), digits, len(classes))
+    return TrainingCase("speech", f"{params.model.name} {list(params.model.channels)} under a digit head, {features.n_mels}×{features.frames} log-mel",
+                        model, params.trainer, TensorDataset(inputs, clips))
 
 
 def _protein_real(params, mirror: Path, tmp: Path) -> TrainingCase:
@@ -205,7 +216,9 @@ def synthetic_case(domain: str, samples: int = SYNTHETIC_SAMPLES) -> TrainingCas
 
         features = stage_params("speech", "prepare", PrepareParams).features
         x = torch.randn(samples, 1, features.n_mels, features.frames, generator=g)
-        return TrainingCase(domain, "speech autoencoder", speech_model(params, features), params.trainer, TensorDataset(x, x.clone()))
+        digits = torch.randint(0, SPOKEN_DIGITS, (samples,), generator=g)
+        model = speech_model(params, features, x.clone(), digits, SPOKEN_DIGITS)
+        return TrainingCase(domain, "speech autoencoder under a digit head", model, params.trainer, TensorDataset(x, torch.arange(samples)))
     if domain == "protein":
         codes = torch.randint(0, 21, (samples, PROTEIN_COLUMNS), generator=g)
         one_hot = torch.nn.functional.one_hot(codes, 21).transpose(1, 2).float()
