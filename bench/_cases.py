@@ -155,7 +155,7 @@ def _speech_real(params, mirror: Path, tmp: Path) -> TrainingCase:
     normaliser = Normaliser.fit(specs.clean[fit_index])
     versions = [specs.clean, *specs.noisy]
     bank = {int(i): k for k, i in enumerate(train_index)}
-    labels = np.asarray(corpus.labels)[train_index]
+    labels = corpus.labels[train_index]
     classes = sorted(set(labels.tolist()))
     digits = torch.tensor([classes.index(label) for label in labels])
     inputs = torch.cat([normaliser(v[fit_index]) for v in versions])
@@ -217,7 +217,7 @@ def synthetic_case(domain: str, samples: int = SYNTHETIC_SAMPLES) -> TrainingCas
         features = stage_params("speech", "prepare", PrepareParams).features
         x = torch.randn(samples, 1, features.n_mels, features.frames, generator=g)
         digits = torch.randint(0, SPOKEN_DIGITS, (samples,), generator=g)
-        model = speech_model(params, features, x.clone(), digits, SPOKEN_DIGITS)
+        model = speech_model(params, features, x, digits, SPOKEN_DIGITS)
         return TrainingCase(domain, "speech autoencoder under a digit head", model, params.trainer, TensorDataset(x, torch.arange(samples)))
     if domain == "protein":
         codes = torch.randint(0, 21, (samples, PROTEIN_COLUMNS), generator=g)
